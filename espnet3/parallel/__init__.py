@@ -1,0 +1,21 @@
+"""Turn a ``parallel:`` config into a Dask cluster and client, and map work over it.
+
+Example:
+    >>> from espnet3.parallel import get_client, parallel_map
+    >>> with get_client({"env": "local", "n_workers": 2}) as client:   # doctest: +SKIP
+    ...     parallel_map(pow, [1, 2, 3], client, exp=2)
+"""
+
+from espnet3.parallel.client import active_client, get_client, get_parallel_config, set_parallel
+from espnet3.parallel.config import ParallelConfig
+from espnet3.parallel.mapping import parallel_for, parallel_map
+
+__all__ = [
+    "ParallelConfig",
+    "active_client",
+    "get_client",
+    "get_parallel_config",
+    "parallel_for",
+    "parallel_map",
+    "set_parallel",
+]

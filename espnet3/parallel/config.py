@@ -1,0 +1,185 @@
+"""The ``parallel:`` section of a config, validated into a :class:`ParallelConfig`.
+
+Example:
+    >>> cfg = ParallelConfig.from_any({"env": "local", "n_workers": 2})
+    >>> cfg.env, cfg.n_workers, cfg.is_sequential
+    ('local', 2, False)
+    >>> ParallelConfig.from_any(None).is_sequential
+    True
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from espnet3.errors import ConfigError, did_you_mean
+
+SEQUENTIAL_ENVS = ("none", "sequential")
+SECURITY_MODES = ("auto", "tls", "none")
+
+#: Keys of the ``parallel:`` section and what they mean (for error messages and docs).
+KNOWN_KEYS = {
+    "env": "where workers run: none | local | slurm | pbs | sge | lsf | htcondor | oar | moab | ssh | kube | local_cuda",
+    "n_workers": "number of workers (jobs for a batch scheduler)",
+    "options": "keyword arguments of the cluster class",
+    "container": "run each worker inside a container image",
+    "security": "auto | tls | none",
+    "min_workers": "workers to wait for before get_client returns",
+    "startup_timeout": "seconds to wait for min_workers",
+    "log_dir": "directory for worker job logs",
+}
+
+
+@dataclass(frozen=True)
+class ParallelConfig:
+    """A validated, immutable ``parallel:`` section.
+
+    Build it with :meth:`from_any`; the caller's mapping is deep-copied, never mutated.
+    ``options`` is validated against the constructor of the cluster class of ``env``.
+    """
+
+    env: str = "none"
+    n_workers: int = 1
+    options: Mapping[str, Any] = field(default_factory=dict)
+    container: Mapping[str, Any] | None = None
+    security: str = "auto"
+    min_workers: int = 1
+    startup_timeout: float = 600.0
+    log_dir: str | None = None
+
+    @property
+    def is_sequential(self) -> bool:
+        """True when work runs in this process, with no Dask at all."""
+        return self.env in SEQUENTIAL_ENVS
+
+    @classmethod
+    def from_any(cls, config: Any) -> ParallelConfig:
+        """Build from ``None``, a mapping, an OmegaConf ``DictConfig``, a YAML path or a config.
+
+        A mapping that holds a ``parallel`` key (a whole recipe config) is accepted too.
+        """
+        if config is None:
+            return cls()
+        if isinstance(config, ParallelConfig):
+            return config
+        if isinstance(config, (str, os.PathLike)):
+            config = _load_yaml(Path(config))
+        data = _to_plain_dict(config)
+        if "parallel" in data and "env" not in data:
+            data = _to_plain_dict(data["parallel"]) if data["parallel"] is not None else {}
+        return cls._from_dict(data)
+
+    @classmethod
+    def _from_dict(cls, data: dict[str, Any]) -> ParallelConfig:
+        for key in data:
+            if key not in KNOWN_KEYS:
+                raise ConfigError(
+                    f"parallel: unknown key '{key}'{did_you_mean(key, KNOWN_KEYS)}; "
+                    f"known keys: {', '.join(KNOWN_KEYS)}"
+                )
+        env = str(data.get("env") or "none").lower()
+        from espnet3.parallel.clusters import cluster_kind
+
+        kind = cluster_kind(env)  # raises for an unknown env, listing the supported ones
+        n_default = (os.cpu_count() or 1) if env == "local" else 1
+        n_workers = _positive_int("n_workers", data.get("n_workers", n_default))
+        min_workers = _positive_int("min_workers", data.get("min_workers", 1))
+        if min_workers > n_workers:
+            raise ConfigError(
+                f"parallel.min_workers ({min_workers}) is larger than parallel.n_workers "
+                f"({n_workers}): lower min_workers or raise n_workers"
+            )
+        timeout = data.get("startup_timeout", 600.0)
+        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
+            raise ConfigError(
+                f"parallel.startup_timeout must be a positive number of seconds, got {timeout!r}"
+            )
+        security = str(data.get("security") or "auto").lower()
+        if security not in SECURITY_MODES:
+            raise ConfigError(
+                f"parallel.security must be one of {', '.join(SECURITY_MODES)}, got {security!r}"
+                f"{did_you_mean(security, SECURITY_MODES)}"
+            )
+        options = data.get("options") or {}
+        if not isinstance(options, Mapping):
+            raise ConfigError(
+                f"parallel.options must be a mapping of cluster arguments, got {type(options).__name__}"
+            )
+        kind.check_options(env, options)
+        container = data.get("container")
+        if container is not None and not isinstance(container, Mapping):
+            raise ConfigError(
+                f"parallel.container must be a mapping (runtime, image, ...), got {container!r}"
+            )
+        log_dir = data.get("log_dir")
+        return cls(
+            env=env,
+            n_workers=n_workers,
+            options=dict(options),
+            container=dict(container) if container is not None else None,
+            security=security,
+            min_workers=min_workers,
+            startup_timeout=float(timeout),
+            log_dir=str(log_dir) if log_dir is not None else None,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """A plain, deep-copied dict that :meth:`from_any` turns back into an equal config."""
+        return {
+            "env": self.env,
+            "n_workers": self.n_workers,
+            "options": copy.deepcopy(dict(self.options)),
+            "container": copy.deepcopy(dict(self.container)) if self.container else None,
+            "security": self.security,
+            "min_workers": self.min_workers,
+            "startup_timeout": self.startup_timeout,
+            "log_dir": self.log_dir,
+        }
+
+    def with_options(self, **options: Any) -> ParallelConfig:
+        """A copy whose ``options`` are updated with ``options`` (validated again)."""
+        merged = {**copy.deepcopy(dict(self.options)), **options}
+        return ParallelConfig._from_dict({**self.to_dict(), "options": merged})
+
+    def replace(self, **changes: Any) -> ParallelConfig:
+        """A copy with top-level fields changed (validated again)."""
+        return ParallelConfig._from_dict({**self.to_dict(), **changes})
+
+
+def _positive_int(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(
+            f"parallel.{name} must be a positive integer, got {value!r}: set it to 1 or more"
+        )
+    return value
+
+
+def _to_plain_dict(config: Any) -> dict[str, Any]:
+    try:
+        from omegaconf import DictConfig, OmegaConf
+
+        if isinstance(config, DictConfig):
+            return OmegaConf.to_container(config, resolve=True)  # type: ignore[return-value]
+    except ImportError:  # pragma: no cover - omegaconf is a core dependency
+        pass
+    if isinstance(config, Mapping):
+        return copy.deepcopy(dict(config))
+    raise ConfigError(
+        f"parallel config must be a mapping, a DictConfig or a YAML path, got {type(config).__name__}"
+    )
+
+
+def _load_yaml(path: Path) -> dict[str, Any]:
+    from omegaconf import OmegaConf
+
+    if not path.is_file():
+        raise ConfigError(f"parallel config file {str(path)!r} does not exist")
+    return _to_plain_dict(OmegaConf.load(path))
+
+
+__all__ = ["ParallelConfig", "SEQUENTIAL_ENVS", "SECURITY_MODES"]
