@@ -68,7 +68,8 @@ class ClusterKind:
                 continue
             params = inspect.signature(init).parameters
             names.update(
-                name for name, p in params.items()
+                name
+                for name, p in params.items()
                 if name != "self" and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)
             )
         return frozenset(names - _MANAGED_OPTIONS.keys())

@@ -135,9 +135,7 @@ def run_chunk(
 
 def _item_error(index: int, exc: BaseException) -> ItemError:
     if isinstance(exc, ItemError):  # a setup failure: keep its message and traceback
-        return ItemError(
-            f"item {index}: {exc}", index=index, worker_traceback=exc.worker_traceback
-        )
+        return ItemError(f"item {index}: {exc}", index=index, worker_traceback=exc.worker_traceback)
     return ItemError(
         f"item {index} failed: {type(exc).__name__}: {exc}",
         index=index,
@@ -203,8 +201,15 @@ def _dask_for(
         start = next_index
         next_index += len(chunk)
         future = client.submit(
-            run_chunk, func, start, chunk, key, setup_fn, kwargs,
-            key=f"espnet3-chunk-{run_id}-{start}", pure=False,
+            run_chunk,
+            func,
+            start,
+            chunk,
+            key,
+            setup_fn,
+            kwargs,
+            key=f"espnet3-chunk-{run_id}-{start}",
+            pure=False,
         )
         spans[future.key] = (start, len(chunk))
         pending.add(future)

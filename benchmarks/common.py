@@ -1,0 +1,91 @@
+"""What every benchmark shares: fixed-CPU-cost items, timing with repeats, and the report.
+
+Items busy-wait on ``time.thread_time()`` so each costs the same CPU time whatever else the
+shared vCPUs are doing; wall time of plain arithmetic swings by a third run to run here.
+
+Example:
+    >>> spin(0.0001) is None
+    True
+    >>> stats = repeat(lambda: None, repeats=3)
+    >>> sorted(stats) == ["max", "median", "min", "runs"]
+    True
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import platform
+import re
+import statistics
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
+
+
+def spin(seconds: float) -> None:
+    """Burn ``seconds`` of this thread's CPU time."""
+    end = time.thread_time() + seconds
+    while time.thread_time() < end:
+        pass
+
+
+def spin_item(index: int, cost: float = 0.001) -> int:
+    """A mappable item of fixed CPU cost; returns its index so results can be checked."""
+    spin(cost)
+    return index
+
+
+def repeat(fn: Callable[[], object], repeats: int = 5, warmup: int = 1) -> dict:
+    """Run ``fn`` ``warmup`` + ``repeats`` times; wall-time median, min, max and all runs."""
+    for _ in range(warmup):
+        fn()
+    runs = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        runs.append(time.perf_counter() - t0)
+    return {
+        "median": statistics.median(runs),
+        "min": min(runs),
+        "max": max(runs),
+        "runs": runs,
+    }
+
+
+def machine() -> str:
+    """One line naming the machine: cores, memory, Python, OS."""
+    mem_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return (
+        f"{os.cpu_count()} cores, {mem_gib:.0f} GiB, Python {platform.python_version()}, "
+        f"{platform.system()} {platform.release()}"
+    )
+
+
+def write_section(name: str, markdown: str) -> None:
+    """Replace the section ``name`` of ``RESULTS.md`` (added at the end if new), atomically."""
+    from espnet3.utils.atomic import atomic_write_text
+
+    start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
+    block = f"{start}\n{markdown.strip()}\n{end}"
+    lock = RESULTS.with_suffix(".lock")
+    with open(lock, "w") as held, contextlib.ExitStack():
+        fcntl.flock(held, fcntl.LOCK_EX)
+        text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
+        pattern = re.compile(re.escape(start) + r".*?" + re.escape(end), re.S)
+        text = (
+            pattern.sub(lambda _: block, text)
+            if pattern.search(text)
+            else f"{text.rstrip()}\n\n{block}\n"
+        )
+        atomic_write_text(RESULTS, text)
+
+
+def table(header: list[str], rows: list[list[object]]) -> str:
+    """A Markdown table."""
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)

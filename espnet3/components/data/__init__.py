@@ -1,0 +1,1 @@
+"""Datasets, their builders, and how they are organized and batched."""

@@ -1,0 +1,94 @@
+"""Shared fixtures.
+
+``ESPNET3_TEST_PARALLEL`` picks the backend the backend-agnostic tests run on: ``none``
+(sequential, the default; nox session ``local``) or ``local`` (a real 2-worker
+``LocalCluster``; nox session ``multiprocessing``).
+
+Tests marked ``slurm`` need a running SLURM (``slurm/local-cluster.sh up``; nox session
+``slurm``). Without one they are skipped, except under ``CI=true`` or
+``ESPNET3_REQUIRE_SLURM=1``, where a missing SLURM is a failure. The same holds for ``compose``
+with ``ESPNET3_REQUIRE_COMPOSE=1``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from espnet3.parallel import set_parallel
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+MINI_AN4_ARCHIVE = SHARED_DATA / "mini_an4" / "downloads.tar.gz"
+
+
+def _required(name: str) -> bool:
+    return os.environ.get("CI") == "true" or os.environ.get(f"ESPNET3_REQUIRE_{name}") == "1"
+
+
+def slurm_available() -> bool:
+    if shutil.which("sinfo") is None:
+        return False
+    probe = subprocess.run(["sinfo", "-h", "-o", "%t"], capture_output=True, text=True)
+    return probe.returncode == 0 and any(
+        state.strip().rstrip("*") in ("idle", "mix", "alloc") for state in probe.stdout.split()
+    )
+
+
+def compose_available() -> bool:
+    """The compose SLURM cluster is up when its controller container answers ``sinfo``."""
+    script = REPO / "slurm" / "compose" / "cluster.sh"
+    if not script.is_file() or shutil.which("docker") is None:
+        return False
+    return subprocess.run(["bash", str(script), "status"], capture_output=True).returncode == 0
+
+
+_PROBES = {"slurm": slurm_available, "compose": compose_available}
+_SEEN: dict[str, bool] = {}
+_HOW = {
+    "slurm": "start it with `bash slurm/local-cluster.sh up` (or run `nox -s slurm`)",
+    "compose": "start it with `nox -s compose`",
+}
+
+
+def pytest_runtest_setup(item):
+    for name, probe in _PROBES.items():
+        if item.get_closest_marker(name) is None:
+            continue
+        if name not in _SEEN:
+            _SEEN[name] = probe()
+        if _SEEN[name]:
+            continue
+        message = f"no running {name} cluster: {_HOW[name]}"
+        if _required(name.upper()):
+            pytest.fail(
+                f"{message} (required here because CI=true or ESPNET3_REQUIRE_{name.upper()}=1)"
+            )
+        pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def parallel_env() -> str:
+    """The backend name the suite runs on: ``none`` or ``local``."""
+    return os.environ.get("ESPNET3_TEST_PARALLEL", "none")
+
+
+@pytest.fixture
+def parallel_config(parallel_env):
+    """The ``parallel:`` mapping of this run's backend, also installed with ``set_parallel``."""
+    cfg = {"env": "none"} if parallel_env == "none" else {"env": "local", "n_workers": 2}
+    set_parallel(cfg)
+    yield cfg
+    set_parallel(None)
+
+
+@pytest.fixture
+def mini_an4_archive() -> Path:
+    """The real mini AN4 archive shipped beside the project (../shared/data)."""
+    if not MINI_AN4_ARCHIVE.is_file():
+        pytest.fail(f"test data missing: {MINI_AN4_ARCHIVE} (expected ../shared beside the clone)")
+    return MINI_AN4_ARCHIVE
