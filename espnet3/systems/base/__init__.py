@@ -1,0 +1,1 @@
+"""The base system every task-specific system extends."""

@@ -1,0 +1,53 @@
+"""Small checks shared by every config section: plain containers and known keys.
+
+Example:
+    >>> from omegaconf import OmegaConf
+    >>> to_plain(OmegaConf.create({"a": [1, "${b}"], "b": 2}))
+    {'a': [1, 2], 'b': 2}
+    >>> check_keys({"trian": []}, ["train", "valid"], "dataset")
+    Traceback (most recent call last):
+    ...
+    espnet3.errors.ConfigError: dataset: unknown key 'trian' (did you mean 'train'?); known keys: train, valid
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from espnet3.errors import ConfigError, did_you_mean
+
+
+def to_plain(value: Any) -> Any:
+    """``value`` with OmegaConf containers turned into resolved dicts and lists.
+
+    Anything else (including objects already built, such as datasets) is returned unchanged.
+    """
+    from omegaconf import DictConfig, ListConfig, OmegaConf
+
+    if isinstance(value, DictConfig | ListConfig):
+        return OmegaConf.to_container(value, resolve=True)
+    return value
+
+
+def as_mapping(value: Any, where: str) -> dict[str, Any]:
+    """``value`` as a plain dict (``None`` is empty), or a :class:`ConfigError` naming ``where``."""
+    value = to_plain(value)
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise ConfigError(
+            f"{where} must be a mapping (key: value), got {type(value).__name__} {value!r}"
+        )
+    return dict(value)
+
+
+def check_keys(mapping: Mapping[str, Any], known: Iterable[str], where: str) -> None:
+    """Raise :class:`ConfigError` for the first key of ``mapping`` not in ``known``."""
+    known = list(known)
+    for key in mapping:
+        if key not in known:
+            raise ConfigError(
+                f"{where}: unknown key '{key}'{did_you_mean(str(key), known)}; "
+                f"known keys: {', '.join(known)}"
+            )
