@@ -1,0 +1,68 @@
+"""Parse the command line, run one subcommand, and turn errors into one readable line.
+
+Every subcommand module has ``add_parser(subparsers)``, which registers the subcommand and
+sets ``func(args) -> int`` as its handler. An :class:`~espnet3.errors.Espnet3Error` is printed
+as ``espnet3: error: MESSAGE`` on stderr with exit status 1 (``--debug`` shows the traceback
+instead); Ctrl-C exits with status 130 once everything started has been shut down.
+
+Example:
+    >>> main(["cluster", "check", "recipes/mini_an4/asr/conf/local.yaml"])   # doctest: +SKIP
+    0
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+from espnet3.errors import Espnet3Error
+
+EXIT_ERROR = 1
+EXIT_INTERRUPTED = 130
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every subcommand."""
+    from espnet3 import __version__
+    from espnet3.cli import cluster, create_dataset, jobs, run
+
+    parser = argparse.ArgumentParser(
+        prog="espnet3",
+        description="Speech data preparation that runs unchanged in process, on a local Dask "
+        "cluster or on an HPC scheduler (the config's parallel: section decides).",
+    )
+    parser.add_argument("--version", action="version", version=f"espnet3 {__version__}")
+    parser.add_argument(
+        "--debug", action="store_true", help="show tracebacks and debug logging on errors"
+    )
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for module in (create_dataset, run, jobs, cluster):
+        module.add_parser(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line with ``argv`` (default ``sys.argv[1:]``); return the exit status."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.debug else logging.WARNING,
+        format="espnet3: %(levelname)s: %(message)s",
+    )
+    try:
+        return args.func(args)
+    except Espnet3Error as err:
+        if args.debug:
+            raise
+        print(f"espnet3: error: {_one_line(err)}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        if args.debug:
+            raise
+        print("espnet3: interrupted; finished work is kept, run again to resume", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+def _one_line(err: BaseException) -> str:
+    return " ".join(str(err).split())

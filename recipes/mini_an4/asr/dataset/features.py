@@ -1,0 +1,217 @@
+"""The feature stage: log-mel filterbanks of every utterance, cleaned, as Lhotse CutSets.
+
+Work runs through :class:`FbankRunner` on the configured ``parallel:`` backend. Utterances are
+grouped in shards of ``shard_size``; a worker writes each utterance's features as
+``OUT_DIR/SPLIT/UTT.npy`` (atomically), and this process writes a shard's cuts as
+``OUT_DIR/SPLIT/shards/NNNNN.jsonl`` once the whole shard is done. A re-run (after Ctrl-C or
+a crash) skips finished shards. At the end every split gets ``OUT_DIR/cuts_SPLIT.jsonl.gz``
+and ``OUT_DIR/summary.json`` records the counts, including what cleaning dropped and why.
+
+Paths inside the cuts are relative to the data directory; :func:`load_cuts` adds the prefix.
+
+Example:
+    >>> summary = compute_features(data_dir="data", out_dir="data/fbank")   # doctest: +SKIP
+    >>> summary["splits"]["test"]["kept"]
+    2
+    >>> cuts = load_cuts("data", "test")                                   # doctest: +SKIP
+    >>> cuts[0].load_features().shape
+    (298, 80)
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from espnet3.errors import Espnet3Error
+from espnet3.runner.base_runner import BaseRunner
+from espnet3.runner.provider import EnvironmentProvider
+from espnet3.utils.atomic import atomic_open, atomic_write_json, atomic_write_jsonl
+
+from .dataset import Dataset
+from .manifest import SPLITS
+
+
+class FbankProvider(EnvironmentProvider):
+    """Environment ``{dataset, model, out_dir, min_duration}``; ``model`` is a Lhotse Fbank.
+
+    Config keys: ``split``, ``data_dir``, ``num_mel_bins``.
+    """
+
+    def build_env(self) -> dict[str, Any]:
+        from lhotse import Fbank, FbankConfig
+
+        return {
+            "dataset": Dataset(self.config.split, self.config.data_dir),
+            "model": Fbank(FbankConfig(num_mel_bins=self.config.num_mel_bins)),
+            **self.params,
+        }
+
+
+class FbankRunner(BaseRunner):
+    """Computes, stores and describes the features of one utterance."""
+
+    @staticmethod
+    def forward(
+        idx: int, *, dataset: Dataset, model: Any, out_dir: str, min_duration: float, **params: Any
+    ) -> dict[str, Any]:
+        """A cut dict for utterance ``idx``, or ``{"utt_id", "dropped": reason}`` if cleaned out."""
+        item = dataset[idx]
+        utt_id, speech, text = item["utt_id"], item["speech"], item["text"]
+        rate = model.config.sampling_rate
+        duration = len(speech) / rate
+        if not text.strip():
+            return {"utt_id": utt_id, "dropped": "empty_text"}
+        if duration < min_duration:
+            return {"utt_id": utt_id, "dropped": "too_short"}
+        feats = model.extract(speech, rate)
+        rel = Path(out_dir).relative_to(dataset.data_dir) / dataset.split
+        with atomic_open(dataset.data_dir / rel / f"{utt_id}.npy", "wb") as f:
+            np.save(f, feats.astype(np.float32), allow_pickle=False)
+        return _cut_dict(utt_id, text, dataset.entries[idx].wav, duration, rate, feats, rel, model)
+
+
+def compute_features(
+    *,
+    data_dir: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    splits: Iterable[str] = SPLITS,
+    num_mel_bins: int = 80,
+    min_duration: float = 0.1,
+    shard_size: int = 100,
+) -> dict[str, Any]:
+    """Compute the features of ``splits``; return (and write) the summary.
+
+    Finished shards are kept; features computed with other settings are an error rather
+    than silently mixed.
+    """
+    data_dir, out_dir = Path(data_dir).resolve(), Path(out_dir).resolve()
+    if not out_dir.is_relative_to(data_dir):
+        raise Espnet3Error(f"features out_dir {out_dir} must lie inside data_dir {data_dir}")
+    settings = {
+        "num_mel_bins": num_mel_bins,
+        "min_duration": min_duration,
+        "shard_size": shard_size,
+    }
+    _check_settings(out_dir / "settings.json", settings)
+    summary = {"settings": settings, "splits": {}}
+    for split in splits:
+        summary["splits"][split] = _compute_split(data_dir, out_dir, split, settings)
+    if _read_json(out_dir / "summary.json") != summary:
+        atomic_write_json(out_dir / "summary.json", summary)
+    return summary
+
+
+def load_cuts(data_dir: str | os.PathLike, split: str, features_dir: str = "fbank") -> Any:
+    """The CutSet of ``split``, with paths made absolute for this data directory's location.
+
+    ``features_dir`` is the features ``out_dir`` relative to ``data_dir``.
+    """
+    from lhotse import CutSet
+
+    path = Path(data_dir) / features_dir / f"cuts_{split}.jsonl.gz"
+    cuts = CutSet.from_file(path)
+    return cuts.with_features_path_prefix(str(data_dir)).with_recording_path_prefix(str(data_dir))
+
+
+def _compute_split(data_dir: Path, out_dir: Path, split: str, settings: dict) -> dict[str, Any]:
+    size = settings["shard_size"]
+    n = len(Dataset(split, data_dir))
+    shards = [list(range(start, min(start + size, n))) for start in range(0, n, size)]
+    shard_dir = out_dir / split / "shards"
+    todo = [s for i, s in enumerate(shards) if not (shard_dir / f"{i:05d}.jsonl").is_file()]
+    if todo:
+        provider = FbankProvider(
+            {"split": split, "data_dir": str(data_dir), "num_mel_bins": settings["num_mel_bins"]},
+            {"out_dir": str(out_dir), "min_duration": settings["min_duration"]},
+        )
+        results = FbankRunner(provider).iter([i for shard in todo for i in shard])
+        for shard in todo:
+            records = [next(results)[1] for _ in shard]
+            atomic_write_jsonl(shard_dir / f"{shard[0] // size:05d}.jsonl", records)
+    records = [
+        json.loads(line)
+        for i in range(len(shards))
+        for line in (shard_dir / f"{i:05d}.jsonl").read_text().splitlines()
+    ]
+    cuts = [r for r in records if "dropped" not in r]
+    cuts_path = out_dir / f"cuts_{split}.jsonl.gz"
+    if todo or not cuts_path.is_file():
+        _write_cuts(cuts_path, cuts)
+    dropped = [r["dropped"] for r in records if "dropped" in r]
+    return {
+        "utterances": len(records),
+        "kept": len(cuts),
+        "dropped": {reason: dropped.count(reason) for reason in ("empty_text", "too_short")},
+        "frames": sum(c["features"]["num_frames"] for c in cuts),
+        "feature_dim": settings["num_mel_bins"],
+    }
+
+
+def _cut_dict(utt_id, text, wav, duration, rate, feats, rel, model) -> dict[str, Any]:
+    return {
+        "id": utt_id,
+        "start": 0.0,
+        "duration": duration,
+        "channel": 0,
+        "supervisions": [
+            {
+                "id": utt_id,
+                "recording_id": utt_id,
+                "start": 0.0,
+                "duration": duration,
+                "channel": 0,
+                "text": text,
+            }
+        ],
+        "features": {
+            "type": model.name,
+            "num_frames": int(feats.shape[0]),
+            "num_features": int(feats.shape[1]),
+            "frame_shift": model.frame_shift,
+            "sampling_rate": rate,
+            "start": 0.0,
+            "duration": duration,
+            "storage_type": "numpy_files",
+            "storage_path": str(rel),
+            "storage_key": f"{utt_id}.npy",
+            "recording_id": utt_id,
+            "channels": 0,
+        },
+        "recording": {
+            "id": utt_id,
+            "sources": [{"type": "file", "channels": [0], "source": wav}],
+            "sampling_rate": rate,
+            "num_samples": int(round(duration * rate)),
+            "duration": duration,
+        },
+        "type": "MonoCut",
+    }
+
+
+def _write_cuts(path: Path, cuts: list[dict[str, Any]]) -> None:
+    """Write a gzipped JSONL CutSet atomically; ``mtime=0`` keeps equal cuts byte-identical."""
+    with atomic_open(path, "wb") as f, gzip.GzipFile(fileobj=f, mode="wb", mtime=0) as gz:
+        for cut in cuts:
+            gz.write((json.dumps(cut, ensure_ascii=False) + "\n").encode())
+
+
+def _check_settings(path: Path, settings: dict) -> None:
+    stored = _read_json(path)
+    if stored is None:
+        atomic_write_json(path, settings)
+    elif stored != settings:
+        raise Espnet3Error(
+            f"features in {path.parent} were computed with {stored}, not {settings}: delete "
+            f"{path.parent} to recompute them, or choose another stages.features.args.out_dir"
+        )
+
+
+def _read_json(path: Path) -> Any:
+    return json.loads(path.read_text()) if path.is_file() else None
