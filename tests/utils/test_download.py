@@ -1,0 +1,122 @@
+"""download(): resume with HTTP Range, retry, checksum, against a real server on 127.0.0.1."""
+
+from __future__ import annotations
+
+import hashlib
+import http.server
+import threading
+
+import pytest
+
+from espnet3.errors import Espnet3Error
+from espnet3.utils.download import download, sha256_of
+
+PAYLOAD = bytes(range(256)) * 4000  # ~1 MB
+
+
+class Server:
+    """http.server in a thread serving PAYLOAD at /file, honouring ``Range: bytes=N-``.
+
+    ``drops`` lists byte counts after which successive responses cut the connection.
+    """
+
+    def __init__(self):
+        self.ranges: list[str | None] = []
+        self.drops: list[int] = []
+        server = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                if self.path != "/file":
+                    self.send_error(404)
+                    return
+                header = self.headers.get("Range")
+                server.ranges.append(header)
+                start = int(header.removeprefix("bytes=").rstrip("-")) if header else 0
+                if start >= len(PAYLOAD):
+                    self.send_response(416)
+                    self.end_headers()
+                    return
+                body = PAYLOAD[start:]
+                self.send_response(206 if header else 200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                if server.drops:
+                    self.wfile.write(body[: server.drops.pop(0)])
+                    self.wfile.flush()
+                    self.close_connection = True
+                    return
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/file"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def server():
+    srv = Server()
+    yield srv
+    srv.close()
+
+
+SHA = hashlib.sha256(PAYLOAD).hexdigest()
+
+
+def test_interrupted_transfer_resumes_with_range_and_verifies(server, tmp_path):
+    server.drops = [300_000, 200_000]
+    dest = download(server.url, tmp_path / "f.bin", sha256=SHA, backoff=0)
+    assert dest.read_bytes() == PAYLOAD
+    assert server.ranges == [None, "bytes=300000-", "bytes=500000-"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["f.bin"]
+
+
+def test_partial_file_from_a_killed_run_is_resumed(server, tmp_path):
+    (tmp_path / ".f.bin.part").write_bytes(PAYLOAD[:123_456])
+    download(server.url, tmp_path / "f.bin", sha256=SHA)
+    assert server.ranges == ["bytes=123456-"]
+    assert sha256_of(tmp_path / "f.bin") == SHA
+
+
+def test_verified_file_is_not_downloaded_again(server, tmp_path):
+    download(server.url, tmp_path / "f.bin", sha256=SHA)
+    mtime = (tmp_path / "f.bin").stat().st_mtime_ns
+    download(server.url, tmp_path / "f.bin", sha256=SHA)
+    assert server.ranges == [None]
+    assert (tmp_path / "f.bin").stat().st_mtime_ns == mtime
+
+
+def test_checksum_mismatch_deletes_the_download_and_says_so(server, tmp_path):
+    wrong = "0" * 64
+    with pytest.raises(Espnet3Error) as err:
+        download(server.url, tmp_path / "f.bin", sha256=wrong)
+    assert str(err.value) == (
+        f"checksum mismatch for {server.url}: expected sha256 {wrong}, got {SHA}; "
+        "the file was deleted. Check the expected checksum or the mirror"
+    )
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_too_many_interruptions_keep_the_part_for_a_later_resume(server, tmp_path):
+    server.drops = [1000, 1000]
+    with pytest.raises(
+        Espnet3Error,
+        match=r"failed after 2 attempts .*2000 bytes kept in .*\.f\.bin\.part, run again",
+    ):
+        download(server.url, tmp_path / "f.bin", retries=1, backoff=0)
+    download(server.url, tmp_path / "f.bin", sha256=SHA)
+    assert server.ranges[-1] == "bytes=2000-"
+
+
+def test_missing_url_is_not_retried(server, tmp_path):
+    with pytest.raises(Espnet3Error, match="HTTP 404 .*check the URL"):
+        download(server.url + "-nope", tmp_path / "f.bin", backoff=0)
+    assert server.ranges == []
