@@ -1,0 +1,257 @@
+"""The ``container:`` part of ``parallel:``: the image workers (and shards) run in, and how.
+
+A :class:`ContainerSpec` turns into the argv that runs a command inside the image:
+:meth:`ContainerSpec.exec_prefix` (prepend it to any command) and
+:meth:`ContainerSpec.worker_python` (the ``python`` of a dask-jobqueue job script).
+
+Apptainer/Singularity run with ``--cleanenv`` by default, so nothing of the submitting shell
+leaks into the image; what a job needs is forwarded explicitly: ``CUDA_VISIBLE_DEVICES``,
+``SLURM_*`` and ``DASK_*`` (read in the job, when they exist) and the configured ``env``.
+
+Example:
+    >>> spec = ContainerSpec.from_any({"image": "/images/espnet3.sif", "gpus": True,
+    ...                                "binds": ["/data"], "cleanenv": False})
+    >>> spec.exec_prefix(check_image=False)
+    ['apptainer', 'exec', '--nv', '--env', 'PYTHONNOUSERSITE=1', '-B', '/data', '/images/espnet3.sif']
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from espnet3.errors import ConfigError, did_you_mean
+
+HPC_RUNTIMES = ("apptainer", "singularity")
+WORKSTATION_RUNTIMES = ("docker", "podman")
+RUNTIMES = HPC_RUNTIMES + WORKSTATION_RUNTIMES
+
+#: Keys of ``parallel.container`` and what they mean (for error messages and docs).
+KNOWN_KEYS = {
+    "runtime": "apptainer | singularity | docker | podman",
+    "image": "a .sif path (apptainer/singularity), an image tag (docker/podman), or auto",
+    "gpus": "make the host's GPUs visible (apptainer --nv, docker --gpus all)",
+    "binds": "host paths to mount, 'src' or 'src:dst[:ro]'",
+    "env": "environment variables to set inside the container",
+    "cleanenv": "apptainer/singularity: start from a clean environment (default true)",
+    "extra_args": "further arguments of `<runtime> exec` / `<runtime> run`",
+}
+
+#: Variables set inside the image whatever the config says: user site-packages of the host
+#: home directory would shadow the image's packages.
+FIXED_ENV = {"PYTHONNOUSERSITE": "1"}
+
+#: Variables forwarded into a clean environment when the job has them (a POSIX ERE).
+FORWARDED = "CUDA_VISIBLE_DEVICES|SLURM_[A-Za-z0-9_]+|DASK_[A-Za-z0-9_]+"
+
+
+def _forward_script(prefix: str) -> str:
+    # Values exist only when the job runs, so a small sh loop exports each present one under
+    # the runtime's prefix (APPTAINERENV_X becomes X inside even with --cleanenv), then execs
+    # the rest of the argv.
+    return (
+        f"for v in $(env | grep -oE '^({FORWARDED})='); do v=${{v%=}}; "
+        f'eval "export {prefix}$v=\\"\\${{$v}}\\""; done; exec "$@"'
+    )
+
+
+#: Where Apptainer/Singularity tell a process which image it runs in.
+IMAGE_VARIABLES = ("APPTAINER_CONTAINER", "SINGULARITY_CONTAINER")
+
+
+@dataclass(frozen=True)
+class ContainerSpec:
+    """A validated ``parallel.container`` section. Build it with :meth:`from_any`."""
+
+    image: str = "auto"
+    runtime: str = "apptainer"
+    gpus: bool = False
+    binds: tuple[str, ...] = ()
+    env: Mapping[str, str] = field(default_factory=dict)
+    cleanenv: bool = True
+    extra_args: tuple[str, ...] = ()
+
+    @classmethod
+    def from_any(cls, value: Any) -> ContainerSpec | None:
+        """Validate a mapping (or ``None`` = no container) into a spec.
+
+        Example:
+            >>> ContainerSpec.from_any({"runtime": "podman", "image": "espnet3:0.1.0-gpu"}).runtime
+            'podman'
+            >>> ContainerSpec.from_any({"imgae": "x.sif"})
+            Traceback (most recent call last):
+            ...
+            espnet3.errors.ConfigError: parallel.container: unknown key 'imgae' (did you mean 'image'?); known keys: runtime, image, gpus, binds, env, cleanenv, extra_args
+        """
+        if value is None or isinstance(value, ContainerSpec):
+            return value
+        if not isinstance(value, Mapping):
+            raise ConfigError(
+                f"parallel.container must be a mapping (runtime, image, ...), got {value!r}"
+            )
+        for key in value:
+            if key not in KNOWN_KEYS:
+                raise ConfigError(
+                    f"parallel.container: unknown key '{key}'{did_you_mean(str(key), KNOWN_KEYS)}; "
+                    f"known keys: {', '.join(KNOWN_KEYS)}"
+                )
+        runtime = str(value.get("runtime") or "apptainer").lower()
+        if runtime not in RUNTIMES:
+            raise ConfigError(
+                f"parallel.container.runtime {runtime!r} is not supported"
+                f"{did_you_mean(runtime, RUNTIMES)}; supported: {', '.join(RUNTIMES)}"
+            )
+        image = value.get("image", "auto")
+        if not isinstance(image, str) or not image:
+            raise ConfigError(
+                f"parallel.container.image must be a path, an image tag or 'auto', got {image!r}"
+            )
+        if image == "auto" and runtime in WORKSTATION_RUNTIMES:
+            raise ConfigError(
+                f"parallel.container.image: auto needs runtime apptainer or singularity "
+                f"(the image of the running process is known only there): give the {runtime} "
+                f"image tag, e.g. image: espnet3:0.1.0-gpu"
+            )
+        return cls(
+            image=image,
+            runtime=runtime,
+            gpus=_flag("gpus", value.get("gpus", False)),
+            binds=_strings("binds", value.get("binds") or ()),
+            env=_env(value.get("env") or {}),
+            cleanenv=_flag("cleanenv", value.get("cleanenv", True)),
+            extra_args=_strings("extra_args", value.get("extra_args") or ()),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """A plain dict that :meth:`from_any` turns back into an equal spec."""
+        return {
+            "runtime": self.runtime,
+            "image": self.image,
+            "gpus": self.gpus,
+            "binds": list(self.binds),
+            "env": dict(self.env),
+            "cleanenv": self.cleanenv,
+            "extra_args": list(self.extra_args),
+        }
+
+    def resolved_image(self) -> str:
+        """The image to run: ``auto`` resolved, and a SIF path checked to exist.
+
+        Raises :class:`ConfigError` naming the image and what to do, so that a wrong image
+        fails before any job is submitted rather than in every job's log.
+        """
+        image = self.image
+        if image == "auto":
+            image = next((os.environ[v] for v in IMAGE_VARIABLES if os.environ.get(v)), "")
+            if not image:
+                raise ConfigError(
+                    "parallel.container.image is 'auto', but this process does not run inside an "
+                    "Apptainer/Singularity image (neither APPTAINER_CONTAINER nor "
+                    "SINGULARITY_CONTAINER is set): start it with `apptainer exec IMAGE.sif "
+                    "python ...`, or set image to the .sif path"
+                )
+        if self.runtime in HPC_RUNTIMES and not Path(image).exists():
+            raise ConfigError(
+                f"parallel.container.image {image!r} does not exist: build it with "
+                f"containers/build.sh and copy it to a path every node can read"
+            )
+        return image
+
+    def exec_prefix(self, extra_binds: Sequence[str] = (), check_image: bool = True) -> list[str]:
+        """The argv that runs the command appended to it inside the image.
+
+        ``extra_binds`` are mounted besides ``binds`` (e.g. a job log directory).
+        ``check_image=False`` skips :meth:`resolved_image` (an ``auto`` image stays ``auto``).
+
+        Example:
+            >>> spec = ContainerSpec.from_any({"runtime": "docker", "image": "espnet3:gpu"})
+            >>> spec.exec_prefix()[:5]
+            ['docker', 'run', '--rm', '--network', 'host']
+        """
+        image = self.resolved_image() if check_image else self.image
+        binds = list(dict.fromkeys([*self.binds, *extra_binds]))
+        env = {**FIXED_ENV, **self.env}
+        if self.runtime in HPC_RUNTIMES:
+            return self._apptainer_prefix(image, binds, env)
+        return self._docker_prefix(image, binds, env)
+
+    def worker_python(self, extra_binds: Sequence[str] = (), check_image: bool = True) -> str:
+        """The ``python`` command of a job script: the image's python behind :meth:`exec_prefix`.
+
+        Example:
+            >>> spec = ContainerSpec.from_any({"image": "/i/e.sif", "cleanenv": False})
+            >>> spec.worker_python(check_image=False)
+            'apptainer exec --env PYTHONNOUSERSITE=1 /i/e.sif python'
+        """
+        return shlex.join([*self.exec_prefix(extra_binds, check_image), "python"])
+
+    def _apptainer_prefix(self, image: str, binds: list[str], env: dict[str, str]) -> list[str]:
+        argv = [self.runtime, "exec"]
+        if self.gpus:
+            argv.append("--nv")
+        if self.cleanenv:
+            argv.append("--cleanenv")
+        for name, value in env.items():
+            argv += ["--env", f"{name}={value}"]
+        for bind in binds:
+            argv += ["-B", bind]
+        argv += [*self.extra_args, image]
+        if not self.cleanenv:
+            return argv
+        prefix = f"{self.runtime.upper()}ENV_"
+        return ["sh", "-c", _forward_script(prefix), "espnet3-forward-env", *argv]
+
+    def _docker_prefix(self, image: str, binds: list[str], env: dict[str, str]) -> list[str]:
+        # Host network: the worker reaches a scheduler on loopback; same uid: files it writes
+        # into binds stay the user's; the working directory is mounted as apptainer does.
+        cwd = os.getcwd()
+        argv = [self.runtime, "run", "--rm", "--network", "host"]
+        argv += ["--user", f"{os.getuid()}:{os.getgid()}"]
+        if self.gpus:
+            gpus = (
+                ["--gpus", "all"]
+                if self.runtime == "docker"
+                else ["--device", "nvidia.com/gpu=all"]
+            )
+            argv += gpus
+        argv += ["-e", "CUDA_VISIBLE_DEVICES"]  # passed on only when set
+        for name, value in env.items():
+            argv += ["-e", f"{name}={value}"]
+        for bind in [*binds, cwd]:
+            argv += ["-v", bind if ":" in bind else f"{bind}:{bind}"]
+        return [*argv, "-w", cwd, *self.extra_args, image]
+
+
+def _flag(name: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ConfigError(f"parallel.container.{name} must be true or false, got {value!r}")
+    return value
+
+
+def _strings(name: str, value: Any) -> tuple[str, ...]:
+    if isinstance(value, str) or not isinstance(value, Sequence):
+        raise ConfigError(
+            f"parallel.container.{name} must be a list of strings, got {value!r}: "
+            f"write it as [{value!r}]"
+        )
+    if not all(isinstance(v, str) and v for v in value):
+        raise ConfigError(f"parallel.container.{name} must hold non-empty strings, got {value!r}")
+    return tuple(value)
+
+
+def _env(value: Any) -> dict[str, str]:
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"parallel.container.env must be a mapping NAME: value, got {value!r}")
+    for name in value:
+        if not isinstance(name, str) or not name.isidentifier():
+            raise ConfigError(
+                f"parallel.container.env: {name!r} is not a valid environment variable name"
+            )
+    return {name: str(v) for name, v in value.items()}
+
+
+__all__ = ["ContainerSpec", "RUNTIMES", "FORWARDED"]
