@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from espnet3.errors import ConfigError, did_you_mean
+from espnet3.parallel.container import ContainerSpec
 
 SEQUENTIAL_ENVS = ("none", "sequential")
 SECURITY_MODES = ("auto", "tls", "none")
@@ -46,7 +47,7 @@ class ParallelConfig:
     env: str = "none"
     n_workers: int = 1
     options: Mapping[str, Any] = field(default_factory=dict)
-    container: Mapping[str, Any] | None = None
+    container: ContainerSpec | None = None
     security: str = "auto"
     min_workers: int = 1
     startup_timeout: float = 600.0
@@ -111,17 +112,18 @@ class ParallelConfig:
                 f"parallel.options must be a mapping of cluster arguments, got {type(options).__name__}"
             )
         kind.check_options(env, options)
-        container = data.get("container")
-        if container is not None and not isinstance(container, Mapping):
+        container = ContainerSpec.from_any(data.get("container"))
+        if container is not None and "python" in options:
             raise ConfigError(
-                f"parallel.container must be a mapping (runtime, image, ...), got {container!r}"
+                "parallel.options.python and parallel.container are both set: the container "
+                "decides the workers' python; remove options.python"
             )
         log_dir = data.get("log_dir")
         return cls(
             env=env,
             n_workers=n_workers,
             options=dict(options),
-            container=dict(container) if container is not None else None,
+            container=container,
             security=security,
             min_workers=min_workers,
             startup_timeout=float(timeout),
@@ -134,7 +136,7 @@ class ParallelConfig:
             "env": self.env,
             "n_workers": self.n_workers,
             "options": copy.deepcopy(dict(self.options)),
-            "container": copy.deepcopy(dict(self.container)) if self.container else None,
+            "container": self.container.to_dict() if self.container else None,
             "security": self.security,
             "min_workers": self.min_workers,
             "startup_timeout": self.startup_timeout,
