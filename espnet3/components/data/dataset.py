@@ -197,10 +197,15 @@ class CombinedDataset:
         return found
 
     @property
+    def is_sharded(self) -> bool:
+        """True when every combined dataset is a :class:`ShardedDataset` (so :meth:`shard` works)."""
+        return bool(self.parts) and all(isinstance(p.dataset, ShardedDataset) for p in self.parts)
+
+    @property
     def num_shards(self) -> int:
         """The common shard count of the combined :class:`ShardedDataset` s."""
         counts = {getattr(p.dataset, "num_shards", None) for p in self.parts}
-        if not all(isinstance(p.dataset, ShardedDataset) for p in self.parts) or len(counts) != 1:
+        if not self.is_sharded or len(counts) != 1:
             kinds = ", ".join(type(p.dataset).__name__ for p in self.parts)
             raise ConfigError(
                 f"cannot shard a combination of {kinds} with num_shards {sorted(map(str, counts))}: "

@@ -1,0 +1,163 @@
+"""DataOrganizer and DatasetConfig: config-driven train/valid/test, validated."""
+
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+from omegaconf import OmegaConf
+
+from espnet3.components.data.data_organizer import DataOrganizer, DatasetConfig
+from espnet3.components.data.dataset import CombinedDataset, DatasetWithTransform
+from espnet3.components.data.preprocessor import AbsPreprocessor
+from espnet3.errors import ConfigError
+
+LIST = "builtins.list"
+
+
+def listed(*values):
+    return {"_target_": LIST, "_args_": [[{"v": v} for v in values]]}
+
+
+def upper(sample):
+    return {"v": sample["v"] * 10}
+
+
+class AddUid(AbsPreprocessor):
+    def __call__(self, uid, data):
+        return {**data, "uid": uid}
+
+
+@pytest.fixture
+def recipes(tmp_path):
+    """A recipe-local dataset package and a packaged recipe under a temporary recipes root."""
+    for pkg, tag in (
+        (tmp_path / "recipe" / "dataset", "local"),
+        (tmp_path / "roots" / "toy" / "asr" / "dataset", "packaged"),
+    ):
+        pkg.mkdir(parents=True)
+        (pkg / "impl.py").write_text(
+            textwrap.dedent(
+                f"""
+                class Dataset:
+                    def __init__(self, n=1):
+                        self.n = n
+                    def __len__(self):
+                        return self.n
+                    def __getitem__(self, i):
+                        return {{"v": "{tag}-%d" % i}}
+                """
+            )
+        )
+        (pkg / "__init__.py").write_text("from .impl import Dataset\nDatasetBuilder = None\n")
+    return tmp_path
+
+
+def test_from_config_builds_every_kind_of_entry(recipes):
+    config = OmegaConf.create(
+        {
+            "train": [{"data_src_args": {"n": 2}}, {"data_src": "toy/asr"}],
+            "valid": [
+                {
+                    "dataset": listed(7),
+                    "transform": {"_target_": f"{__name__}.upper", "_partial_": True},
+                }
+            ],
+            "test": [
+                {"name": "local", "data_src_args": {"n": 3}},
+                {"name": "dotted", "dataset": listed(1), "transform": f"{__name__}.upper"},
+            ],
+            "preprocessor": {"_target_": f"{__name__}.AddUid"},
+        }
+    )
+    org = DataOrganizer.from_config(
+        config, recipe_dir=recipes / "recipe", recipe_roots=[recipes / "roots"]
+    )
+    assert isinstance(org.train, CombinedDataset) and isinstance(org.valid, CombinedDataset)
+    assert [org.train[i] for i in range(3)] == [
+        {"v": "local-0", "uid": "0"},
+        {"v": "local-1", "uid": "1"},
+        {"v": "packaged-0", "uid": "2"},
+    ]
+    assert org.valid[0] == {"v": 70, "uid": "0"}
+    assert set(org.test) == {"local", "dotted"}
+    assert isinstance(org.test["local"], DatasetWithTransform)
+    assert org.test["dotted"][0] == {"v": 10, "uid": "0"}
+    org.use_espnet_collator = True
+    assert org.train[-1] == ("2", {"v": "packaged-0", "uid": "2"})
+    assert org.test["local"][2] == ("2", {"v": "local-2", "uid": "2"})
+
+
+def test_preprocessor_without_uid_gets_sample_only():
+    org = DataOrganizer(
+        test=[{"name": "t", "dataset": listed(1)}], preprocessor=lambda s: {"n": s["v"] + 1}
+    )
+    assert org.test["t"][0] == {"n": 2}
+    assert org.train is None and org.valid is None
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        (
+            {"train": [{"dataset": listed(1)}]},
+            "dataset.train is set but dataset.valid is not: training needs both",
+        ),
+        ({"valid": [{"dataset": listed(1)}]}, "dataset.valid is set but dataset.train is not"),
+        (
+            {"test": [{"name": "a", "dataset": listed(1)}, {"name": "a", "dataset": listed(2)}]},
+            "dataset.test[1]: duplicate test set name 'a': give each test set a unique name",
+        ),
+        (
+            {"test": [{"dataset": listed(1)}]},
+            "dataset.test[0] has no name: give every test set a name",
+        ),
+        (
+            {"test": [{"name": "a", "datset": {}}]},
+            "dataset.test[0]: unknown key 'datset' (did you mean 'dataset'?)",
+        ),
+        (
+            {"test": [{"name": "a", "dataset": listed(1), "data_src": "toy/asr"}]},
+            "dataset.test[0]: give either dataset (a _target_ config) or data_src/data_src_args, not both",
+        ),
+        ({"test": {"name": "a"}}, "dataset.test must be a list of dataset entries, got dict"),
+        (
+            {"test": [{"name": "a", "data_src_args": [1]}]},
+            "dataset.test[0].data_src_args must be a mapping",
+        ),
+        (
+            {"test": [{"name": 3, "dataset": listed(1)}]},
+            "dataset.test[0].name must be a string, got 3",
+        ),
+        ({"test": [], "preprocessor": 5}, "dataset.preprocessor must be callable, got 5"),
+        (
+            {"test": [{"name": "t", "dataset": listed(1), "transform": "no_such_mod_q.f"}]},
+            "cannot import 'no_such_mod_q.f'",
+        ),
+    ],
+)
+def test_bad_configs_are_explained(kwargs, message):
+    with pytest.raises(ConfigError) as err:
+        DataOrganizer(**kwargs)
+    assert message in str(err.value)
+
+
+def test_unknown_section_key_is_an_error():
+    with pytest.raises(
+        ConfigError,
+        match=r"dataset: unknown key 'tset' \(did you mean 'test'\?\); known keys: train, valid, test",
+    ):
+        DataOrganizer.from_config({"tset": []})
+
+
+def test_missing_recipe_package_names_the_path(tmp_path):
+    with pytest.raises(ConfigError, match=f"no dataset package at {tmp_path}/dataset"):
+        DataOrganizer(test=[{"name": "t"}], recipe_dir=tmp_path)
+
+
+def test_dataset_config_reference_key_distinguishes_arguments():
+    a = DatasetConfig.from_any({"data_src": "x/y", "data_src_args": {"split": "a", "n": 1}})
+    b = DatasetConfig.from_any({"data_src_args": {"n": 1, "split": "a"}, "data_src": "x/y"})
+    c = DatasetConfig.from_any({"data_src": "x/y", "data_src_args": {"split": "b"}})
+    assert a.reference_key() == b.reference_key() != c.reference_key()
+    assert a.uses_reference and not DatasetConfig.from_any({"dataset": [1]}).uses_reference
