@@ -12,69 +12,153 @@ Example:
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+import copy
+import signal
+import threading
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
+from espnet3.errors import Espnet3Error
 from espnet3.parallel.clusters import start_cluster
 from espnet3.parallel.config import ParallelConfig
-from espnet3.parallel.worker_env import SetupFn, SetupPlugin
+from espnet3.parallel.identity import check_worker_identities
+from espnet3.parallel.jobqueue import supervise_jobs
+from espnet3.parallel.worker_env import SetupFn, build_env, setup_key
 
-_DEFAULT = ParallelConfig()
-_CONFIG: ParallelConfig = _DEFAULT
-_ACTIVE: list[Any] = []
+_CONFIG: ParallelConfig = ParallelConfig()
+
+
+@dataclass(frozen=True, eq=False)  # identity: nested blocks may look alike
+class OpenClient:
+    """One open :func:`get_client` block: its client (``None`` when sequential) and setup."""
+
+    client: Any
+    setup_fn: SetupFn | None = None
+    #: Cluster runs: the key under which each worker's plugin built the environment.
+    setup_key: str | None = None
+    #: Sequential runs: the environment built in this process on enter.
+    env: Mapping[str, Any] = field(default_factory=dict)
+
+
+_OPEN: list[OpenClient] = []
 
 
 def set_parallel(config: Any) -> ParallelConfig:
-    """Make ``config`` (mapping, DictConfig, YAML path or ``None``) the default of every runner.
+    """Make ``config`` (mapping, DictConfig, YAML path, config or ``None``) the default.
 
     The value is validated and copied; later changes to the caller's object have no effect.
-    Returns the stored config.
+
+    Example:
+        >>> set_parallel({"env": "none"}).env
+        'none'
     """
     global _CONFIG
     _CONFIG = ParallelConfig.from_any(config)
-    return _CONFIG
+    return get_parallel_config()
 
 
 def get_parallel_config() -> ParallelConfig:
-    """The config set by :func:`set_parallel` (sequential when never set). It is immutable."""
-    return _CONFIG
+    """A copy of the config set by :func:`set_parallel` (sequential when never set).
+
+    Example:
+        >>> get_parallel_config().is_sequential
+        True
+    """
+    return copy.deepcopy(_CONFIG)
+
+
+def open_client() -> OpenClient | None:
+    """The innermost open :func:`get_client` block, or ``None``."""
+    return _OPEN[-1] if _OPEN else None
 
 
 def active_client() -> Any:
-    """The client of the innermost open :func:`get_client`, or ``None``."""
-    return _ACTIVE[-1] if _ACTIVE else None
+    """The client of the innermost open :func:`get_client`, or ``None`` (none open, or sequential).
+
+    Example:
+        >>> active_client() is None
+        True
+    """
+    current = open_client()
+    return current.client if current else None
 
 
 @contextlib.contextmanager
 def get_client(config: Any = None, setup_fn: SetupFn | None = None) -> Iterator[Any]:
     """Start the configured cluster and a client on enter; close both on exit.
 
-    ``config`` defaults to :func:`get_parallel_config`. A sequential config yields ``None``
-    (work then runs in this process). ``setup_fn`` is registered as a worker plugin so it runs
-    once per worker. Leaving the block, normally or by an exception, closes the client and the
+    ``config`` defaults to :func:`get_parallel_config`. A sequential config yields ``None``:
+    work then runs in this process, and ``setup_fn`` runs here once. Otherwise ``setup_fn`` is
+    registered as a worker plugin so it runs once per worker. Inside the block,
+    :func:`~espnet3.parallel.parallel_map` without a client uses this one and injects the setup
+    environment. Leaving the block, normally or by an exception, closes the client and the
     cluster, which cancels every job the cluster submitted.
+
+    Example:
+        >>> with get_client({"env": "none"}, setup_fn=lambda: {"k": 1}) as client:
+        ...     print(client)
+        None
     """
     cfg = get_parallel_config() if config is None else ParallelConfig.from_any(config)
     if cfg.is_sequential:
-        yield None
+        with _opened(OpenClient(None, setup_fn, env=build_env(setup_fn))):
+            yield None
         return
     from distributed import Client
 
-    with start_cluster(cfg) as cluster, Client(cluster) as client:
-        wait_until_ready(cluster, client, cfg)
+    with (
+        _sigterm_exits(),
+        start_cluster(cfg) as cluster,
+        Client(cluster) as client,
+        supervise_jobs(cluster, client, cfg) as supervised,  # batch jobs: watched, then cancelled
+    ):
+        if not supervised:
+            wait_until_ready(cluster, client, cfg)
+        if cfg.container is not None:  # workers in another image fail far from the cause
+            check_worker_identities(client)
+        key = setup_key(setup_fn)
         if setup_fn is not None:
-            client.register_plugin(SetupPlugin(setup_fn))
-        _ACTIVE.append(client)
-        try:
+            from espnet3.parallel.worker_plugin import SetupPlugin
+
+            client.register_plugin(SetupPlugin(setup_fn, key))
+        with _opened(OpenClient(client, setup_fn, key)):
             yield client
-        finally:
-            _ACTIVE.remove(client)
+
+
+@contextlib.contextmanager
+def _sigterm_exits() -> Iterator[None]:
+    """Turn SIGTERM into ``SystemExit`` so leaving the block cancels every job on the way out.
+
+    Later SIGTERMs are ignored until the block is left, so they cannot cut that cleanup short.
+    Only the main thread may set handlers; elsewhere SIGTERM keeps its meaning.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def exit_once(signum: int, frame: Any) -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, exit_once)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
+
+
+@contextlib.contextmanager
+def _opened(entry: OpenClient) -> Iterator[None]:
+    _OPEN.append(entry)
+    try:
+        yield
+    finally:
+        _OPEN.remove(entry)
 
 
 def wait_until_ready(cluster: Any, client: Any, cfg: ParallelConfig) -> None:
     """Block until ``cfg.min_workers`` workers are connected, or fail with a clear message."""
-    from espnet3.errors import Espnet3Error
-
     try:
         client.wait_for_workers(cfg.min_workers, timeout=cfg.startup_timeout)
     except TimeoutError:

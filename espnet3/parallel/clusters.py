@@ -14,6 +14,7 @@ Example:
 
 from __future__ import annotations
 
+import copy
 import importlib
 import inspect
 from collections.abc import Mapping
@@ -35,43 +36,42 @@ class ClusterKind:
     module: str = ""
     attr: str = ""
     package: str = ""
+    #: Modules the class imports only when it starts; checked up front.
+    requires: tuple[str, ...] = ()
+    #: Whether espnet3 can hand a temporary TLS certificate to every process of the cluster.
+    temporary_tls: bool = True
 
     @property
     def qualname(self) -> str:
         return f"{self.module}.{self.attr}"
 
-    def load(self) -> type:
+    def load(self) -> Any:
         """Import the cluster class, or fail naming the package that provides it."""
         try:
+            for module in self.requires:
+                importlib.import_module(module)
             return getattr(importlib.import_module(self.module), self.attr)
         except ImportError as exc:
             raise ConfigError(
-                f"parallel.env needs {self.qualname}, but {self.module!r} cannot be imported "
-                f"({exc}): install it with `pip install {self.package}`"
+                f"parallel.env needs {self.qualname}, which cannot be imported ({exc}): "
+                f"install it with `pip install {self.package}`"
             ) from None
 
     @cached_property
     def accepted_options(self) -> frozenset[str]:
-        """Every keyword the cluster class (and what it forwards ``**kwargs`` to) accepts."""
+        """Every keyword the cluster class, and what its ``**kwargs`` go to, accepts."""
         cls = self.load()
-        targets: list[Any] = list(inspect.getmro(cls))
-        if self.family == "jobqueue":
-            targets += inspect.getmro(cls.job_cls)
-        elif self.family in ("local", "ssh"):
+        names = _keywords(cls)
+        if self.family == "jobqueue":  # **job_kwargs build each job
+            names |= _keyword_chain(cls.job_cls)
+        elif self.family == "local":  # **worker_kwargs build each Nanny and its Worker
             from distributed import Nanny, Worker
 
-            targets += [Nanny, Worker]
-        names: set[str] = set()
-        for target in targets:
-            init = target.__dict__.get("__init__")
-            if init is None:
-                continue
-            params = inspect.signature(init).parameters
-            names.update(
-                name
-                for name, p in params.items()
-                if name != "self" and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)
-            )
+            names |= _keywords(Nanny) | _keywords(Worker)
+        elif self.family == "ssh":  # **kwargs go to SpecCluster
+            from distributed import SpecCluster
+
+            names |= _keywords(SpecCluster)
         return frozenset(names - _MANAGED_OPTIONS.keys())
 
     def check_options(self, env: str, options: Mapping[str, Any]) -> None:
@@ -83,16 +83,37 @@ class ClusterKind:
                     f"cluster: remove them or choose env: local"
                 )
             return
+        accepted = self.accepted_options  # also fails early when the package is missing
         for key in options:
             if key in _MANAGED_OPTIONS:
                 raise ConfigError(
-                    f"parallel.options.{key} is set by espnet3 itself: use parallel.{_MANAGED_OPTIONS[key]}"
+                    f"parallel.options.{key} is set by espnet3 itself: "
+                    f"use parallel.{_MANAGED_OPTIONS[key]} instead"
                 )
-            if key not in self.accepted_options:
+            if key not in accepted:
                 raise ConfigError(
                     f"parallel.options.{key} is not an argument of {self.qualname}"
-                    f"{did_you_mean(key, self.accepted_options)}"
+                    f"{did_you_mean(key, accepted)}: fix or remove it"
                 )
+
+
+def _keywords(target: Any) -> set[str]:
+    params = inspect.signature(target).parameters.values()
+    return {p.name for p in params if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)}
+
+
+def _keyword_chain(cls: type) -> set[str]:
+    """Keywords of ``cls.__init__`` and of the base ``__init__``\\ s its ``**kwargs`` reach."""
+    names: set[str] = set()
+    for base in inspect.getmro(cls):
+        init = base.__dict__.get("__init__")
+        if init is None:
+            continue
+        params = inspect.signature(init).parameters.values()
+        names |= {p.name for p in params if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)}
+        if not any(p.kind is p.VAR_KEYWORD for p in params):
+            break
+    return names - {"self"}
 
 
 #: Options espnet3 sets from top-level keys of ``parallel:``, and which key to use instead.
@@ -117,13 +138,23 @@ KINDS: dict[str, ClusterKind] = {
         env: ClusterKind("jobqueue", "dask_jobqueue", attr, "dask-jobqueue")
         for env, attr in _JOBQUEUE.items()
     },
-    "ssh": ClusterKind("ssh", "distributed", "SSHCluster", "distributed asyncssh"),
-    "kube": ClusterKind("kube", "dask_kubernetes.operator", "KubeCluster", "dask-kubernetes"),
+    # SSHCluster starts remote processes that cannot receive a temporary certificate.
+    "ssh": ClusterKind(
+        "ssh", "distributed", "SSHCluster", "asyncssh", ("asyncssh",), temporary_tls=False
+    ),
+    "kube": ClusterKind(
+        "kube", "dask_kubernetes.operator", "KubeCluster", "dask-kubernetes", temporary_tls=False
+    ),
 }
 
 
 def cluster_kind(env: str) -> ClusterKind:
-    """The :class:`ClusterKind` of ``env``, or a :class:`ConfigError` listing supported envs."""
+    """The :class:`ClusterKind` of ``env``, or a :class:`ConfigError` listing supported envs.
+
+    Example:
+        >>> cluster_kind("local").family
+        'local'
+    """
     try:
         return KINDS[env]
     except KeyError:
@@ -134,7 +165,13 @@ def cluster_kind(env: str) -> ClusterKind:
 
 
 def wants_tls(config: Any, listen_host: str | None) -> bool:
-    """Whether the scheduler must use TLS: asked for, or ``auto`` and not only on loopback."""
+    """Whether the scheduler must use TLS: asked for, or ``auto`` and not only on loopback.
+
+    Example:
+        >>> from espnet3.parallel.config import ParallelConfig
+        >>> wants_tls(ParallelConfig(env="local"), "0.0.0.0"), wants_tls(ParallelConfig(), LOOPBACK)
+        (True, False)
+    """
     if config.security == "tls":
         return True
     if config.security == "none":
@@ -142,11 +179,42 @@ def wants_tls(config: Any, listen_host: str | None) -> bool:
     return listen_host not in (LOOPBACK, "localhost", "::1")
 
 
+def cluster_options(config: Any) -> dict[str, Any]:
+    """The keyword arguments :func:`start_cluster` gives the class of a local, ssh or kube env.
+
+    Example:
+        >>> from espnet3.parallel.config import ParallelConfig
+        >>> opts = cluster_options(ParallelConfig(env="local", n_workers=2))
+        >>> opts["host"], opts["n_workers"], opts["dashboard_address"], "security" in opts
+        ('127.0.0.1', 2, '127.0.0.1:0', False)
+    """
+    family = cluster_kind(config.env).family
+    options = copy.deepcopy(dict(config.options))
+    if family == "local":
+        options.setdefault("host", LOOPBACK)
+        options.setdefault("threads_per_worker", 1)
+        options.setdefault("processes", True)
+        # The dashboard shows task code and data: loopback only unless asked for.
+        options.setdefault("dashboard_address", f"{LOOPBACK}:0")
+        options["n_workers"] = config.n_workers
+        if wants_tls(config, options["host"]):
+            options.update(_tls_options())
+    elif family == "ssh":
+        scheduler_options = options.setdefault("scheduler_options", {})
+        scheduler_options.setdefault("dashboard", False)
+    return options
+
+
 def start_cluster(config: Any) -> Any:
     """Start the cluster ``config`` describes and ask it for ``config.n_workers`` workers.
 
     The returned cluster is a context manager; closing it stops every worker and, for batch
     schedulers, cancels every job it submitted.
+
+    Example (starts two worker processes)::
+
+        with start_cluster(ParallelConfig.from_any({"env": "local", "n_workers": 2})) as c:
+            ...
     """
     kind = cluster_kind(config.env)
     if kind.family == "sequential":
@@ -155,26 +223,14 @@ def start_cluster(config: Any) -> Any:
         from espnet3.parallel.jobqueue import start_jobqueue_cluster
 
         return start_jobqueue_cluster(config, kind)
-    options = dict(config.options)
-    if kind.family == "local":
-        options.setdefault("host", LOOPBACK)
-        options.setdefault("threads_per_worker", 1)
-        options.setdefault("processes", True)
-        options.setdefault("dashboard_address", None)
-        options["n_workers"] = config.n_workers
-        if wants_tls(config, options["host"]):
-            options.update(_tls_options())
-        return kind.load()(**options)
-    if kind.family == "ssh":
-        if wants_tls(config, None):
-            options.update(_tls_options())
-        return kind.load()(**options)
-    cluster = kind.load()(**options)
-    cluster.scale(config.n_workers)
+    cluster = kind.load()(**cluster_options(config))
+    if kind.family == "kube":
+        cluster.scale(config.n_workers)
     return cluster
 
 
 def _tls_options() -> dict[str, Any]:
+    """A fresh temporary certificate: only holders (this client, our workers) may connect."""
     from distributed.security import Security
 
     return {"security": Security.temporary(), "protocol": "tls://"}

@@ -25,7 +25,10 @@ SECURITY_MODES = ("auto", "tls", "none")
 
 #: Keys of the ``parallel:`` section and what they mean (for error messages and docs).
 KNOWN_KEYS = {
-    "env": "where workers run: none | local | slurm | pbs | sge | lsf | htcondor | oar | moab | ssh | kube | local_cuda",
+    "env": "where workers run: "
+    + " | ".join(
+        ("none", "local", "slurm", "pbs", "sge", "lsf", "htcondor", "oar", "moab", "ssh", "kube")
+    ),
     "n_workers": "number of workers (jobs for a batch scheduler)",
     "options": "keyword arguments of the cluster class",
     "container": "run each worker inside a container image",
@@ -66,8 +69,8 @@ class ParallelConfig:
         """
         if config is None:
             return cls()
-        if isinstance(config, ParallelConfig):
-            return config
+        if isinstance(config, ParallelConfig):  # a copy: the caller may still change its dicts
+            return cls._from_dict(config.to_dict())
         if isinstance(config, (str, os.PathLike)):
             config = _load_yaml(Path(config))
         data = _to_plain_dict(config)
@@ -100,16 +103,18 @@ class ParallelConfig:
             raise ConfigError(
                 f"parallel.startup_timeout must be a positive number of seconds, got {timeout!r}"
             )
-        security = str(data.get("security") or "auto").lower()
-        if security not in SECURITY_MODES:
+        security = _security(data.get("security"))
+        if security != "none" and not kind.temporary_tls:
             raise ConfigError(
-                f"parallel.security must be one of {', '.join(SECURITY_MODES)}, got {security!r}"
-                f"{did_you_mean(security, SECURITY_MODES)}"
+                f"parallel.env '{env}' cannot give its remote processes a temporary TLS "
+                f"certificate, so security: {security} cannot be honoured: use a batch-scheduler "
+                f"env, or set parallel.security: none only on a network you trust"
             )
         options = data.get("options") or {}
         if not isinstance(options, Mapping):
             raise ConfigError(
-                f"parallel.options must be a mapping of cluster arguments, got {type(options).__name__}"
+                f"parallel.options must be a mapping of cluster arguments, "
+                f"got {type(options).__name__}"
             )
         kind.check_options(env, options)
         container = ContainerSpec.from_any(data.get("container"))
@@ -143,15 +148,6 @@ class ParallelConfig:
             "log_dir": self.log_dir,
         }
 
-    def with_options(self, **options: Any) -> ParallelConfig:
-        """A copy whose ``options`` are updated with ``options`` (validated again)."""
-        merged = {**copy.deepcopy(dict(self.options)), **options}
-        return ParallelConfig._from_dict({**self.to_dict(), "options": merged})
-
-    def replace(self, **changes: Any) -> ParallelConfig:
-        """A copy with top-level fields changed (validated again)."""
-        return ParallelConfig._from_dict({**self.to_dict(), **changes})
-
 
 def _positive_int(name: str, value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -161,19 +157,37 @@ def _positive_int(name: str, value: Any) -> int:
     return value
 
 
-def _to_plain_dict(config: Any) -> dict[str, Any]:
-    try:
-        from omegaconf import DictConfig, OmegaConf
+def _security(value: Any) -> str:
+    if value is None:
+        return "auto"
+    if not isinstance(value, str) or value.lower() not in SECURITY_MODES:
+        raise ConfigError(
+            f"parallel.security must be one of {', '.join(SECURITY_MODES)} (a string), got "
+            f"{value!r}{did_you_mean(str(value).lower(), SECURITY_MODES)}"
+        )
+    return value.lower()
 
-        if isinstance(config, DictConfig):
-            return OmegaConf.to_container(config, resolve=True)  # type: ignore[return-value]
-    except ImportError:  # pragma: no cover - omegaconf is a core dependency
-        pass
-    if isinstance(config, Mapping):
-        return copy.deepcopy(dict(config))
-    raise ConfigError(
-        f"parallel config must be a mapping, a DictConfig or a YAML path, got {type(config).__name__}"
-    )
+
+def _to_plain_dict(config: Any) -> dict[str, Any]:
+    if not isinstance(config, Mapping):
+        raise ConfigError(
+            f"parallel config must be a mapping, a DictConfig or a YAML path, "
+            f"got {type(config).__name__}"
+        )
+    return _plain(config)
+
+
+def _plain(value: Any) -> Any:
+    """A deep copy made of plain dicts and lists, whatever OmegaConf containers ``value`` holds."""
+    from omegaconf import Container, OmegaConf
+
+    if isinstance(value, Container):
+        return OmegaConf.to_container(value, resolve=True)
+    if isinstance(value, Mapping):
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(item) for item in value]
+    return copy.deepcopy(value)
 
 
 def _load_yaml(path: Path) -> dict[str, Any]:

@@ -23,11 +23,11 @@ import math
 import time
 import traceback
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
-from espnet3.errors import ItemError
-from espnet3.parallel.worker_env import SetupFn, call_with_env, process_env, setup_key
+from espnet3.errors import ConfigError, Espnet3Error, ItemError
+from espnet3.parallel.worker_env import SetupFn, bind_env, build_env, process_env, setup_key
 
 #: How long one chunk should take once the per-item cost is known (seconds).
 TARGET_TASK_SECONDS = 0.2
@@ -49,17 +49,24 @@ def parallel_map(
 
     ``kwargs`` are passed to every call; the ``setup_fn`` environment is injected by parameter
     name (or whole into ``**kwargs``). On the first failing item the remaining work is
-    cancelled and :class:`~espnet3.errors.ItemError` names the item's index.
+    cancelled and :class:`~espnet3.errors.ItemError` names the item's index. See
+    :func:`parallel_for` for ``client``, ``chunk_size`` and ``max_in_flight``.
 
     Example:
         >>> parallel_map(lambda x, k: x + k, [1, 2], k=10)
         [11, 12]
     """
-    results: dict[int, Any] = {}
-    for index, result in parallel_for(
-        func, items, client, setup_fn, chunk_size=chunk_size, max_in_flight=max_in_flight, **kwargs
-    ):
-        results[index] = result
+    results: dict[int, Any] = dict(
+        parallel_for(
+            func,
+            items,
+            client,
+            setup_fn,
+            chunk_size=chunk_size,
+            max_in_flight=max_in_flight,
+            **kwargs,
+        )
+    )
     return [results[i] for i in range(len(results))]
 
 
@@ -75,76 +82,90 @@ def parallel_for(
 ) -> Iterator[tuple[int, Any]]:
     """Yield ``(index, func(item))`` as results complete (any order on a cluster).
 
-    ``client`` is a ``distributed.Client``; when omitted, the client of the innermost open
-    :func:`~espnet3.parallel.get_client` is used, else the process-wide
-    :func:`~espnet3.parallel.set_parallel` config decides (sequential when unset; otherwise
-    a cluster is started for this call and closed after it).
+    ``client`` is a ``distributed.Client``; when omitted, the innermost open
+    :func:`~espnet3.parallel.get_client` block is used (with its ``setup_fn`` unless one is
+    given here), else the :func:`~espnet3.parallel.set_parallel` config decides: sequential
+    when unset, otherwise a cluster is started for this call and closed after it.
+    ``chunk_size`` fixes the items per task (adaptive when ``None``); ``max_in_flight`` bounds
+    the tasks submitted at once (default: twice the worker threads, at least 4). Items are read
+    lazily, so ``items`` may be an endless generator consumed in step with the results.
 
     Example:
         >>> [r for _, r in parallel_for(str.upper, ["a", "b"])]
         ['A', 'B']
     """
-    if chunk_size is not None and (not isinstance(chunk_size, int) or chunk_size < 1):
-        raise ValueError(f"chunk_size must be a positive integer or None, got {chunk_size!r}")
-    from espnet3.parallel.client import active_client, get_client, get_parallel_config
+    _check_positive("chunk_size", chunk_size)
+    _check_positive("max_in_flight", max_in_flight)
+    from espnet3.parallel.client import get_client, get_parallel_config, open_client
 
+    current = open_client() if client is None else None
+    if client is None and current is None and not get_parallel_config().is_sequential:
+        # Nothing open but a cluster configured: start one for this call only.
+        with get_client(None, setup_fn):
+            yield from parallel_for(
+                func, items, chunk_size=chunk_size, max_in_flight=max_in_flight, **kwargs
+            )
+        return
+    inherited = current is not None and setup_fn is None
+    if current is not None:
+        client = current.client
     if client is None:
-        client = active_client()
-    if client is not None:
-        yield from _dask_for(func, items, client, setup_fn, chunk_size, max_in_flight, kwargs)
+        env = current.env if inherited else build_env(setup_fn)
+        yield from enumerate(_apply(bind_env(func, env, kwargs), 0, items))
         return
-    config = get_parallel_config()
-    if config.is_sequential:
-        yield from _sequential_for(func, items, setup_fn, kwargs)
-        return
-    with get_client(config, setup_fn) as started:
-        yield from _dask_for(func, items, started, setup_fn, chunk_size, max_in_flight, kwargs)
+    if inherited:
+        setup_fn, key = current.setup_fn, current.setup_key
+    else:
+        key = setup_key(setup_fn)
+    yield from _dask_for(func, items, client, (key, setup_fn), chunk_size, max_in_flight, kwargs)
 
 
-def _sequential_for(
-    func: Callable, items: Iterable[Any], setup_fn: SetupFn | None, kwargs: dict
-) -> Iterator[tuple[int, Any]]:
-    env = process_env(setup_key(setup_fn), setup_fn)
-    for index, item in enumerate(items):
+def _check_positive(name: str, value: int | None) -> None:
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+        raise ConfigError(f"{name} must be a positive integer or None (automatic), got {value!r}")
+
+
+def _apply(call: Callable[[Any], Any], start: int, items: Iterable[Any]) -> Iterator[Any]:
+    for offset, item in enumerate(items):
         try:
-            result = call_with_env(func, item, env, kwargs)
+            result = call(item)
         except Exception as exc:
-            raise _item_error(index, exc) from exc
-        yield index, result
+            raise ItemError(
+                f"item {start + offset} failed: {type(exc).__name__}: {exc}",
+                index=start + offset,
+                worker_traceback=traceback.format_exc(),
+            ) from exc
+        yield result
 
 
 def run_chunk(
     func: Callable,
     start: int,
     items: list[Any],
-    key: str | None,
-    setup_fn: SetupFn | None,
-    kwargs: dict,
+    setup: tuple[str | None, SetupFn | None],
+    kwargs: Mapping[str, Any],
 ) -> tuple[list[Any], float]:
-    """Run one chunk on a worker; return its results and the seconds they took."""
-    env = process_env(key, setup_fn)
+    """Run one chunk on a worker; return its results and the seconds they took.
+
+    ``setup`` is the ``(key, setup_fn)`` pair naming this worker's environment.
+    """
+    call = bind_env(func, process_env(*setup), kwargs)
     t0 = time.perf_counter()
-    results = []
-    for offset, item in enumerate(items):
-        try:
-            results.append(call_with_env(func, item, env, kwargs))
-        except Exception as exc:
-            raise _item_error(start + offset, exc) from None
+    results = list(_apply(call, start, items))
     return results, time.perf_counter() - t0
 
 
-def _item_error(index: int, exc: BaseException) -> ItemError:
-    if isinstance(exc, ItemError):  # a setup failure: keep its message and traceback
-        return ItemError(f"item {index}: {exc}", index=index, worker_traceback=exc.worker_traceback)
-    return ItemError(
-        f"item {index} failed: {type(exc).__name__}: {exc}",
-        index=index,
-        worker_traceback=traceback.format_exc(),
-    )
+class ChunkSizer:
+    """Chooses the next chunk size from the per-item cost measured so far.
 
-
-class _ChunkSizer:
-    """Chooses the next chunk size from the per-item cost measured so far."""
+    Example:
+        >>> sizer = ChunkSizer(None, slots=2, total=1000)
+        >>> sizer.next_size()                  # nothing measured yet
+        1
+        >>> sizer.observe(1, 0.01)             # 10 ms per item: 20 items last 0.2 s
+        >>> sizer.next_size()
+        20
+    """
 
     def __init__(self, fixed: int | None, slots: int, total: int | None):
         self.fixed = fixed
@@ -153,10 +174,12 @@ class _ChunkSizer:
         self.per_item: float | None = None
 
     def observe(self, n_items: int, seconds: float) -> None:
+        """Record that a chunk of ``n_items`` took ``seconds`` on a worker."""
         cost = seconds / max(n_items, 1)
         self.per_item = cost if self.per_item is None else 0.5 * (self.per_item + cost)
 
     def next_size(self) -> int:
+        """Items for the next chunk (and count them as sent)."""
         if self.fixed is not None:
             size = self.fixed
         elif self.per_item is None:
@@ -175,22 +198,20 @@ def _dask_for(
     func: Callable,
     items: Iterable[Any],
     client: Any,
-    setup_fn: SetupFn | None,
+    setup: tuple[str | None, SetupFn | None],
     chunk_size: int | None,
     max_in_flight: int | None,
-    kwargs: dict,
+    kwargs: Mapping[str, Any],
 ) -> Iterator[tuple[int, Any]]:
     from distributed import as_completed
 
     slots = max(sum(client.nthreads().values()), 1)
-    in_flight_limit = max_in_flight or max(2 * slots, 4)
     total = len(items) if hasattr(items, "__len__") else None
-    sizer = _ChunkSizer(chunk_size, slots, total)
-    key = setup_key(setup_fn)
+    sizer = ChunkSizer(chunk_size, slots, total)
     source = iter(items)
     next_index = 0
     run_id = uuid.uuid4().hex[:8]
-    pending = as_completed(with_results=False)
+    pending = as_completed(loop=client.loop)  # this client's loop, not the default one's
     spans: dict[str, tuple[int, int]] = {}
 
     def submit_next() -> bool:
@@ -205,8 +226,7 @@ def _dask_for(
             func,
             start,
             chunk,
-            key,
-            setup_fn,
+            setup,
             kwargs,
             key=f"espnet3-chunk-{run_id}-{start}",
             pure=False,
@@ -215,17 +235,13 @@ def _dask_for(
         pending.add(future)
         return True
 
-    exhausted = False
     try:
-        for _ in range(in_flight_limit):
-            if not submit_next():
-                exhausted = True
-                break
+        exhausted = not all(submit_next() for _ in range(max_in_flight or max(2 * slots, 4)))
         for future in pending:
             start, count = spans.pop(future.key)
             try:
                 results, seconds = future.result()
-            except ItemError:
+            except Espnet3Error:
                 raise
             except Exception as exc:
                 raise ItemError(
@@ -234,15 +250,12 @@ def _dask_for(
                     index=start,
                 ) from exc
             sizer.observe(count, seconds)
-            if not exhausted and not submit_next():
-                exhausted = True
-            for offset, result in enumerate(results):
-                yield start + offset, result
-            del future
+            exhausted = exhausted or not submit_next()
+            yield from enumerate(results, start)
     finally:
-        leftovers = list(pending.futures) if hasattr(pending, "futures") else []
-        with contextlib.suppress(Exception):
-            pending.clear()
+        # An error or an abandoned generator: queued chunks must not run.
+        leftovers = list(pending.futures)
+        pending.clear()
         if leftovers:
             with contextlib.suppress(Exception):
                 client.cancel(leftovers)

@@ -1,17 +1,20 @@
-"""The per-process environment built by a ``setup_fn``, and calling functions with it.
+"""The per-process environment built by a ``setup_fn``, and binding it to mapped functions.
 
 A ``setup_fn`` is a zero-argument callable returning a dict (a dataset, a model, helpers). It
-runs at most once per process: on a Dask worker through :class:`SetupPlugin` when the worker
-starts, else lazily on first use. The dict is injected into mapped functions by parameter name,
-or whole when the function takes ``**kwargs``.
+runs at most once per process: on a Dask worker when the worker starts (see
+:mod:`espnet3.parallel.worker_plugin`) or on its first task, in this process once per
+sequential run. The dict is injected into mapped functions by parameter name, or whole when
+the function takes ``**kwargs``.
+
+This module imports no Dask, so sequential runs never load it.
 
 Example:
     >>> def setup():
     ...     return {"scale": 3}
     >>> def work(x, scale):
     ...     return x * scale
-    >>> env = process_env(setup_key(setup), setup)
-    >>> call_with_env(work, 2, env, {})
+    >>> call = bind_env(work, build_env(setup), {})
+    >>> call(2)
     6
 """
 
@@ -24,102 +27,114 @@ import traceback
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from distributed.diagnostics.plugin import WorkerPlugin
-
-from espnet3.errors import ConfigError, ItemError
+from espnet3.errors import ConfigError, Espnet3Error, ItemError
 
 SetupFn = Callable[[], Mapping[str, Any]]
 
 _ENVS: dict[str, Mapping[str, Any]] = {}
-_FAILURES: dict[str, ItemError] = {}
+_FAILURES: dict[str, Espnet3Error] = {}
 _LOCK = threading.Lock()
 
 
+def build_env(setup_fn: SetupFn | None) -> Mapping[str, Any]:
+    """Run ``setup_fn`` and check that it returned a mapping; ``{}`` without one.
+
+    Example:
+        >>> build_env(lambda: {"k": 1})
+        {'k': 1}
+    """
+    if setup_fn is None:
+        return {}
+    try:
+        env = setup_fn()
+    except Espnet3Error:  # already a message for people
+        raise
+    except Exception as exc:
+        raise ItemError(
+            f"setup {_describe(setup_fn)} failed: {type(exc).__name__}: {exc}",
+            worker_traceback=traceback.format_exc(),
+        ) from None
+    if not isinstance(env, Mapping):
+        raise ConfigError(
+            f"setup {_describe(setup_fn)} must return a dict of names to objects, "
+            f"got {type(env).__name__}: return e.g. {{'model': model}}"
+        )
+    return env
+
+
 def setup_key(setup_fn: SetupFn | None) -> str | None:
-    """A key naming ``setup_fn`` by its content, equal in every process that unpickles it."""
+    """A key naming ``setup_fn`` by its content, so that repeated maps reuse one environment.
+
+    Example:
+        >>> setup_key(None) is None
+        True
+    """
     if setup_fn is None:
         return None
-    from dask.base import tokenize
+    from dask.base import tokenize  # only cluster runs need a key; sequential ones never load Dask
 
     return f"espnet3-setup-{tokenize(setup_fn)}"
 
 
 def process_env(key: str | None, setup_fn: SetupFn | None) -> Mapping[str, Any]:
-    """Return this process's environment for ``key``, building it with ``setup_fn`` once."""
+    """This process's environment for ``key``, built with ``setup_fn`` the first time.
+
+    A failed setup is remembered and raised again, so a broken worker does not retry it for
+    every task.
+
+    Example:
+        >>> process_env("doc-example", lambda: {"k": 1})
+        {'k': 1}
+    """
     if key is None or setup_fn is None:
         return {}
     env = _ENVS.get(key)
     if env is not None:
         return env
-    with _LOCK:
+    with _LOCK:  # tasks and the worker plugin may ask at the same time: build once
         if key in _FAILURES:
             raise _FAILURES[key]
         if key not in _ENVS:
             try:
-                env = setup_fn()
-            except Exception as exc:
-                _FAILURES[key] = ItemError(
-                    f"setup {_describe(setup_fn)} failed: {type(exc).__name__}: {exc}",
-                    worker_traceback=traceback.format_exc(),
-                )
-                raise _FAILURES[key] from None
-            if not isinstance(env, Mapping):
-                raise ConfigError(
-                    f"setup {_describe(setup_fn)} must return a dict of names to objects, "
-                    f"got {type(env).__name__}"
-                )
-            _ENVS[key] = env
+                _ENVS[key] = build_env(setup_fn)
+            except Espnet3Error as exc:
+                _FAILURES[key] = exc
+                raise
         return _ENVS[key]
 
 
-class SetupPlugin(WorkerPlugin):
-    """Builds the environment once when a worker starts, so the first task does not pay for it.
-
-    A failure is kept and re-raised by the first task that needs the environment, so it
-    reaches the caller with the worker's traceback instead of only the worker's log.
-    """
-
-    def __init__(self, setup_fn: SetupFn):
-        self.setup_fn = setup_fn
-        self.key = setup_key(setup_fn)
-        self.name = self.key
-
-    def setup(self, worker: Any) -> None:
-        try:
-            process_env(self.key, self.setup_fn)
-        except Exception:  # re-raised by the tasks that need it
-            pass
-
-
-@functools.lru_cache(maxsize=256)
-def _signature(func: Callable) -> tuple[frozenset[str], bool]:
-    try:
-        params = inspect.signature(func).parameters.values()
-    except (TypeError, ValueError):  # builtins without a signature take what they are given
-        return frozenset(), True
-    names = frozenset(p.name for p in params if p.kind is not p.VAR_KEYWORD)
-    return names, any(p.kind is p.VAR_KEYWORD for p in params)
-
-
-def call_with_env(
-    func: Callable, item: Any, env: Mapping[str, Any], kwargs: Mapping[str, Any]
-) -> Any:
-    """Call ``func(item, **kwargs, **env-entries-it-accepts)``.
+def bind_env(
+    func: Callable, env: Mapping[str, Any], kwargs: Mapping[str, Any]
+) -> Callable[[Any], Any]:
+    """``func`` with ``kwargs`` and the ``env`` entries it accepts bound; call it with one item.
 
     A name given both by the environment and by ``kwargs`` is an error rather than a silent
-    override.
+    override. Binding once per batch keeps signature inspection out of the per-item cost.
+
+    Example:
+        >>> bind_env(pow, {}, {"exp": 2})(3)
+        9
     """
+    clash = env.keys() & kwargs.keys()
+    if clash:
+        raise ConfigError(
+            f"argument(s) {sorted(clash)} are given both by the setup environment and by the "
+            f"call's keyword arguments: rename one of them"
+        )
+    bound = dict(kwargs)
     if env:
-        clash = env.keys() & kwargs.keys()
-        if clash:
-            raise ConfigError(
-                f"argument(s) {sorted(clash)} are given both by the setup environment and by "
-                f"the call's keyword arguments: rename one of them"
-            )
-        names, takes_var_kw = _signature(func)
-        injected = env if takes_var_kw else {k: v for k, v in env.items() if k in names}
-        return func(item, **kwargs, **injected)
-    return func(item, **kwargs)
+        names, takes_var_kw = _parameters(func)
+        bound.update(env if takes_var_kw else {k: v for k, v in env.items() if k in names})
+    return functools.partial(func, **bound) if bound else func
+
+
+def _parameters(func: Callable) -> tuple[frozenset[str], bool]:
+    try:
+        params = inspect.signature(func).parameters.values()
+    except (TypeError, ValueError):  # builtins without a signature: inject nothing
+        return frozenset(), False
+    names = frozenset(p.name for p in params if p.kind is not p.VAR_KEYWORD)
+    return names, any(p.kind is p.VAR_KEYWORD for p in params)
 
 
 def _describe(func: Callable) -> str:

@@ -1,0 +1,42 @@
+"""The Dask worker plugin that builds a ``setup_fn`` environment once when a worker starts.
+
+Kept apart from :mod:`espnet3.parallel.worker_env` because subclassing ``WorkerPlugin``
+imports ``distributed``, which sequential runs must not load.
+
+Example (needs a cluster)::
+
+    client.register_plugin(SetupPlugin(setup_fn, setup_key(setup_fn)))
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Any
+
+from distributed.diagnostics.plugin import WorkerPlugin
+
+from espnet3.errors import Espnet3Error
+from espnet3.parallel.worker_env import SetupFn, process_env
+
+
+class SetupPlugin(WorkerPlugin):
+    """Builds the environment of ``key`` on every worker, present and future.
+
+    The build runs on the worker's task thread pool rather than its event loop: a model that
+    takes minutes to load must not stop the worker's heartbeats, and objects bound to a thread
+    are then created on a thread that runs tasks. A failure is kept and raised by the first task
+    that needs the environment, so it reaches the caller instead of only the worker's log.
+    """
+
+    def __init__(self, setup_fn: SetupFn, key: str):
+        self.setup_fn = setup_fn
+        self.key = key
+        self.name = key
+
+    async def setup(self, worker: Any) -> None:
+        loop = asyncio.get_running_loop()
+        with contextlib.suppress(Espnet3Error):
+            await loop.run_in_executor(
+                worker.executors["default"], process_env, self.key, self.setup_fn
+            )
