@@ -45,11 +45,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line with ``argv`` (default ``sys.argv[1:]``); return the exit status."""
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.debug else logging.WARNING,
-        format="espnet3: %(levelname)s: %(message)s",
-    )
+    parser = build_parser()
+    # Overrides may follow options (`DIR --config F a=b`), which argparse alone cannot take
+    # once the positionals have been consumed; such leftovers are added to the overrides.
+    args, extra = parser.parse_known_args(argv)
+    if extra and hasattr(args, "overrides") and not any(x.startswith("-") for x in extra):
+        args.overrides = [*args.overrides, *extra]
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    logging.basicConfig(format="espnet3: %(levelname)s: %(message)s")
+    # Dask sets its loggers to INFO; only the root handler's level keeps them quiet.
+    logging.getLogger().handlers[0].setLevel(logging.DEBUG if args.debug else logging.WARNING)
     try:
         return args.func(args)
     except Espnet3Error as err:

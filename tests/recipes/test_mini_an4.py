@@ -1,0 +1,250 @@
+"""End to end: ``espnet3 create-dataset`` on the mini AN4 recipe, as real subprocesses.
+
+Every run writes into a temporary data directory (``data_dir=...``) from the real archive,
+on the sequential backend, a 2-worker LocalCluster and (marked ``slurm``) a real SLURM.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import signal
+import subprocess
+import sys
+import tarfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+RECIPE = REPO / "recipes" / "mini_an4" / "asr"
+SPLITS = ("train", "valid", "test")
+
+
+def run_cli(*args: str, check: bool = True) -> subprocess.CompletedProcess:
+    proc = subprocess.run(
+        [sys.executable, "-m", "espnet3", *args], capture_output=True, text=True, cwd=REPO
+    )
+    if check:
+        assert proc.returncode == 0, proc.stderr
+    return proc
+
+
+def create_dataset(data_dir: Path, archive: Path, *extra: str, config: str | None = None):
+    opts = ["--config", str(RECIPE / "conf" / config)] if config else []
+    return run_cli(
+        "create-dataset",
+        str(RECIPE),
+        *opts,
+        f"create_dataset.archive={archive}",
+        f"data_dir={data_dir}",
+        *extra,
+    )
+
+
+def snapshot(data_dir: Path) -> dict:
+    """Manifests verbatim, and the shape of every feature matrix."""
+    manifests = {s: (data_dir / f"{s}.tsv").read_text() for s in SPLITS}
+    shapes = {
+        p.relative_to(data_dir).as_posix(): np.load(p, allow_pickle=False).shape
+        for p in sorted((data_dir / "fbank").rglob("*.npy"))
+    }
+    return {"manifests": manifests, "shapes": shapes}
+
+
+def mtimes(directory: Path) -> dict[str, int]:
+    return {str(p): p.stat().st_mtime_ns for p in sorted(directory.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def sequential_run(tmp_path_factory, mini_an4_archive):
+    data_dir = tmp_path_factory.mktemp("seq") / "data"
+    create_dataset(data_dir, mini_an4_archive)
+    return data_dir
+
+
+def test_sequential_run_writes_manifests_features_and_cutsets(sequential_run):
+    from lhotse import CutSet
+
+    data_dir = sequential_run
+    train = (data_dir / "train.tsv").read_text().splitlines()
+    assert train[0] == "an251-fash-b\twav/train/an251-fash-b.wav\tYES"
+    assert (
+        data_dir / "valid.tsv"
+    ).read_text() == "an152-mwhw-b\twav/valid/an152-mwhw-b.wav\tSTART\n"
+    assert len((data_dir / "test.tsv").read_text().splitlines()) == 2
+    summary = json.loads((data_dir / "fbank" / "summary.json").read_text())
+    assert {s: summary["splits"][s]["kept"] for s in SPLITS} == {"train": 4, "valid": 1, "test": 2}
+    cuts = CutSet.from_file(data_dir / "fbank" / "cuts_test.jsonl.gz")
+    cut = cuts.with_features_path_prefix(str(data_dir)).with_recording_path_prefix(str(data_dir))[0]
+    assert cut.load_features().shape == (cut.num_frames, 80)
+    assert cut.load_audio().shape == (1, cut.recording.num_samples)
+
+
+def test_second_run_does_no_work(sequential_run, mini_an4_archive):
+    before = mtimes(sequential_run)
+    proc = create_dataset(sequential_run, mini_an4_archive)
+    assert "already built" in proc.stdout
+    assert mtimes(sequential_run) == before
+
+
+def test_data_directory_can_move(sequential_run, tmp_path):
+    from espnet3.components.data.dataset_reference import resolve_dataset_module
+
+    moved = tmp_path / "moved"
+    subprocess.run(["cp", "-a", str(sequential_run), str(moved)], check=True)
+    package = resolve_dataset_module("mini_an4/asr")
+    item = package.Dataset(split="test", data_dir=moved)[0]
+    assert item["utt_id"] == "cen8-fcaw-b" and item["speech"].dtype == np.float32
+    assert package.load_cuts(moved, "test")[1].load_features().shape[1] == 80
+
+
+def test_local_cluster_gives_identical_results(sequential_run, mini_an4_archive, tmp_path):
+    data_dir = tmp_path / "data"
+    create_dataset(data_dir, mini_an4_archive, config="local.yaml")
+    assert snapshot(data_dir) == snapshot(sequential_run)
+
+
+@pytest.mark.slurm
+def test_slurm_gives_identical_results(sequential_run, mini_an4_archive, tmp_path):
+    data_dir = tmp_path / "data"
+    create_dataset(
+        data_dir, mini_an4_archive, f"parallel.log_dir={tmp_path / 'logs'}", config="slurm.yaml"
+    )
+    assert snapshot(data_dir) == snapshot(sequential_run)
+
+
+def test_cleaning_drops_short_utterances_and_reports_them(mini_an4_archive, tmp_path):
+    data_dir = tmp_path / "data"
+    proc = create_dataset(data_dir, mini_an4_archive, "stages.0.args.min_duration=0.8")
+    train = json.loads((data_dir / "fbank" / "summary.json").read_text())["splits"]["train"]
+    # an253-fash-b ("GO") lasts 0.7 s.
+    assert train["kept"] == 3 and train["dropped"] == {"empty_text": 0, "too_short": 1}
+    assert '"too_short": 1' in proc.stdout
+
+
+def rewrite_archive(source: Path, target: Path, edit) -> Path:
+    """Copy the real archive, letting ``edit(name, data)`` change (or drop: None) members."""
+    with tarfile.open(source) as src, tarfile.open(target, "w:gz") as dst:
+        for member in src.getmembers():
+            data = src.extractfile(member).read() if member.isfile() else None
+            if data is not None:
+                data = edit(member.name, data)
+                if data is None:
+                    continue
+                member.size = len(data)
+            dst.addfile(member, io.BytesIO(data) if data is not None else None)
+    return target
+
+
+def fails_with(data_dir: Path, archive: Path) -> str:
+    proc = run_cli(
+        "create-dataset",
+        str(RECIPE),
+        f"create_dataset.archive={archive}",
+        "create_dataset.sha256=null",
+        f"data_dir={data_dir}",
+        check=False,
+    )
+    assert proc.returncode == 1
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("espnet3: error: "), proc.stderr
+    return lines[0]
+
+
+def test_corrupt_sphere_is_one_clear_error(mini_an4_archive, tmp_path):
+    def corrupt(name, data):
+        return b"GARBAGE" + data[7:] if name.endswith("an253-fash-b.sph") else data
+
+    archive = rewrite_archive(mini_an4_archive, tmp_path / "bad.tar.gz", corrupt)
+    message = fails_with(tmp_path / "data", archive)
+    assert "an253-fash-b" in message and "not a NIST SPHERE file" in message
+
+
+def test_missing_transcript_is_one_clear_error(mini_an4_archive, tmp_path):
+    def drop(name, data):
+        return None if name.endswith("an4_test.transcription") else data
+
+    archive = rewrite_archive(mini_an4_archive, tmp_path / "bad.tar.gz", drop)
+    message = fails_with(tmp_path / "data", archive)
+    assert "an4_test.transcription is missing" in message
+
+
+def test_wrong_checksum_is_one_clear_error(mini_an4_archive, tmp_path):
+    proc = run_cli(
+        "create-dataset",
+        str(RECIPE),
+        f"create_dataset.archive={mini_an4_archive}",
+        "create_dataset.sha256=" + "0" * 64,
+        f"data_dir={tmp_path / 'data'}",
+        check=False,
+    )
+    assert proc.returncode == 1 and "expected 000" in proc.stderr
+    assert not (tmp_path / "data" / "source").exists()
+
+
+def big_archive(source: Path, target: Path, copies: int) -> Path:
+    """The real archive with every train utterance repeated ``copies`` times under new ids."""
+    with tarfile.open(source) as src:
+        members = {m.name: (m, src.extractfile(m).read() if m.isfile() else None) for m in src}
+    etc = "downloads/an4/etc/"
+    trans = members[etc + "an4_train.transcription"][1].decode().splitlines()
+    fileids = members[etc + "an4_train.fileids"][1].decode().splitlines()
+    extra = {}
+    for k in range(copies):
+        for line, fid in zip(trans, fileids, strict=True):
+            utt = fid.rsplit("/", 1)[1]
+            new = f"{utt}-x{k:04d}"
+            extra[f"downloads/an4/wav/{fid}-x{k:04d}.sph"] = f"downloads/an4/wav/{fid}.sph"
+            trans.append(line.replace(f"({utt})", f"({new})"))
+            fileids.append(f"{fid}-x{k:04d}")
+    with tarfile.open(target, "w:gz") as dst:
+        for name, (member, data) in members.items():
+            if name == etc + "an4_train.transcription":
+                data = ("\n".join(trans) + "\n").encode()
+            elif name == etc + "an4_train.fileids":
+                data = ("\n".join(fileids) + "\n").encode()
+            if data is not None:
+                member.size = len(data)
+            dst.addfile(member, io.BytesIO(data) if data is not None else None)
+        for name, original in extra.items():
+            info = tarfile.TarInfo(name)
+            data = members[original][1]
+            info.size = len(data)
+            dst.addfile(info, io.BytesIO(data))
+    return target
+
+
+def test_sigint_during_features_then_rerun_completes_without_redoing_shards(
+    mini_an4_archive, tmp_path
+):
+    archive = big_archive(mini_an4_archive, tmp_path / "big.tar.gz", copies=300)
+    data_dir = tmp_path / "data"
+    cmd = [
+        sys.executable, "-m", "espnet3", "create-dataset", str(RECIPE),
+        f"create_dataset.archive={archive}", "create_dataset.sha256=null",
+        f"data_dir={data_dir}", "stages.0.args.shard_size=20",
+    ]  # fmt: skip
+    proc = subprocess.Popen(cmd, cwd=REPO, stderr=subprocess.PIPE, text=True)
+    shards = data_dir / "fbank" / "train" / "shards"
+    while proc.poll() is None and not (shards.is_dir() and len(list(shards.iterdir())) >= 2):
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130, stderr
+    assert "interrupted" in stderr
+    finished = mtimes(shards)
+    n_shards = -(-(4 + 5 * 300) // 20)
+    assert 2 <= len(finished) < n_shards
+    subprocess.run(cmd, cwd=REPO, check=True, capture_output=True)
+    after = mtimes(shards)
+    assert len(after) == n_shards
+    assert {p: after[p] for p in finished} == finished
+    summary = json.loads((data_dir / "fbank" / "summary.json").read_text())
+    assert summary["splits"]["train"]["kept"] == 4 + 5 * 300
+    with gzip.open(data_dir / "fbank" / "cuts_train.jsonl.gz", "rt") as f:
+        ids = [json.loads(line)["id"] for line in f]
+    assert len(ids) == len(set(ids)) == 4 + 5 * 300
