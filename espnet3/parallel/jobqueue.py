@@ -1,49 +1,284 @@
 """Clusters of batch-scheduler jobs (SLURM, PBS, SGE, LSF, HTCondor, OAR, Moab).
 
-Each worker is one job submitted by dask-jobqueue. By default the scheduler uses TLS with a
-temporary certificate whose worker half is written, readable by the owner only, into the run's
-log directory, since jobs on other hosts must reach a scheduler that is no longer on loopback.
+Each worker is one job submitted by dask-jobqueue. What espnet3 adds:
+
+- every job id is recorded the moment the scheduler accepts it (:class:`~espnet3.parallel.jobs.JobWatcher`),
+  so :func:`supervise_jobs` can fail fast on a job that dies before its worker connects, replace
+  jobs that end while the run goes on, and cancel every job on exit;
+- a refused submission surfaces the scheduler's own words (``sbatch: error: ...``);
+- job logs go to one directory per run, ``./exp/dask-jobs/<timestamp>-<pid>`` by default (under
+  ``parallel.log_dir`` when set; ``options.log_directory`` is used as is), logged once;
+- workers retire a few minutes before the walltime (``--lifetime`` with a stagger), so their
+  tasks move to fresh jobs instead of dying with a killed job;
+- TLS by default, with the worker half of a temporary certificate written, readable by the owner
+  only, into the log directory: jobs on other hosts must reach a scheduler beyond loopback.
 
 Example (needs a batch scheduler)::
 
     cfg = ParallelConfig.from_any({"env": "slurm", "n_workers": 2,
-                                   "options": {"cores": 1, "memory": "1GB"}})
-    with start_jobqueue_cluster(cfg, cluster_kind("slurm")) as cluster:
-        ...
+                                   "options": {"cores": 1, "memory": "1GB", "interface": "lo"}})
+    with start_jobqueue_cluster(cfg, cluster_kind("slurm")) as cluster, Client(cluster) as client:
+        with supervise_jobs(cluster, client, cfg):
+            ...
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
-import tempfile
+import threading
+import time
+import weakref
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from espnet3.errors import ConfigError, Espnet3Error
 from espnet3.parallel.clusters import ClusterKind, _tls_options, wants_tls
+from espnet3.parallel.jobs import JobWatcher, slurm_job_details, slurm_job_states
+
+log = logging.getLogger(__name__)
+
+#: Seconds a worker waits for a lost scheduler before exiting, which ends its job: a parent that
+#: died without cancelling its jobs leaves them running at most this long.
+DEATH_TIMEOUT = 60
+#: How a scheduler's jobs are queried; others are only tracked and cancelled.
+_QUERIES = {"slurm": (slurm_job_states, slurm_job_details)}
+_RUNS: weakref.WeakKeyDictionary[Any, _Run] = weakref.WeakKeyDictionary()
+
+
+class _Run:
+    """The jobs of one cluster: their watcher, refused submissions and log directory."""
+
+    def __init__(self, env: str, watcher: JobWatcher, log_dir: Path):
+        self.env, self.watcher, self.log_dir = env, watcher, log_dir
+        self.refused: list[str] = []
+
+    def submitted(self, job_id: str, job_name: str | None) -> None:
+        # dask-jobqueue names a job's logs <job name>-<job id>.out/.err in its log directory.
+        stem = self.log_dir / f"{job_name or 'worker'}-{job_id}"
+        self.watcher.add(job_id, stdout=f"{stem}.out", stderr=f"{stem}.err")
+
+    def raise_if_refused(self) -> None:
+        if self.refused:
+            raise Espnet3Error(
+                f"the scheduler refused a worker job of parallel.env '{self.env}':\n"
+                f"{self.refused[0]}\nfix parallel.options (queue, account, walltime, memory ...)"
+            )
 
 
 def start_jobqueue_cluster(config: Any, kind: ClusterKind) -> Any:
     """Build the dask-jobqueue cluster of ``config`` and submit ``config.n_workers`` jobs."""
     options = dict(config.options)
+    job_cls = kind.load().job_cls
     scheduler_options = dict(options.pop("scheduler_options", None) or {})
     # The dashboard shows task code and data: keep it off, or on loopback when asked for.
     scheduler_options.setdefault("dashboard", False)
     scheduler_options.setdefault("dashboard_address", "127.0.0.1:0")
     if "interface" in options and "interface" not in scheduler_options:
         scheduler_options["interface"] = options["interface"]
-    log_dir = Path(config.log_dir or options.get("log_directory") or _default_log_dir())
-    log_dir.mkdir(parents=True, exist_ok=True)
-    options.setdefault("log_directory", str(log_dir))
+    log_dir = run_log_dir(config)
+    options["log_directory"] = str(log_dir)
+    log.info("worker job logs of this run: %s", log_dir)
+    python = worker_python(config, log_dir)
+    if python is not None:
+        options["python"] = python
+    options.setdefault("death_timeout", DEATH_TIMEOUT)
+    walltime = options.get("walltime") or _config_default(job_cls, "walltime")
+    extra = list(options.get("worker_extra_args") or [])
+    if not any(arg.startswith("--lifetime") for arg in extra):
+        options["worker_extra_args"] = extra + lifetime_args(walltime)
     # Jobs run on other hosts, so the scheduler listens beyond loopback: TLS unless refused.
     if wants_tls(config, listen_host=None):
         options.update(_tls_options())
         secrets = log_dir / "tls"
         secrets.mkdir(mode=0o700, exist_ok=True)
         options.setdefault("shared_temp_directory", str(secrets))
-    cluster = kind.load()(scheduler_options=scheduler_options, **options)
+    query, details = _QUERIES.get(config.env, (None, None))
+    run = _Run(config.env, JobWatcher(query, details, job_cls.cancel_command), log_dir)
+    cluster = kind.load()(
+        scheduler_options=scheduler_options, job_cls=_tracked(job_cls, run), **options
+    )
+    _RUNS[cluster] = run
     cluster.scale(config.n_workers)
     return cluster
 
 
-def _default_log_dir() -> str:
-    return tempfile.mkdtemp(prefix="espnet3-jobs-", dir=os.getcwd())
+def worker_python(config: Any, log_dir: Path | None = None) -> str | None:
+    """The command that runs Python in a worker job (``None``: this interpreter's path).
+
+    This is the one place the worker's interpreter is chosen: ``options.python`` when given;
+    a container turns it into ``apptainer exec ... IMAGE python``, with ``log_dir`` (which
+    holds the TLS files the worker reads) bound into the image.
+    """
+    if config.container is not None:
+        return config.container.worker_python([str(log_dir)] if log_dir else [])
+    return config.options.get("python")
+
+
+def run_log_dir(config: Any) -> Path:
+    """A new directory for this run's job logs (see the module docstring for where)."""
+    given = config.options.get("log_directory")
+    if given:
+        path = Path(given)
+    else:
+        base = Path(config.log_dir) if config.log_dir else Path.cwd() / "exp" / "dask-jobs"
+        path = base / f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
+    path.mkdir(parents=True, exist_ok=True)
+    return path.resolve()
+
+
+def lifetime_args(walltime: str | None) -> list[str]:
+    """dask-worker arguments that retire a worker before the scheduler kills its job.
+
+    The worker leaves ``margin`` (10 % of the walltime, 30 s to 5 min) plus up to ``stagger``
+    (5 %, at most 2 min) before the walltime, so its tasks move to other workers in time and
+    the workers of a run do not all leave at once. Walltimes under ~2 min get no lifetime.
+
+    Example:
+        >>> lifetime_args("01:00:00")
+        ['--lifetime', '3180s', '--lifetime-stagger', '120s']
+        >>> lifetime_args(None)
+        []
+    """
+    if not walltime:
+        return []
+    seconds = parse_walltime(walltime)
+    margin, stagger = min(300, max(30, seconds // 10)), min(120, seconds // 20)
+    lifetime = seconds - margin - stagger
+    if lifetime < 60:
+        return []
+    return ["--lifetime", f"{lifetime}s", "--lifetime-stagger", f"{stagger}s"]
+
+
+def parse_walltime(text: str) -> int:
+    """Seconds in a SLURM/PBS walltime: ``MM``, ``MM:SS``, ``HH:MM:SS``, ``D-HH[:MM[:SS]]``.
+
+    Example:
+        >>> parse_walltime("1-02:00:00"), parse_walltime("90"), parse_walltime("00:30:00")
+        (93600, 5400, 1800)
+    """
+    days, _, clock = str(text).strip().rpartition("-")
+    try:
+        parts = [int(p) for p in clock.split(":")]
+        if days:
+            hours, minutes, seconds = (parts + [0, 0])[:3]
+            return ((int(days) * 24 + hours) * 60 + minutes) * 60 + seconds
+        if len(parts) <= 3:
+            scale = [60] if len(parts) == 1 else [60, 1] if len(parts) == 2 else [3600, 60, 1]
+            return sum(p * s for p, s in zip(parts, scale, strict=True))
+    except ValueError:
+        pass
+    raise ConfigError(
+        f"parallel.options.walltime {text!r} is not a walltime: use HH:MM:SS or D-HH:MM:SS"
+    )
+
+
+@contextlib.contextmanager
+def supervise_jobs(cluster: Any, client: Any, config: Any) -> Iterator[bool]:
+    """Wait for workers while watching their jobs, keep ``n_workers`` jobs, cancel all on exit.
+
+    Yields ``False`` (and does nothing) for a cluster :func:`start_jobqueue_cluster` did not
+    start. Raises :class:`~espnet3.parallel.jobs.JobFailedError` when a job ends before its
+    worker connects, :class:`Espnet3Error` when a submission is refused or
+    ``config.min_workers`` do not connect within ``config.startup_timeout``.
+    """
+    run = _RUNS.get(cluster)
+    if run is None:
+        yield False
+        return
+    stop = threading.Event()
+    monitor = threading.Thread(
+        target=_keep_jobs, args=(cluster, run, config.n_workers, stop), daemon=True
+    )
+    try:
+        _wait_for_workers(cluster, client, run, config)
+        monitor.start()
+        yield True
+    finally:
+        stop.set()
+        if monitor.is_alive():
+            monitor.join()
+        run.watcher.cancel_all()
+
+
+def _wait_for_workers(cluster: Any, client: Any, run: _Run, config: Any) -> None:
+    deadline = time.monotonic() + config.startup_timeout
+    while True:
+        connected = _connected_jobs(cluster, client)
+        if len(connected) >= config.min_workers:
+            return
+        run.raise_if_refused()
+        for job_id, state in run.watcher.refresh().items():
+            if state.is_finished and job_id not in connected:
+                raise run.watcher.failure(job_id, "ended before its Dask worker connected")
+        if time.monotonic() > deadline:
+            pending = {j: s.reason for j, s in run.watcher.states().items() if s.is_pending}
+            raise Espnet3Error(
+                f"only {len(connected)} of {config.min_workers} worker(s) of parallel.env "
+                f"'{config.env}' connected within parallel.startup_timeout="
+                f"{config.startup_timeout:g}s; pending jobs and reasons: {pending or 'none'}; "
+                f"job logs in {run.log_dir}"
+            )
+        time.sleep(0.1)
+
+
+def _connected_jobs(cluster: Any, client: Any) -> set[str]:
+    """Ids of the jobs whose worker (or one of its processes) is connected."""
+    names = {str(w["name"]) for w in client.scheduler_info()["workers"].values()}
+    return {
+        job.job_id
+        for name, job in list(cluster.workers.items())
+        if job.job_id and any(n == str(name) or n.startswith(f"{name}-") for n in names)
+    }
+
+
+def _keep_jobs(cluster: Any, run: _Run, n_workers: int, stop: threading.Event) -> None:
+    """While the run goes on: report jobs that end and ask for replacements."""
+    reported: set[str] = set()
+    while not stop.wait(1.0):
+        try:
+            while run.refused:
+                log.error("the scheduler refused a replacement job: %s", run.refused.pop())
+            states = run.watcher.refresh()
+            for job_id, state in states.items():
+                if state.is_finished and job_id not in reported:
+                    reported.add(job_id)
+                    if state.is_failed:
+                        failure = run.watcher.failure(job_id, "ended while the run went on")
+                        log.warning("%s\na new job replaces it", failure)
+                    else:  # a worker that reached its --lifetime retires and ends its job
+                        log.info("job %s ended; a new job replaces it", job_id)
+            # A lost worker leaves cluster.workers after distributed's lost-worker-timeout;
+            # from then on scale() resubmits its job, and before then it is a no-op.
+            if sum(not s.is_finished for s in states.values()) < n_workers:
+                cluster.scale(n_workers)
+        except Exception:  # a monitor that dies silently would stop replacing jobs
+            log.exception("watching the jobs of parallel.env '%s' failed", run.env)
+
+
+def _tracked(job_cls: type, run: _Run) -> type:
+    """``job_cls`` recording each job id into ``run`` as soon as the scheduler accepts it."""
+    from distributed.core import Status
+
+    async def start(self: Any) -> None:
+        try:
+            await job_cls.start(self)
+        except RuntimeError as exc:  # dask-jobqueue: the submit command exited non-zero
+            # Kept for supervise_jobs to raise (or log) in the user's thread; raising here would
+            # only reach the event loop's log, and a job left "created" breaks cluster.close().
+            refusal = str(exc).partition("stderr:\n")[2].strip() or str(exc)
+            run.refused.append(refusal)
+            self.status = Status.failed
+        finally:
+            if self.job_id:
+                run.submitted(self.job_id, self.job_name)
+
+    return type(job_cls.__name__, (job_cls,), {"start": start})
+
+
+def _config_default(job_cls: type, key: str) -> Any:
+    import dask
+
+    return dask.config.get(f"jobqueue.{job_cls.default_config_name()}.{key}", None)
