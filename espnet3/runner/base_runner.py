@@ -1,0 +1,194 @@
+"""Apply a runner's ``forward`` to indices: in process, on Dask, or as detached shard jobs.
+
+Subclass :class:`BaseRunner`, write a static ``forward(idx, *, dataset, model, **params)``
+and give it a provider. Results come back in the order of the indices; ``None`` results are
+filtered out. The backend follows :func:`espnet3.parallel.get_parallel_config` (or the
+innermost open :func:`espnet3.parallel.get_client`); ``async_mode=True`` writes shard specs
+and submits them as scheduler jobs instead (see :mod:`espnet3.runner.async_backend`).
+
+Example:
+    >>> from espnet3.runner.inference_provider import InferenceProvider
+    >>> class Words(InferenceProvider):
+    ...     @staticmethod
+    ...     def build_dataset(cfg):
+    ...         return ["a", "bb", "", "dddd"]
+    ...     @staticmethod
+    ...     def build_model(cfg):
+    ...         return len
+    >>> class Lengths(BaseRunner):
+    ...     @staticmethod
+    ...     def forward(idx, *, dataset, model, **params):
+    ...         n = model(dataset[idx])
+    ...         return {"idx": idx, "len": n} if n else None
+    >>> Lengths(Words())(range(4))
+    [{'idx': 0, 'len': 1}, {'idx': 1, 'len': 2}, {'idx': 3, 'len': 4}]
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+import sys
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+from espnet3.errors import ConfigError, did_you_mean
+from espnet3.runner.outcomes import ItemFailure, Unit, as_index
+from espnet3.runner.provider import EnvironmentProvider
+from espnet3.runner.sync_backend import iter_outcomes
+from espnet3.utils.atomic import atomic_write_jsonl
+
+ERROR_POLICIES = ("raise", "skip")
+log = logging.getLogger(__name__)
+
+
+class BaseRunner:
+    """Runs ``forward`` over indices with the environment of ``provider``.
+
+    Args:
+        provider: builds ``{dataset, model, **params}`` once per process.
+        batch_size: when set, ``forward`` receives lists of up to this many indices and
+            returns a list with one result (or ``None``) per index.
+        async_mode: submit detached shard jobs instead of waiting for results; the call then
+            returns an :class:`~espnet3.runner.async_backend.AsyncSubmission`.
+        async_specs_dir, async_result_dir: where shard specs and shard results go.
+        async_shard_size: indices per shard (default: spread over ``parallel.n_workers``).
+        async_max_running: shard jobs allowed to run at once (default ``parallel.n_workers``).
+        on_error: ``"raise"`` stops at the first failing item with an error naming its index
+            and ``utt_id``; ``"skip"`` goes on and records each failure in ``errors_path``
+            (in async mode, in ``<shard>.errors.jsonl`` beside each shard's results).
+
+    Shard jobs rebuild a runner as ``cls(provider, batch_size=..., on_error=...,
+    errors_path=...)``; a subclass with its own constructor must accept that call.
+    """
+
+    def __init__(
+        self,
+        provider: EnvironmentProvider,
+        *,
+        batch_size: int | None = None,
+        async_mode: bool = False,
+        async_specs_dir: str | os.PathLike = "async_specs",
+        async_result_dir: str | os.PathLike = "async_results",
+        async_shard_size: int | None = None,
+        async_max_running: int | None = None,
+        on_error: str = "raise",
+        errors_path: str | os.PathLike = "errors.jsonl",
+    ):
+        if not isinstance(provider, EnvironmentProvider):
+            raise ConfigError(
+                f"{type(self).__name__} needs an EnvironmentProvider, got {type(provider).__name__}"
+            )
+        if on_error not in ERROR_POLICIES:
+            raise ConfigError(
+                f"on_error must be one of {', '.join(ERROR_POLICIES)}, got {on_error!r}"
+                f"{did_you_mean(str(on_error), ERROR_POLICIES)}"
+            )
+        for name, value in (
+            ("batch_size", batch_size),
+            ("async_shard_size", async_shard_size),
+            ("async_max_running", async_max_running),
+        ):
+            if value is not None and (
+                isinstance(value, bool) or not isinstance(value, int) or value < 1
+            ):
+                raise ConfigError(f"{name} must be a positive integer or None, got {value!r}")
+        self.provider = provider
+        self.batch_size = batch_size
+        self.async_mode = async_mode
+        self.async_specs_dir = Path(async_specs_dir)
+        self.async_result_dir = Path(async_result_dir)
+        self.async_shard_size = async_shard_size
+        self.async_max_running = async_max_running
+        self.on_error = on_error
+        self.errors_path = Path(errors_path)
+
+    @staticmethod
+    def forward(idx: Any, *, dataset: Any, model: Any, **params: Any) -> Any:
+        """Process one index (or a list of them with ``batch_size``); ``None`` filters it out."""
+        raise NotImplementedError(
+            "a runner must define a static forward(idx, *, dataset, model, **params)"
+        )
+
+    def __call__(self, indices: Iterable[int]) -> Any:
+        """Results of every index, in order, ``None`` left out; or the async submission.
+
+        The list holds every result: for a very large run, stream with :meth:`iter`.
+        """
+        if self.async_mode:
+            from espnet3.runner.async_backend import submit_async
+
+            return submit_async(self, indices)
+        return [result for _, result in self.iter(indices)]
+
+    def iter(self, indices: Iterable[int]) -> Iterator[tuple[int, Any]]:
+        """Yield ``(index, result)`` in the order of ``indices``, holding only what is in flight.
+
+        Example:
+            >>> class Echo(BaseRunner):
+            ...     @staticmethod
+            ...     def forward(idx, **env):
+            ...         return idx * 10
+            >>> class Empty(EnvironmentProvider):
+            ...     def build_env(self):
+            ...         return {}
+            >>> list(Echo(Empty()).iter([3, 1]))
+            [(3, 30), (1, 10)]
+        """
+        units: Iterable[Unit] = _Units(indices, self.batch_size)
+        sized = hasattr(indices, "__len__")
+        if not sized:  # a generator of indices: no length for chunk sizing or the bar
+            units = iter(units)
+        failures: list[dict[str, Any]] = []
+        progress = _progress(len(indices) if sized else None)  # type: ignore[arg-type]
+        try:
+            for outcome in iter_outcomes(type(self).forward, self.provider, units):
+                if isinstance(outcome, ItemFailure):
+                    if self.on_error == "raise":
+                        raise outcome.to_error()
+                    failures += outcome.records()
+                    progress.update(len(outcome.indices))
+                    continue
+                progress.update(len(outcome))
+                for index, result in outcome:
+                    if result is not None:
+                        yield index, result
+        finally:
+            progress.close()
+            if self.on_error == "skip":
+                atomic_write_jsonl(self.errors_path, failures)
+                if failures:
+                    log.warning(
+                        "%d item(s) failed and were skipped: see %s",
+                        len(failures),
+                        self.errors_path,
+                    )
+
+
+class _Units:
+    """Sized ``indices`` as units (single indices, or lists of ``batch_size``), lazily."""
+
+    def __init__(self, indices: Iterable[int], batch_size: int | None):
+        self.indices = indices
+        self.batch_size = batch_size
+
+    def __len__(self) -> int:
+        n = len(self.indices)  # type: ignore[arg-type]
+        return n if self.batch_size is None else -(-n // self.batch_size)
+
+    def __iter__(self) -> Iterator[Unit]:
+        checked = (as_index(position, i) for position, i in enumerate(self.indices))
+        if self.batch_size is None:
+            yield from checked
+            return
+        while batch := list(itertools.islice(checked, self.batch_size)):
+            yield batch
+
+
+def _progress(total: int | None) -> Any:
+    """A tqdm bar on an interactive terminal; a silent stand-in in logs and pipes."""
+    from tqdm import tqdm
+
+    return tqdm(total=total, unit="item", disable=not sys.stderr.isatty())

@@ -1,0 +1,67 @@
+"""Name a class by ``module:QualName`` and import it back, so specs carry no pickles.
+
+Example:
+    >>> from collections import OrderedDict
+    >>> class_path(OrderedDict)
+    'collections:OrderedDict'
+    >>> load_class("collections:OrderedDict") is OrderedDict
+    True
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import json
+from typing import Any
+
+from espnet3.errors import ConfigError
+
+
+def class_path(cls: type) -> str:
+    """``module:QualName`` of ``cls``; a class another process cannot import is an error.
+
+    Example:
+        >>> class_path(dict)
+        'builtins:dict'
+    """
+    if cls.__module__ == "__main__" or "<locals>" in cls.__qualname__:
+        raise ConfigError(
+            f"class {cls.__qualname__!r} is defined in {cls.__module__!r}"
+            f"{' inside a function' if '<locals>' in cls.__qualname__ else ''}, so worker "
+            f"processes cannot import it: move it to a module on the Python path"
+        )
+    return f"{cls.__module__}:{cls.__qualname__}"
+
+
+def load_class(path: str) -> type:
+    """Import the class named ``module:QualName``, or fail naming what is missing.
+
+    Example:
+        >>> load_class("builtins:dict")
+        <class 'dict'>
+    """
+    module_name, _, qualname = path.partition(":")
+    try:
+        obj: Any = importlib.import_module(module_name)
+        for part in qualname.split("."):
+            obj = getattr(obj, part)
+    except (ImportError, AttributeError) as exc:
+        raise ConfigError(
+            f"cannot import class {path!r} ({type(exc).__name__}: {exc}): check that its "
+            f"module is installed or on PYTHONPATH in this process"
+        ) from None
+    return obj
+
+
+def stable_hash(*parts: Any) -> str:
+    """A short hex digest of JSON-like ``parts``, equal in every process and on every run.
+
+    Objects JSON cannot encode enter by ``repr``, which is stable within one process only.
+
+    Example:
+        >>> stable_hash({"b": 1, "a": 2}) == stable_hash({"a": 2, "b": 1})
+        True
+    """
+    text = json.dumps(parts, sort_keys=True, separators=(",", ":"), default=repr)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]

@@ -1,0 +1,44 @@
+"""Where a shard's spec and job record live beside each other in the specs directory.
+
+``<specs_dir>/<name>.spec.json`` is the spec; ``<specs_dir>/<name>.job.json`` says which job
+runs it: ``{"scheduler": "local" | "slurm", "job_id": ..., "log": ..., "launcher": ...}``
+(for ``local``, ``job_id`` is the shard process's pid once started, ``launcher`` the pid of
+the process that starts it).
+
+Example:
+    >>> import tempfile
+    >>> d = tempfile.mkdtemp()
+    >>> write_job_record(d, "shard-x", {"scheduler": "slurm", "job_id": "12_0"})
+    >>> read_job_record(d, "shard-x")["job_id"]
+    '12_0'
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from espnet3.utils.atomic import atomic_write_json
+
+SPEC_SUFFIX = ".spec.json"
+JOB_SUFFIX = ".job.json"
+
+
+def spec_path(specs_dir: str | os.PathLike, name: str) -> Path:
+    """``<specs_dir>/<name>.spec.json`` (absolute)."""
+    return Path(specs_dir).resolve() / f"{name}{SPEC_SUFFIX}"
+
+
+def write_job_record(specs_dir: str | os.PathLike, name: str, record: dict[str, Any]) -> None:
+    """Record, atomically, which job runs shard ``name``."""
+    atomic_write_json(Path(specs_dir) / f"{name}{JOB_SUFFIX}", record)
+
+
+def read_job_record(specs_dir: str | os.PathLike, name: str) -> dict[str, Any] | None:
+    """The job record of shard ``name``, or ``None`` if it was never submitted."""
+    try:
+        return json.loads((Path(specs_dir) / f"{name}{JOB_SUFFIX}").read_text())
+    except (OSError, ValueError):
+        return None

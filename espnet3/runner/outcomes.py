@@ -1,0 +1,123 @@
+"""Run one unit of work (an index, or a batch of indices) and report how it went.
+
+A unit never raises for a bad item: it returns its results, or an :class:`ItemFailure` that
+carries the index, the item's ``utt_id`` when it has one, and the traceback of the process
+that ran it. The caller then applies the error policy (``raise`` or ``skip``) in one place,
+whatever backend ran the unit.
+
+Example:
+    >>> def forward(idx, *, dataset):
+    ...     return {"idx": idx, "value": 10 // dataset[idx]}
+    >>> run_unit(1, runner_forward=forward, dataset=[0, 5])
+    [(1, {'idx': 1, 'value': 2})]
+    >>> run_unit(0, runner_forward=forward, dataset=[0, 5]).exc_type
+    'ZeroDivisionError'
+"""
+
+from __future__ import annotations
+
+import operator
+import traceback
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from espnet3.errors import ConfigError, Espnet3Error, ItemError
+
+Unit = int | list[int]
+
+
+@dataclass(frozen=True)
+class ItemFailure:
+    """Why ``forward`` failed on ``indices`` (one index, or a whole batch)."""
+
+    indices: list[int]
+    utt_id: str | None
+    exc_type: str
+    message: str
+    traceback: str
+
+    def describe(self) -> str:
+        """``index 7 (utt_id 'a01')`` or ``indices [4, 5, 6]``."""
+        if len(self.indices) == 1:
+            utt = f" (utt_id {self.utt_id!r})" if self.utt_id is not None else ""
+            return f"index {self.indices[0]}{utt}"
+        return f"indices {self.indices}"
+
+    def to_error(self) -> ItemError:
+        """The error the ``raise`` policy raises: names the item and keeps the traceback."""
+        return ItemError(
+            f"forward failed on {self.describe()}: {self.exc_type}: {self.message}",
+            index=self.indices[0],
+            worker_traceback=self.traceback,
+        )
+
+    def records(self) -> list[dict[str, Any]]:
+        """One errors-JSONL record per failed index."""
+        base = asdict(self)
+        del base["indices"]
+        return [{"index": index, **base} for index in self.indices]
+
+
+def run_unit(
+    unit: Unit, *, runner_forward: Callable[..., Any], **env: Any
+) -> list[tuple[int, Any]] | ItemFailure:
+    """Call ``runner_forward(unit, **env)``; pair results with indices or return the failure."""
+    indices = list(unit) if isinstance(unit, list) else [unit]
+    try:
+        result = runner_forward(unit, **env)
+    except Exception as exc:
+        utt_id = find_utt_id(env.get("dataset"), indices[0]) if len(indices) == 1 else None
+        return ItemFailure(indices, utt_id, type(exc).__name__, str(exc), traceback.format_exc())
+    if not isinstance(unit, list):
+        return [(unit, result)]
+    if result is None:
+        return [(index, None) for index in indices]
+    if not isinstance(result, Sequence) or len(result) != len(indices):
+        raise Espnet3Error(
+            f"forward got the batch {indices} and must return a list of {len(indices)} results "
+            f"(None for a filtered item), got {type(result).__name__}"
+            f"{f' of length {len(result)}' if isinstance(result, Sequence) else ''}"
+        )
+    return list(zip(indices, result, strict=True))
+
+
+def find_utt_id(dataset: Any, index: int) -> str | None:
+    """The ``utt_id`` of ``dataset[index]`` when the item names one, else ``None``.
+
+    Items are ``{"utt_id": ...}`` mappings, objects with ``.utt_id``, or ESPnet's
+    ``(utt_id, data)`` pairs. Looking can itself fail (that may be why the item failed): then
+    there is no ``utt_id`` to report.
+
+    Example:
+        >>> find_utt_id([{"utt_id": "a01"}], 0), find_utt_id([("b02", {})], 0), find_utt_id([3], 0)
+        ('a01', 'b02', None)
+    """
+    if dataset is None:
+        return None
+    try:
+        item = dataset[index]
+    except Exception:
+        return None
+    if isinstance(item, Mapping):
+        value = item.get("utt_id")
+    elif isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], str):
+        value = item[0]
+    else:
+        value = getattr(item, "utt_id", None)
+    return None if value is None else str(value)
+
+
+def as_index(position: int, value: Any) -> int:
+    """``value`` as an ``int`` index, or an error naming its position among the indices.
+
+    Example:
+        >>> as_index(0, 7)
+        7
+    """
+    try:
+        return operator.index(value)
+    except TypeError:
+        raise ConfigError(
+            f"indices must be integers, got {value!r} ({type(value).__name__}) at position {position}"
+        ) from None

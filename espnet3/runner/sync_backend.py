@@ -1,0 +1,63 @@
+"""Run units of work in this process or on a Dask cluster, yielding outcomes in unit order.
+
+Which one is decided by the innermost open :func:`espnet3.parallel.get_client`, else by
+:func:`espnet3.parallel.get_parallel_config`: sequential runs here with the provider's local
+environment; anything else goes through :func:`espnet3.parallel.parallel_for` (adaptive
+chunks, a bounded number in flight) with the provider's worker setup function, so each worker
+builds the environment once.
+
+Example:
+    >>> from espnet3.runner.provider import EnvironmentProvider
+    >>> class Table(EnvironmentProvider):
+    ...     def build_env(self):
+    ...         return {"dataset": [5, 6, 7]}
+    >>> def forward(idx, *, dataset):
+    ...     return dataset[idx]
+    >>> list(iter_outcomes(forward, Table(), [2, 0]))
+    [[(2, 7)], [(0, 5)]]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+from espnet3.parallel import active_client, get_parallel_config, parallel_for
+from espnet3.runner.outcomes import ItemFailure, Unit, run_unit
+from espnet3.runner.provider import EnvironmentProvider
+
+Outcome = list[tuple[int, Any]] | ItemFailure
+
+
+def iter_outcomes(
+    forward: Callable[..., Any], provider: EnvironmentProvider, units: Iterable[Unit]
+) -> Iterator[Outcome]:
+    """Yield the outcome of every unit, in the order of ``units``."""
+    client = active_client()
+    if client is None and get_parallel_config().is_sequential:
+        env = provider.build_env_local()
+        for unit in units:
+            yield run_unit(unit, runner_forward=forward, **env)
+        return
+    done = parallel_for(
+        run_unit, units, client, provider.make_worker_setup_fn(), runner_forward=forward
+    )
+    yield from in_order(done)
+
+
+def in_order(tagged: Iterable[tuple[int, Any]]) -> Iterator[Any]:
+    """Reorder ``(position, value)`` pairs that arrive in any order into position order.
+
+    Only values that arrive ahead of a missing position are held back.
+
+    Example:
+        >>> list(in_order([(1, "b"), (2, "c"), (0, "a")]))
+        ['a', 'b', 'c']
+    """
+    waiting: dict[int, Any] = {}
+    expected = 0
+    for position, value in tagged:
+        waiting[position] = value
+        while expected in waiting:
+            yield waiting.pop(expected)
+            expected += 1

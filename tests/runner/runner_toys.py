@@ -1,0 +1,93 @@
+"""Small real providers and runners shared by the runner tests.
+
+They live in their own module so that Dask workers and shard jobs (other processes) can
+import them by class path; the tests put this directory on ``PYTHONPATH``.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections import Counter
+
+from espnet3.runner.base_runner import BaseRunner
+from espnet3.runner.inference_provider import InferenceProvider
+
+#: How many times each process built an environment (read back through ``PidRunner``).
+BUILDS: Counter = Counter()
+
+
+class Affine:
+    """A tiny model: ``x -> scale * x + bias``."""
+
+    def __init__(self, scale: int, bias: int):
+        self.scale, self.bias = scale, bias
+
+    def __call__(self, x: int) -> int:
+        return self.scale * x + self.bias
+
+
+class ToyProvider(InferenceProvider):
+    """``cfg.n`` items ``{"utt_id": "uttNNN", "value": i}`` and an :class:`Affine` model."""
+
+    @staticmethod
+    def build_dataset(cfg):
+        BUILDS[os.getpid()] += 1
+        return [{"utt_id": f"utt{i:03d}", "value": i} for i in range(cfg.n)]
+
+    @staticmethod
+    def build_model(cfg):
+        return Affine(cfg.scale, cfg.get("bias", 0))
+
+
+class BrokenProvider(ToyProvider):
+    """Its model cannot be built: every process that tries fails."""
+
+    @staticmethod
+    def build_model(cfg):
+        raise RuntimeError(f"no checkpoint at {cfg.checkpoint}")
+
+
+class ToyRunner(BaseRunner):
+    """``{"idx", "utt_id", "y"}``; items whose value is in ``drop`` give ``None``; items in
+    ``fail_on`` raise; each item sleeps ``sleep`` seconds."""
+
+    @staticmethod
+    def forward(idx, *, dataset, model, drop=(), fail_on=(), sleep=0.0, **params):
+        item = dataset[idx]
+        if sleep:
+            time.sleep(sleep)
+        if item["value"] in fail_on:
+            raise ValueError(f"cannot decode value {item['value']}")
+        if item["value"] in drop:
+            return None
+        return {"idx": idx, "utt_id": item["utt_id"], "y": model(item["value"])}
+
+
+class BatchToyRunner(BaseRunner):
+    """The batched form of :class:`ToyRunner`: one result per index of the batch."""
+
+    @staticmethod
+    def forward(idx, *, dataset, model, drop=(), **params):
+        return [
+            None
+            if dataset[i]["value"] in drop
+            else {"idx": i, "utt_id": dataset[i]["utt_id"], "y": model(dataset[i]["value"])}
+            for i in idx
+        ]
+
+
+class PidRunner(BaseRunner):
+    """Which process ran the item, and how often that process built the environment."""
+
+    @staticmethod
+    def forward(idx, *, dataset, model, **params):
+        return {"idx": idx, "pid": os.getpid(), "builds": BUILDS[os.getpid()]}
+
+
+class SetRunner(BaseRunner):
+    """Returns a ``set``, which JSON cannot encode."""
+
+    @staticmethod
+    def forward(idx, *, dataset, model, **params):
+        return {"idx": idx, "tags": {"a", "b"}}

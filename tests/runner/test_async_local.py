@@ -1,0 +1,158 @@
+"""Async shards on the ``local`` scheduler: real detached processes, real files.
+
+Each test submits shard jobs with ``parallel: {env: local}`` and waits for them through the
+status files and the shard processes, exactly as a user would.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+
+import pytest
+from runner_toys import SetRunner, ToyProvider, ToyRunner
+
+from espnet3.errors import ConfigError, Espnet3Error
+from espnet3.parallel import set_parallel
+from espnet3.runner.job_records import read_job_record
+from espnet3.runner.jobs_dir import collect, status, summarize
+
+CFG = {"n": 40, "scale": 3, "bias": 1}
+LOCAL = {"env": "local", "n_workers": 2}
+
+
+@pytest.fixture
+def local_parallel():
+    set_parallel(LOCAL)
+    yield
+    set_parallel(None)
+
+
+def expected(indices, drop=()):
+    return [{"idx": i, "utt_id": f"utt{i:03d}", "y": 3 * i + 1} for i in indices if i not in drop]
+
+
+def async_runner(tmp_path, params=None, cls=ToyRunner, **kwargs):
+    return cls(
+        ToyProvider(CFG, params),
+        async_mode=True,
+        async_specs_dir=tmp_path / "specs",
+        async_result_dir=tmp_path / "results",
+        **kwargs,
+    )
+
+
+def test_async_local_matches_sequential_and_skips_done_shards(local_parallel, tmp_path):
+    indices = list(range(0, 40, 2))
+    sequential_params = {"drop": [4]}
+    set_parallel(None)
+    sequential = ToyRunner(ToyProvider(CFG, sequential_params))(indices)
+    set_parallel(LOCAL)
+    submission = async_runner(tmp_path, sequential_params, async_shard_size=6)(indices)
+    assert len(submission.shards) == 4 and submission.submitted == submission.shards
+    assert summarize(submission.wait(timeout=300, poll=0.2)) == "4 done"
+    assert [r for _, r in submission.collect()] == sequential == expected(indices, drop=(4,))
+    assert [i for i, _ in collect(tmp_path / "specs")] == [i for i in indices if i != 4]
+
+    spec = json.loads((tmp_path / "specs" / f"{submission.shards[1]}.spec.json").read_text())
+    assert spec["runner"] == "runner_toys:ToyRunner"
+    assert spec["provider"] == "runner_toys:ToyProvider"
+    assert spec["indices"] == indices[6:12] and spec["params"] == sequential_params
+    assert spec["config"] == CFG
+
+    again = async_runner(tmp_path, sequential_params, async_shard_size=6)(indices)
+    assert again.shards == submission.shards
+    assert again.submitted == [] and again.already_done == submission.shards
+
+
+def test_resume_resubmits_only_the_killed_shard(local_parallel, tmp_path):
+    params = {"sleep": 0.3}
+    submission = async_runner(tmp_path, params, async_shard_size=8, async_max_running=2)(range(32))
+    victim = submission.shards[0]
+    pid = None
+    for _ in range(600):  # up to 60 s for a loaded machine to start the shard
+        record = read_job_record(tmp_path / "specs", victim)
+        if record and record["job_id"]:
+            pid = int(record["job_id"])
+            break
+        time.sleep(0.1)
+    assert pid is not None
+    os.kill(pid, signal.SIGKILL)
+    states = {s.name: s for s in submission.wait(timeout=300, poll=0.2)}
+    assert states[victim].state == "failed"
+    assert f"process {pid} ended without complete results" in states[victim].detail
+    assert {states[n].state for n in submission.shards[1:]} == {"done"}
+    with pytest.raises(Espnet3Error, match=f"1 of 4 shard.*{victim} failed"):
+        list(submission.collect())
+
+    resumed = async_runner(tmp_path, params, async_shard_size=8, async_max_running=2)(range(32))
+    assert resumed.submitted == [victim]
+    assert sorted(resumed.already_done) == sorted(submission.shards[1:])
+    resumed.wait(timeout=300, poll=0.2)
+    collected = list(resumed.collect())
+    assert [i for i, _ in collected] == list(range(32))
+    assert [r for _, r in collected] == expected(range(32))
+
+
+def test_truncated_results_are_never_complete(local_parallel, tmp_path):
+    submission = async_runner(tmp_path, async_shard_size=10)(range(20))
+    submission.wait(timeout=300, poll=0.2)
+    first = tmp_path / "results" / f"{submission.shards[0]}.jsonl"
+    lines = first.read_text().splitlines(keepends=True)
+    first.write_text("".join(lines[:-1]))  # the completion line is gone
+    state = status(tmp_path / "specs")[0]
+    for _ in range(600):  # the shard process may still be exiting after its rename
+        if state.state != "running":
+            break
+        time.sleep(0.1)
+        state = status(tmp_path / "specs")[0]
+    assert state.state == "failed"
+    first.write_text("".join(lines[:3] + lines[4:]))  # a line lost, completion line kept
+    with pytest.raises(Espnet3Error, match="1 of 2 shard"):
+        list(collect(tmp_path / "specs"))
+    again = async_runner(tmp_path, async_shard_size=10)(range(20))
+    assert again.submitted == [submission.shards[0]]
+    again.wait(timeout=300, poll=0.2)
+    assert [r for _, r in again.collect()] == expected(range(20))
+
+
+def test_async_error_policies(local_parallel, tmp_path):
+    raising = async_runner(tmp_path / "raise", {"fail_on": [13]}, async_shard_size=10)(range(20))
+    states = raising.wait(timeout=300, poll=0.2)
+    assert [s.state for s in states] == ["done", "failed"]
+    assert "ItemError: forward failed on index 13 (utt_id 'utt013')" in states[1].detail
+    failure = json.loads(
+        (tmp_path / "raise/results" / f"{raising.shards[1]}.failed.json").read_text()
+    )
+    assert failure["index"] == 13 and "cannot decode value 13" in failure["traceback"]
+
+    skipping = async_runner(
+        tmp_path / "skip", {"fail_on": [3, 13]}, async_shard_size=10, on_error="skip"
+    )(range(20))
+    assert summarize(skipping.wait(timeout=300, poll=0.2)) == "2 done"
+    assert [r for _, r in skipping.collect()] == expected(range(20), drop=(3, 13))
+    errors = tmp_path / "skip/results" / f"{skipping.shards[1]}.errors.jsonl"
+    (record,) = [json.loads(line) for line in errors.read_text().splitlines()]
+    assert (record["index"], record["utt_id"], record["exc_type"]) == (13, "utt013", "ValueError")
+
+
+def test_non_json_results_fail_the_shard_at_write_time(local_parallel, tmp_path):
+    submission = async_runner(tmp_path, cls=SetRunner)(range(4))
+    (state,) = submission.wait(timeout=300, poll=0.2)
+    assert state.state == "failed"
+    assert "the result of index 0 cannot be written as JSON" in state.detail
+    assert not (tmp_path / "results" / f"{submission.shards[0]}.jsonl").exists()
+
+
+def test_async_needs_a_scheduler_and_json_params(tmp_path):
+    set_parallel(None)
+    with pytest.raises(ConfigError, match="async_mode runs shards as scheduler jobs.*'none'"):
+        async_runner(tmp_path)(range(3))
+    set_parallel(LOCAL)
+    try:
+        with pytest.raises(ConfigError, match="provider params as JSON"):
+            async_runner(tmp_path, {"model_obj": object()})(range(3))
+    finally:
+        set_parallel(None)
