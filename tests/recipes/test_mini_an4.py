@@ -19,6 +19,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.conftest import MINI_AN4_ARCHIVE
+
 REPO = Path(__file__).resolve().parents[2]
 RECIPE = REPO / "recipes" / "mini_an4" / "asr"
 SPLITS = ("train", "valid", "test")
@@ -60,9 +62,9 @@ def mtimes(directory: Path) -> dict[str, int]:
 
 
 @pytest.fixture(scope="module")
-def sequential_run(tmp_path_factory, mini_an4_archive):
+def sequential_run(tmp_path_factory):
     data_dir = tmp_path_factory.mktemp("seq") / "data"
-    create_dataset(data_dir, mini_an4_archive)
+    create_dataset(data_dir, MINI_AN4_ARCHIVE)
     return data_dir
 
 

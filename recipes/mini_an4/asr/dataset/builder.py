@@ -32,9 +32,9 @@ from espnet3.errors import ConfigError, Espnet3Error
 from espnet3.parallel import parallel_map
 from espnet3.utils.archive import extract_archive
 from espnet3.utils.atomic import atomic_open
+from espnet3.utils.download import download, sha256_of
 
 from .an4 import AN4_SETS, Utterance, read_set
-from .fetch import download_file, verify_sha256
 from .manifest import SPLITS, ManifestEntry, manifest_path, read_manifest, write_manifest
 
 #: ESPnet's CI copy of mini AN4 (CMU AN4 subset; licence in the recipe README).
@@ -70,9 +70,7 @@ class DatasetBuilder(BaseDatasetBuilder):
         **kwargs: Any,
     ) -> None:
         if archive is None:
-            path = download_file(
-                url, Path(data_dir) / "archive" / "downloads.tar.gz", sha256=sha256
-            )
+            path = download(url, Path(data_dir) / "archive" / "downloads.tar.gz", sha256=sha256)
         else:
             path = Path(archive)
             if not path.is_file():
@@ -80,8 +78,11 @@ class DatasetBuilder(BaseDatasetBuilder):
                     f"create_dataset.archive={archive!r} is not a file (looked in {Path.cwd()}): "
                     "fix the path, or set it to null to download the archive"
                 )
-            if sha256 is not None:
-                verify_sha256(path, sha256)
+            if sha256 is not None and sha256_of(path) != sha256.lower():
+                raise Espnet3Error(
+                    f"{path} has sha256 {sha256_of(path)}, expected {sha256}: the file is corrupt "
+                    "or another version; replace it, or set create_dataset.sha256=null"
+                )
         extract_archive(path, Path(data_dir) / "source")
 
     def is_built(self, *, data_dir: str, **kwargs: Any) -> bool:
