@@ -1,0 +1,126 @@
+#!/usr/bin/env bash
+# Build the espnet3 docker image, then the Apptainer SIF from it, in one command.
+#
+#   bash containers/build.sh                        # GPU image (public CUDA PyTorch base) + SIF
+#   bash containers/build.sh --cpu --base espnet3/bookworm-base:latest \
+#        --torch-wheel /opt/wheels/torch-2.13.0+cpu-cp311-cp311-manylinux_2_28_x86_64.whl
+#
+# Options:
+#   --cpu                 CPU variant (containers/Dockerfile.cpu) instead of the GPU one
+#   --base IMAGE          BASE_IMAGE build argument (default: the Dockerfile's public base)
+#   --tag TAG             docker tag (default espnet3:VERSION-gpu / espnet3:VERSION-cpu)
+#   --extras LIST         espnet3 extras to install (default: the Dockerfile's)
+#   --ca-bundle FILE      extra PEM bundle to trust during the build (TLS-intercepting proxies)
+#   --torch-wheel FILE    a local torch wheel to install instead of downloading one
+#   --image-id ID         identity to record instead of espnet3-VERSION-REVISION-CREATED
+#   --no-sif              stop after the docker image
+#   --sif-only            only the SIF, from the docker image an earlier --no-sif run built
+#   --apptainer-image IMG run `apptainer build` in this docker image (when the host has none)
+#
+# Outputs in containers/_build/: NAME.tar (docker save), NAME.sif and NAME.identity (the
+# identity as shell assignments), NAME = the tag with ':' and '/' replaced by '-'.
+set -euo pipefail
+
+HERE=$(cd "$(dirname "$0")" && pwd)
+REPO=$(cd "$HERE/.." && pwd)
+BUILD=${ESPNET3_CONTAINER_BUILD_DIR:-$HERE/_build}
+
+die() { echo "build.sh: $*" >&2; exit 1; }
+log() { echo "build.sh: $*"; }
+
+variant=gpu base="" tag="" extras="" ca_bundle="" torch_wheel="" image_id="" sif=1 docker=1
+apptainer_image=""
+while (($#)); do
+    case $1 in
+        --cpu) variant=cpu ;;
+        --base) base=$2; shift ;;
+        --tag) tag=$2; shift ;;
+        --extras) extras=$2; shift ;;
+        --ca-bundle) ca_bundle=$2; shift ;;
+        --torch-wheel) torch_wheel=$2; shift ;;
+        --image-id) image_id=$2; shift ;;
+        --no-sif) sif=0 ;;
+        --sif-only) docker=0 ;;
+        --apptainer-image) apptainer_image=$2; shift ;;
+        -h | --help) sed -n '2,/^set -e/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+        *) die "unknown option '$1' (see --help)" ;;
+    esac
+    shift
+done
+
+version=$(sed -n 's/^version = "\(.*\)"/\1/p' "$REPO/pyproject.toml")
+[[ -n $version ]] || die "no version in $REPO/pyproject.toml"
+revision=$(git -C "$REPO" rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
+if [[ $revision != unknown ]] && [[ -n $(git -C "$REPO" status --porcelain -- espnet3 pyproject.toml) ]]; then
+    revision=$revision-dirty
+fi
+created=$(date -u +%Y%m%dT%H%M%SZ)
+image_id=${image_id:-espnet3-$version-$revision-$created}
+tag=${tag:-espnet3:$version-$variant}
+name=$(echo "$tag" | tr ':/' '--')
+dockerfile=$HERE/Dockerfile
+[[ $variant == cpu ]] && dockerfile=$HERE/Dockerfile.cpu
+
+build_image() {
+    # A small, explicit build context: the package sources, the extra CA and local wheels.
+    local context=$BUILD/context-$name
+    rm -rf "$context"
+    mkdir -p "$context/src" "$context/ca" "$context/wheels"
+    cp -r "$REPO/pyproject.toml" "$REPO/espnet3" "$context/src/"
+    [[ -f $REPO/README.md ]] && cp "$REPO/README.md" "$context/src/"
+    find "$context/src" -name __pycache__ -prune -exec rm -rf {} +
+    cp "$HERE/install-espnet3.sh" "$context/"
+    if [[ -n $ca_bundle ]]; then
+        [[ -f $ca_bundle ]] || die "--ca-bundle $ca_bundle does not exist"
+        cp "$ca_bundle" "$context/ca/extra.pem"
+    fi
+    if [[ -n $torch_wheel ]]; then
+        [[ -f $torch_wheel ]] || die "--torch-wheel $torch_wheel does not exist"
+        cp "$torch_wheel" "$context/wheels/"
+    fi
+    local args=(--build-arg "ESPNET3_VERSION=$version" --build-arg "ESPNET3_REVISION=$revision"
+                --build-arg "ESPNET3_CREATED=$created" --build-arg "ESPNET3_IMAGE_ID=$image_id")
+    [[ -n $base ]] && args+=(--build-arg "BASE_IMAGE=$base")
+    [[ -n $extras ]] && args+=(--build-arg "EXTRAS=$extras")
+    log "docker build $tag ($variant, identity $image_id)"
+    DOCKER_BUILDKIT=0 docker build -q -f "$dockerfile" -t "$tag" "${args[@]}" "$context" >/dev/null \
+        || die "docker build of $tag failed (rerun without -q to see why: docker build -f $dockerfile $context)"
+    rm -rf "$context"
+    cat >"$BUILD/$name.identity" <<IDENT
+ESPNET3_VERSION=$version
+ESPNET3_REVISION=$revision
+ESPNET3_CREATED=$created
+ESPNET3_IMAGE_ID=$image_id
+IDENT
+}
+
+mkdir -p "$BUILD"
+if ((docker)); then
+    build_image
+else
+    [[ -f $BUILD/$name.identity ]] || die "--sif-only: no $BUILD/$name.identity; build the image first"
+    # shellcheck disable=SC1090
+    source "$BUILD/$name.identity"
+    version=$ESPNET3_VERSION revision=$ESPNET3_REVISION created=$ESPNET3_CREATED
+    image_id=$ESPNET3_IMAGE_ID
+fi
+((sif)) || { log "built $tag"; exit 0; }
+
+log "docker save $tag -> $BUILD/$name.tar"
+docker save -o "$BUILD/$name.tar" "$tag" || die "docker save $tag failed"
+cp "$HERE/espnet3.def" "$BUILD/espnet3.def"
+build_args=(--build-arg "ARCHIVE=$name.tar" --build-arg "ESPNET3_VERSION=$version"
+            --build-arg "ESPNET3_REVISION=$revision" --build-arg "ESPNET3_CREATED=$created"
+            --build-arg "ESPNET3_IMAGE_ID=$image_id")
+log "apptainer build $BUILD/$name.sif"
+if [[ -z $apptainer_image ]]; then
+    command -v apptainer >/dev/null || die "no apptainer here: install it or pass --apptainer-image"
+    (cd "$BUILD" && apptainer build -F "${build_args[@]}" "$name.sif" espnet3.def) \
+        || die "apptainer build of $name.sif failed"
+else
+    docker run --rm --cap-add SYS_ADMIN --security-opt seccomp=unconfined --security-opt apparmor=unconfined \
+        -v "$BUILD:/build" -w /build --entrypoint apptainer "$apptainer_image" \
+        build -F "${build_args[@]}" "$name.sif" espnet3.def >/dev/null \
+        || die "apptainer build of $name.sif in $apptainer_image failed"
+fi
+log "built $tag and $BUILD/$name.sif (identity $image_id)"

@@ -1,0 +1,165 @@
+#!/usr/bin/env bash
+# A docker-compose SLURM cluster (ctl + c1 + c2, munge, Apptainer) running the espnet3 SIF.
+#
+#   bash slurm/compose/cluster.sh build    # base (debootstrap), node image, espnet3 CPU image + SIF
+#   bash slurm/compose/cluster.sh up       # start, copy the SIF to the shared volume, wait for idle nodes
+#   bash slurm/compose/cluster.sh status   # exit 0 only when up and sinfo on ctl shows idle nodes
+#   bash slurm/compose/cluster.sh test     # the compose-marked tests (tests/containers)
+#   bash slurm/compose/cluster.sh exec NODE CMD...   # run CMD on a node (ctl, c1, c2)
+#   bash slurm/compose/cluster.sh down     # stop and remove containers and volumes
+#   bash slurm/compose/cluster.sh ci       # all of it, from a fresh machine; always tears down
+#
+# Starts the docker engine (containerd + dockerd, no systemd) when it is not running. No
+# registry is needed: the base image is made with debootstrap from the Debian mirror. The
+# cluster's network is internal (no route out); tests reach it only through `docker exec`.
+# Any failure exits non-zero with a message saying what failed.
+set -euo pipefail
+
+HERE=$(cd "$(dirname "$0")" && pwd)
+REPO=$(cd "$HERE/../.." && pwd)
+BUILD=$REPO/containers/_build
+PROJECT=espnet3ci
+BASE_IMAGE=espnet3/bookworm-base:latest
+NODE_IMAGE=espnet3/compose-node:latest
+TORCH_WHEEL=${ESPNET3_TORCH_WHEEL:-$(ls /opt/wheels/torch-2.13.0+cpu-cp311-*.whl 2>/dev/null | head -n1)}
+SIF_NAME=espnet3-0.1.0-cpu
+IDLE_TIMEOUT=${ESPNET3_COMPOSE_IDLE_TIMEOUT:-120}
+# The tests run on this host and need pytest and espnet3: nox's shared environment when present.
+PYTHON=${ESPNET3_PYTHON:-$REPO/.nox/espnet3/bin/python}
+[[ -x $PYTHON ]] || PYTHON=python3
+
+export ESPNET3_BUILD_DIR=$BUILD ESPNET3_REPO_DIR=$REPO ESPNET3_NODE_IMAGE=$NODE_IMAGE
+
+die() {
+    echo "cluster.sh: $*" >&2
+    exit 1
+}
+log() { echo "cluster.sh: $(date +%T) $*"; }
+
+compose() { docker-compose -p "$PROJECT" -f "$HERE/docker-compose.yml" "$@"; }
+on() {
+    local node=$1
+    shift
+    compose exec -T "$node" "$@"
+}
+
+ensure_docker() {
+    docker info >/dev/null 2>&1 && return
+    if ! command -v dockerd >/dev/null || ! command -v docker-compose >/dev/null; then
+        log "installing docker.io and docker-compose"
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get update -qq && apt-get install -y -qq docker.io docker-compose >/dev/null \
+            || die "apt-get install docker.io docker-compose failed"
+    fi
+    mkdir -p "$BUILD"
+    if ! [[ -S /run/containerd/containerd.sock ]]; then
+        log "starting containerd"
+        nohup containerd >"$BUILD/containerd.log" 2>&1 &
+    fi
+    for _ in $(seq 1 50); do [[ -S /run/containerd/containerd.sock ]] && break; sleep 0.2; done
+    log "starting dockerd"
+    nohup dockerd --containerd=/run/containerd/containerd.sock >"$BUILD/dockerd.log" 2>&1 &
+    for _ in $(seq 1 150); do docker info >/dev/null 2>&1 && return; sleep 0.2; done
+    die "dockerd did not come up within 30 s; see $BUILD/dockerd.log"
+}
+
+build() {
+    ensure_docker
+    mkdir -p "$BUILD"
+    [[ -f $TORCH_WHEEL ]] || die "no local torch wheel (/opt/wheels/torch-2.13.0+cpu-cp311-*.whl): set ESPNET3_TORCH_WHEEL"
+    log "base image $BASE_IMAGE"
+    bash "$REPO/containers/debootstrap-base.sh" "$BASE_IMAGE"
+    # The node image and the espnet3 image only share the base: build them side by side.
+    log "node image $NODE_IMAGE and espnet3 CPU image (logs in $BUILD/*-build.log)"
+    DOCKER_BUILDKIT=0 docker build -q --build-arg "BASE_IMAGE=$BASE_IMAGE" -t "$NODE_IMAGE" \
+        -f "$HERE/node.Dockerfile" "$HERE" >"$BUILD/node-build.log" 2>&1 &
+    local node_pid=$!
+    # The build's pip goes through this machine's HTTPS proxy: trust the CA bundle pip uses here.
+    local ca
+    ca=$(python3 -m pip config get global.cert 2>/dev/null || true)
+    local image=(--cpu --base "$BASE_IMAGE" --torch-wheel "$TORCH_WHEEL" ${ca:+--ca-bundle "$ca"})
+    bash "$REPO/containers/build.sh" "${image[@]}" --no-sif >"$BUILD/espnet3-build.log" 2>&1 || {
+        kill "$node_pid" 2>/dev/null || true
+        die "espnet3 image build failed: $(tail -n 5 "$BUILD/espnet3-build.log")"
+    }
+    wait "$node_pid" || die "docker build of $NODE_IMAGE failed: $(tail -n 5 "$BUILD/node-build.log")"
+    log "SIF (apptainer build in $NODE_IMAGE)"
+    bash "$REPO/containers/build.sh" "${image[@]}" --sif-only --apptainer-image "$NODE_IMAGE"
+    [[ -f $BUILD/$SIF_NAME.sif ]] || die "build.sh made no $BUILD/$SIF_NAME.sif"
+}
+
+idle_nodes() { on ctl sinfo -h -N -o '%N %t' 2>/dev/null | awk '$2 == "idle" {print $1}' | sort -u; }
+
+up() {
+    ensure_docker
+    [[ -f $BUILD/$SIF_NAME.sif ]] || die "no $BUILD/$SIF_NAME.sif: run '$0 build' first"
+    log "starting ctl, c1, c2"
+    compose up -d >/dev/null 2>&1 || { compose up -d; die "docker-compose up failed"; }
+    on ctl cp "/build/$SIF_NAME.sif" /shared/espnet3.sif
+    on ctl cp "/build/$SIF_NAME.identity" /shared/espnet3.identity
+    on ctl mkdir -p /shared/run
+    local waited=0
+    until [[ $(idle_nodes | wc -l) -ge 2 ]]; do
+        ((waited++ < IDLE_TIMEOUT)) || {
+            on ctl sinfo || true
+            die "nodes not idle after ${IDLE_TIMEOUT}s; see 'docker-compose -p $PROJECT logs'"
+        }
+        sleep 1
+    done
+    log "up: $(idle_nodes | tr '\n' ' ')idle"
+}
+
+status() {
+    docker info >/dev/null 2>&1 || return 1
+    [[ -n $(compose ps -q ctl 2>/dev/null) ]] || return 1
+    [[ -n $(idle_nodes) ]]
+}
+
+mismatch_image() {
+    # A worker image that differs only in its identity, built from the SIF as a sandbox
+    # directory (no squashfs pass): what a stale image on a node looks like.
+    log "building the mismatched-identity image"
+    on ctl apptainer build -F --sandbox --build-arg "SIF=/shared/espnet3.sif" \
+        /shared/espnet3-mismatch /repo/slurm/compose/mismatch.def >/dev/null \
+        || die "apptainer build of the mismatched image failed"
+}
+
+run_tests() {
+    status || die "the cluster is not up: run '$0 up' first"
+    on ctl test -d /shared/espnet3-mismatch || mismatch_image
+    log "running tests/containers"
+    (cd "$REPO" && ESPNET3_REQUIRE_COMPOSE=1 "$PYTHON" -m pytest tests/containers -m compose -q \
+        -p no:cacheprovider) || die "compose tests failed"
+}
+
+down() {
+    docker info >/dev/null 2>&1 || return 0
+    compose down -v --timeout 5 >/dev/null 2>&1 || die "docker-compose down failed"
+    log "down"
+}
+
+ci() {
+    local start=$SECONDS
+    ensure_docker
+    trap 'down || true; log "ci took $((SECONDS - start)) s"' EXIT
+    down
+    build
+    log "build done after $((SECONDS - start)) s"
+    up
+    run_tests
+    log "ci passed"
+}
+
+case ${1:-} in
+    build) build ;;
+    up) up ;;
+    status) status ;;
+    test) run_tests ;;
+    exec)
+        shift
+        on "$@"
+        ;;
+    down) down ;;
+    ci) ci ;;
+    *) die "usage: $0 build|up|status|test|exec NODE CMD...|down|ci" ;;
+esac
