@@ -1,0 +1,90 @@
+"""The same runners on the real SLURM: Dask workers as jobs, and async shards as job arrays."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+
+import pytest
+from runner_toys import BrokenProvider, ToyProvider, ToyRunner
+
+from espnet3.errors import Espnet3Error, ItemError
+from espnet3.parallel import get_client, set_parallel
+from espnet3.runner.job_records import read_job_record
+from espnet3.runner.jobs_dir import status, summarize
+
+pytestmark = pytest.mark.slurm
+
+CFG = {"n": 40, "scale": 3, "bias": 1}
+OPTIONS = {"cores": 1, "memory": "1GB", "interface": "lo", "walltime": "00:10:00"}
+
+
+def expected(indices, drop=()):
+    return [{"idx": i, "utt_id": f"utt{i:03d}", "y": 3 * i + 1} for i in indices if i not in drop]
+
+
+@pytest.fixture
+def slurm_parallel(tmp_path):
+    config = {"env": "slurm", "n_workers": 2, "options": OPTIONS, "log_dir": str(tmp_path / "logs")}
+    set_parallel(config)
+    yield config
+    set_parallel(None)
+
+
+def async_runner(tmp_path, params=None, **kwargs):
+    return ToyRunner(
+        ToyProvider(CFG, params),
+        async_mode=True,
+        async_specs_dir=tmp_path / "specs",
+        async_result_dir=tmp_path / "results",
+        **kwargs,
+    )
+
+
+def test_dask_workers_on_slurm_give_the_sequential_results(slurm_parallel):
+    indices = list(range(40))[::-1]
+    provider = ToyProvider(CFG, {"drop": [7]})
+    with get_client(slurm_parallel):
+        on_slurm = ToyRunner(provider)(indices)
+        with pytest.raises(ItemError, match="no checkpoint at /x") as err:
+            ToyRunner(BrokenProvider({**CFG, "checkpoint": "/x"}))(range(3))
+    set_parallel(None)
+    assert on_slurm == ToyRunner(provider)(indices) == expected(indices, drop=(7,))
+    assert "build_model" in err.value.worker_traceback
+
+
+def test_async_shards_go_out_as_one_throttled_job_array(slurm_parallel, tmp_path):
+    submission = async_runner(tmp_path, {"drop": [7]}, async_shard_size=5)(range(20))
+    assert len(submission.jobs["array_jobs"]) == 1
+    array = submission.jobs["array_jobs"][0]
+    shown = subprocess.run(
+        ["scontrol", "show", "job", array], capture_output=True, text=True
+    ).stdout
+    assert "ArrayTaskThrottle=2" in shown
+    assert read_job_record(tmp_path / "specs", submission.shards[3])["job_id"] == f"{array}_3"
+    assert summarize(submission.wait(timeout=300, poll=0.5)) == "4 done"
+    assert [r for _, r in submission.collect()] == expected(range(20), drop=(7,))
+
+
+def test_async_resume_on_slurm_after_cancelling_one_task(slurm_parallel, tmp_path):
+    params = {"sleep": 0.5}
+    submission = async_runner(tmp_path, params, async_shard_size=8)(range(32))
+    victim = submission.shards[0]
+    job_id = read_job_record(tmp_path / "specs", victim)["job_id"]
+    for _ in range(600):
+        if status(tmp_path / "specs", [victim])[0].state == "running":
+            break
+        time.sleep(0.1)
+    subprocess.run(["scancel", job_id], check=True)
+    states = {s.name: s for s in submission.wait(timeout=300, poll=0.5)}
+    assert states[victim].state == "failed" and "CANCELLED" in states[victim].detail
+    assert {states[n].state for n in submission.shards[1:]} == {"done"}
+    with pytest.raises(Espnet3Error, match=f"{victim} failed"):
+        list(submission.collect())
+
+    resumed = async_runner(tmp_path, params, async_shard_size=8)(range(32))
+    assert resumed.submitted == [victim]
+    resumed.wait(timeout=300, poll=0.5)
+    collected = list(resumed.collect())
+    assert [i for i, _ in collected] == list(range(32))
+    assert [r for _, r in collected] == expected(range(32))
