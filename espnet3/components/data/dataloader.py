@@ -16,6 +16,8 @@ its first argument (``RandomSampler(dataset)``, ``MyBatchSampler(dataset, **opti
 every dataset of a split is a :class:`~espnet3.components.data.dataset.ShardedDataset`, each
 loader reads one shard: rank ``r`` of ``w`` reads shard ``(epoch * w + r) % num_shards``, so
 ranks never read the same shard in an epoch and each rank moves on to new shards every epoch.
+With the default :class:`~espnet3.components.data.collate.CommonCollateFn` the datasets are
+switched to ``use_espnet_collator`` so that batches carry the items' real utterance ids.
 
 Example:
     >>> from espnet3.components.data.dataset import CombinedDataset
@@ -89,6 +91,8 @@ class DataLoaderBuilder:
         dataset = self._dataset(mode)
         if rank is None or world_size is None:
             rank, world_size = _distributed_rank()
+        if isinstance(self.collate_fn, CommonCollateFn) and hasattr(dataset, "use_espnet_collator"):
+            dataset.use_espnet_collator = True
         if _is_sharded(dataset):
             dataset = dataset.shard((epoch * world_size + rank) % dataset.num_shards)
         seed = options.pop("seed", 0)

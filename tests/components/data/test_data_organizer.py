@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import textwrap
-
 import pytest
 from omegaconf import OmegaConf
 
@@ -29,34 +27,20 @@ class AddUid(AbsPreprocessor):
 
 
 @pytest.fixture
-def recipes(tmp_path):
+def recipes(tmp_path, write_dataset_package):
     """A recipe-local dataset package and a packaged recipe under a temporary recipes root."""
-    for pkg, tag in (
-        (tmp_path / "recipe" / "dataset", "local"),
-        (tmp_path / "roots" / "toy" / "asr" / "dataset", "packaged"),
-    ):
-        pkg.mkdir(parents=True)
-        (pkg / "impl.py").write_text(
-            textwrap.dedent(
-                f"""
-                class Dataset:
-                    def __init__(self, n=1):
-                        self.n = n
-                    def __len__(self):
-                        return self.n
-                    def __getitem__(self, i):
-                        return {{"v": "{tag}-%d" % i}}
-                """
-            )
-        )
-        (pkg / "__init__.py").write_text("from .impl import Dataset\nDatasetBuilder = None\n")
+    write_dataset_package(tmp_path / "recipe" / "dataset", "local", builder=False)
+    write_dataset_package(tmp_path / "roots" / "toy" / "asr" / "dataset", "packaged", builder=False)
     return tmp_path
 
 
 def test_from_config_builds_every_kind_of_entry(recipes):
     config = OmegaConf.create(
         {
-            "train": [{"data_src_args": {"n": 2}}, {"data_src": "toy/asr"}],
+            "train": [
+                {"data_src_args": {"n": 2}},
+                {"data_src": "toy/asr", "data_src_args": {"n": 1}},
+            ],
             "valid": [
                 {
                     "dataset": listed(7),
@@ -75,17 +59,17 @@ def test_from_config_builds_every_kind_of_entry(recipes):
     )
     assert isinstance(org.train, CombinedDataset) and isinstance(org.valid, CombinedDataset)
     assert [org.train[i] for i in range(3)] == [
-        {"v": "local-0", "uid": "0"},
-        {"v": "local-1", "uid": "1"},
-        {"v": "packaged-0", "uid": "2"},
+        {"tag": "local", "i": 0, "uid": "0"},
+        {"tag": "local", "i": 1, "uid": "1"},
+        {"tag": "packaged", "i": 0, "uid": "2"},
     ]
     assert org.valid[0] == {"v": 70, "uid": "0"}
     assert set(org.test) == {"local", "dotted"}
     assert isinstance(org.test["local"], DatasetWithTransform)
     assert org.test["dotted"][0] == {"v": 10, "uid": "0"}
     org.use_espnet_collator = True
-    assert org.train[-1] == ("2", {"v": "packaged-0", "uid": "2"})
-    assert org.test["local"][2] == ("2", {"v": "local-2", "uid": "2"})
+    assert org.train[-1] == ("2", {"tag": "packaged", "i": 0, "uid": "2"})
+    assert org.test["local"][2] == ("2", {"tag": "local", "i": 2, "uid": "2"})
 
 
 def test_preprocessor_without_uid_gets_sample_only():

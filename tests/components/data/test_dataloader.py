@@ -47,7 +47,6 @@ def seen(loader):
 
 def test_train_and_valid_batches_are_padded_espnet_style():
     org = DataOrganizer(train=[{"dataset": items(5)}], valid=[{"dataset": items(2)}])
-    org.use_espnet_collator = True
     builder = DataLoaderBuilder(org, {"train": {"batch_size": 2}, "valid": {"batch_size": 4}})
     batches = list(builder.build("train"))
     assert [uids for uids, _ in batches] == [["0", "1"], ["2", "3"], ["4"]]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-import textwrap
 from pathlib import Path
 
 import pytest
@@ -18,42 +17,7 @@ from espnet3.components.data.dataset_reference import (
 from espnet3.errors import ConfigError
 
 
-def write_dataset_package(pkg: Path, tag: str) -> Path:
-    """A dataset package whose __init__ imports its siblings relatively, like a real recipe."""
-    pkg.mkdir(parents=True)
-    (pkg / "dataset.py").write_text(
-        textwrap.dedent(
-            f"""
-            class Dataset:
-                def __init__(self, n=2):
-                    self.n = n
-                def __len__(self):
-                    return self.n
-                def __getitem__(self, i):
-                    return {{"tag": "{tag}", "i": i}}
-            """
-        )
-    )
-    (pkg / "builder.py").write_text(
-        textwrap.dedent(
-            """
-            from espnet3.components.data.dataset_builder import DatasetBuilder as Base
-
-            class DatasetBuilder(Base):
-                def is_source_prepared(self, **kw): return True
-                def prepare_source(self, **kw): pass
-                def is_built(self, **kw): return True
-                def build(self, **kw): pass
-            """
-        )
-    )
-    (pkg / "__init__.py").write_text(
-        "from .builder import DatasetBuilder\nfrom .dataset import Dataset\n"
-    )
-    return pkg
-
-
-def test_recipe_local_package_resolves_and_loads(tmp_path):
+def test_recipe_local_package_resolves_and_loads(tmp_path, write_dataset_package):
     write_dataset_package(tmp_path / "recipe" / "dataset", "local")
     path_before = list(sys.path)
     module = resolve_dataset_module(None, recipe_dir=tmp_path / "recipe")
@@ -62,21 +26,21 @@ def test_recipe_local_package_resolves_and_loads(tmp_path):
     assert builder_class(module)().is_built()
 
 
-def test_packaged_reference_resolves_from_extra_root(tmp_path):
+def test_packaged_reference_resolves_from_extra_root(tmp_path, write_dataset_package):
     write_dataset_package(tmp_path / "recipes" / "toy" / "asr" / "dataset", "packaged")
     module = resolve_dataset_module("toy/asr", recipe_roots=[tmp_path / "recipes"])
     assert module.Dataset()[0]["tag"] == "packaged"
     assert resolve_dataset_module("toy/asr", recipe_roots=[tmp_path / "recipes"]) is module
 
 
-def test_packaged_reference_resolves_from_environment(tmp_path, monkeypatch):
+def test_packaged_reference_resolves_from_environment(tmp_path, write_dataset_package, monkeypatch):
     write_dataset_package(tmp_path / "envroot" / "toy" / "tts" / "dataset", "env")
     monkeypatch.setenv(RECIPES_ENV, str(tmp_path / "envroot"))
     assert resolve_dataset_module("toy/tts").Dataset()[1]["tag"] == "env"
     assert recipe_roots(["/x"]) == [Path("/x"), tmp_path / "envroot", SOURCE_RECIPES]
 
 
-def test_first_root_wins_and_same_named_packages_do_not_collide(tmp_path):
+def test_first_root_wins_and_same_named_packages_do_not_collide(tmp_path, write_dataset_package):
     write_dataset_package(tmp_path / "a" / "toy" / "asr" / "dataset", "first")
     write_dataset_package(tmp_path / "b" / "toy" / "asr" / "dataset", "second")
     first = resolve_dataset_module("toy/asr", recipe_roots=[tmp_path / "a", tmp_path / "b"])
@@ -85,12 +49,12 @@ def test_first_root_wins_and_same_named_packages_do_not_collide(tmp_path):
     assert second.Dataset()[0]["tag"] == "second"
 
 
-def test_absolute_recipe_path_resolves(tmp_path):
+def test_absolute_recipe_path_resolves(tmp_path, write_dataset_package):
     write_dataset_package(tmp_path / "r" / "dataset", "absolute")
     assert resolve_dataset_module(str(tmp_path / "r")).Dataset()[0]["tag"] == "absolute"
 
 
-def test_dotted_module_is_imported_as_is(tmp_path, monkeypatch):
+def test_dotted_module_is_imported_as_is(tmp_path, write_dataset_package, monkeypatch):
     write_dataset_package(tmp_path / "site" / "toy_datasets", "dotted")
     monkeypatch.syspath_prepend(str(tmp_path / "site"))
     module = resolve_dataset_module("toy_datasets")
@@ -98,7 +62,7 @@ def test_dotted_module_is_imported_as_is(tmp_path, monkeypatch):
     assert module.Dataset()[0]["tag"] == "dotted"
 
 
-def test_unknown_recipe_names_every_place_searched(tmp_path):
+def test_unknown_recipe_names_every_place_searched(tmp_path, write_dataset_package):
     write_dataset_package(tmp_path / "recipes" / "toy" / "asr" / "dataset", "x")
     with pytest.raises(ConfigError) as err:
         resolve_dataset_module("toy/asx", recipe_roots=[tmp_path / "recipes"])

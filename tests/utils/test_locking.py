@@ -1,0 +1,40 @@
+"""file_lock: exclusive between processes, released when the holder dies."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from espnet3.errors import Espnet3Error
+from espnet3.utils.locking import file_lock
+
+HOLD = "import sys, time; from espnet3.utils.locking import file_lock\nwith file_lock(sys.argv[1]):\n    print('held', flush=True); time.sleep(600)\n"
+
+
+def test_lock_held_by_another_process_times_out_then_frees_when_it_dies(tmp_path):
+    lock = tmp_path / "locks" / "x.lock"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD, str(lock)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(
+            Espnet3Error,
+            match=f"lock {lock} is still held by another process after 0.3 s.*fuser {lock}",
+        ):
+            with file_lock(lock, timeout=0.3):
+                pass
+    finally:
+        holder.kill()
+        holder.wait()
+    with file_lock(lock, timeout=30) as path:
+        assert path == lock
+
+
+def test_lock_is_reentrant_after_release(tmp_path):
+    with file_lock(tmp_path / "a.lock", timeout=0):
+        pass
+    with file_lock(tmp_path / "a.lock", timeout=0):
+        assert (tmp_path / "a.lock").exists()
