@@ -113,10 +113,6 @@ def test_error_inside_package_propagates_and_leaves_no_half_module(tmp_path):
             resolve_dataset_module(None, recipe_dir=tmp_path / "r")
 
 
-@pytest.mark.skipif(
-    not (SOURCE_RECIPES / "mini_an4" / "asr" / "dataset" / "__init__.py").is_file(),
-    reason="recipes/mini_an4/asr/dataset is not in this checkout yet",
-)
 def test_mini_an4_reference_resolves():
     module = resolve_dataset_module("mini_an4/asr")
     assert module.__file__ == str(SOURCE_RECIPES / "mini_an4" / "asr" / "dataset" / "__init__.py")
