@@ -105,7 +105,11 @@ class DatasetWithTransform:
 
     def uid(self, idx: int) -> str:
         """The wrapped dataset's id of item ``idx`` (requires :attr:`has_uids`)."""
-        return self._uids[idx]
+        return self.uids()[idx]
+
+    def uids(self) -> Sequence[str]:
+        """The wrapped dataset's ids in index order (read once), else the indices as strings."""
+        return self._uids
 
     def index_of(self, uid: str) -> int:
         """The index of the item named ``uid``; a numeric string is taken as an index."""
@@ -117,11 +121,13 @@ class DatasetWithTransform:
 
     @functools.cached_property
     def _uids(self) -> Sequence[str]:
+        if not self.has_uids:
+            return [str(i) for i in range(len(self))]
         return list(self.dataset.uids())
 
     @functools.cached_property
     def _uid_index(self) -> dict[str, int]:
-        return {uid: i for i, uid in enumerate(self._uids)}
+        return {uid: i for i, uid in enumerate(self.uids())}
 
 
 class CombinedDataset:
@@ -187,7 +193,7 @@ class CombinedDataset:
         for part_idx, part in enumerate(self.parts):
             if not part.has_uids:
                 continue
-            for local, uid in enumerate(part._uids):
+            for local, uid in enumerate(part.uids()):
                 if uid in found:
                     raise ConfigError(
                         f"utterance id {uid!r} appears in combined datasets {found[uid][0]} and "

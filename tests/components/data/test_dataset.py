@@ -138,3 +138,10 @@ def test_sharding_mixed_or_mismatched_datasets_is_refused():
         mixed.shard(0)
     with pytest.raises(ConfigError, match=r"num_shards \['2', '3'\]"):
         CombinedDataset([Stride([1, 2]), Stride([3], num_shards=3)]).shard(0)
+
+
+def test_wrapped_wrappers_keep_their_ids():
+    inner = DatasetWithTransform(Named("a", 2), transform=lambda s: {**s, "t": 1})
+    outer = DatasetWithTransform(inner, use_espnet_collator=True)
+    assert outer.uids() == ["a0", "a1"] and outer["a1"] == ("a1", {"uid": "a1", "v": 1, "t": 1})
+    assert DatasetWithTransform(DatasetWithTransform([{"v": 1}])).uids() == ["0"]
