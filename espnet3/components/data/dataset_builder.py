@@ -11,6 +11,10 @@ idempotent:
   temporary files and atomic renames (:mod:`espnet3.utils.atomic`), so a crash never leaves an
   artifact that ``is_built`` accepts, and a finished artifact is not rewritten.
 
+Helpers that keep these promises: :func:`espnet3.utils.download.download` (resume, retries,
+sha256), :func:`espnet3.utils.archive.extract_archive` (no member escapes the target; all or
+nothing) and :mod:`espnet3.utils.atomic` for manifests.
+
 Example:
     >>> import tempfile, pathlib
     >>> class Hello(DatasetBuilder):
