@@ -1,0 +1,134 @@
+"""get_client on a real 2-process LocalCluster: workers, setup, errors, shutdown, defaults."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from espnet3.errors import ItemError
+from espnet3.parallel import (
+    active_client,
+    get_client,
+    get_parallel_config,
+    parallel_for,
+    parallel_map,
+    set_parallel,
+)
+
+LOCAL = {"env": "local", "n_workers": 2}
+
+
+def _worker_pids(client) -> set[int]:
+    return set(client.run(os.getpid).values())
+
+
+def _gone(pids: set[int], within: float = 10.0) -> bool:
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        if not any(psutil.pid_exists(pid) for pid in pids):
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def sleep_then_square(i: int, slow: int) -> int:
+    time.sleep(1.0 if i == slow else 0.01)
+    return i * i
+
+
+def mark_then_work(i: int, out: str, bad: int) -> int:
+    Path(out, str(i)).touch()
+    if i == bad:
+        raise ValueError(f"item {i} is bad")
+    time.sleep(0.05)
+    return os.getpid()
+
+
+def test_two_worker_processes_setup_once_each_errors_and_clean_shutdown(tmp_path):
+    setups, marks = tmp_path / "setups", tmp_path / "marks"
+    setups.mkdir()
+    marks.mkdir()
+
+    def setup():
+        (setups / str(os.getpid())).touch(exist_ok=False)  # a second run in one process fails
+        return {"scale": 3, "model": "tiny"}
+
+    def named(x, scale):
+        return x * scale
+
+    def var_kw(x, **kwargs):
+        return sorted(kwargs), os.getpid()
+
+    with get_client(LOCAL, setup_fn=setup) as client:
+        assert active_client() is client
+        workers = _worker_pids(client)
+        assert len(workers) == 2 and os.getpid() not in workers
+
+        # Ordered map although item 0 finishes last; streaming yields in completion order.
+        assert parallel_map(sleep_then_square, range(6), chunk_size=1, slow=0) == [
+            i * i for i in range(6)
+        ]
+        order = [i for i, _ in parallel_for(sleep_then_square, range(6), chunk_size=1, slow=0)]
+        assert sorted(order) == list(range(6)) and order[0] != 0
+
+        # The plugin's environment reaches maps that do not name a setup_fn.
+        assert parallel_map(named, range(5)) == [0, 3, 6, 9, 12]
+        seen = parallel_map(var_kw, range(40), chunk_size=1)
+        assert {tuple(names) for names, _ in seen} == {("model", "scale")}
+        assert {pid for _, pid in seen} == workers
+
+        with pytest.raises(ItemError, match=r"^item 3 failed: ValueError: item 3 is bad") as err:
+            parallel_map(mark_then_work, range(200), out=str(marks), bad=3)
+        assert err.value.index == 3
+        time.sleep(1.0)
+        assert len(list(marks.iterdir())) < 200
+    assert active_client() is None
+    assert {int(p.name) for p in setups.iterdir()} == workers
+    assert _gone(workers)
+
+
+def test_exception_inside_the_block_still_closes_the_cluster():
+    pids: set[int] = set()
+    with pytest.raises(KeyError, match="boom"):
+        with get_client(LOCAL) as client:
+            pids |= _worker_pids(client)
+            raise KeyError("boom")
+    assert len(pids) == 2 and _gone(pids)
+    assert active_client() is None
+
+
+def test_map_without_a_block_starts_and_closes_a_cluster_for_the_call():
+    set_parallel(LOCAL)
+    try:
+        before = {p.pid for p in psutil.Process().children(recursive=True)}
+        pids = set(parallel_map(_pid_of, range(8), chunk_size=1))
+        assert os.getpid() not in pids and 1 <= len(pids) <= 2
+        assert _gone(pids)
+        leftover = {p.pid for p in psutil.Process().children(recursive=True)} - before
+        assert not (leftover & pids)
+    finally:
+        set_parallel(None)
+
+
+def test_sequential_block_wins_over_a_cluster_default():
+    set_parallel(LOCAL)
+    try:
+        with get_client({"env": "none"}, setup_fn=lambda: {"k": 2}) as client:
+            assert client is None
+            assert parallel_map(_times_k, [1, 2]) == [(2, os.getpid()), (4, os.getpid())]
+        assert get_parallel_config().env == "local"
+    finally:
+        set_parallel(None)
+
+
+def _pid_of(_: int) -> int:
+    time.sleep(0.02)
+    return os.getpid()
+
+
+def _times_k(x: int, k: int) -> tuple[int, int]:
+    return x * k, os.getpid()

@@ -1,0 +1,80 @@
+"""TLS on schedulers reachable beyond loopback, and nothing listening beyond loopback by default."""
+
+from __future__ import annotations
+
+import psutil
+import pytest
+from distributed import Client
+from distributed.security import Security
+
+from espnet3.parallel import ParallelConfig, get_client
+from espnet3.parallel.clusters import LOOPBACK, cluster_options, wants_tls
+
+
+@pytest.fixture(scope="module")
+def tls_client():
+    """A real 1-worker LocalCluster on loopback with ``security: tls``."""
+    with get_client({"env": "local", "n_workers": 1, "security": "tls"}) as client:
+        yield client
+
+
+def _port(address: str) -> str:
+    return address.rsplit(":", 1)[1]
+
+
+def test_tls_cluster_talks_tls_everywhere(tls_client):
+    assert tls_client.scheduler.address.startswith(f"tls://{LOOPBACK}:")
+    workers = tls_client.scheduler_info()["workers"]
+    assert workers and all(address.startswith("tls://") for address in workers)
+    assert tls_client.submit(sum, [1, 2]).result() == 3
+
+
+def test_plain_client_cannot_connect_to_a_tls_scheduler(tls_client):
+    plain = f"tcp://{LOOPBACK}:{_port(tls_client.scheduler.address)}"
+    with pytest.raises((OSError, TimeoutError)):
+        Client(plain, timeout="3s")
+
+
+def test_stranger_with_another_certificate_cannot_connect(tls_client):
+    with pytest.raises((OSError, TimeoutError)):
+        Client(tls_client.scheduler.address, security=Security.temporary(), timeout="3s")
+
+
+def test_client_with_the_clusters_certificate_can_connect_and_run(tls_client):
+    with Client(tls_client.scheduler.address, security=tls_client.security, timeout="10s") as c:
+        assert c.submit(pow, 2, 5).result() == 32
+
+
+def test_auto_turns_tls_on_beyond_loopback_and_none_turns_it_off():
+    exposed = ParallelConfig.from_any(
+        {"env": "local", "n_workers": 1, "options": {"host": "0.0.0.0"}}
+    )
+    options = cluster_options(exposed)
+    assert options["protocol"] == "tls://"
+    assert options["security"].require_encryption
+    refused = ParallelConfig.from_any(
+        {"env": "local", "n_workers": 1, "security": "none", "options": {"host": "0.0.0.0"}}
+    )
+    assert "security" not in cluster_options(refused)
+    assert "security" not in cluster_options(ParallelConfig.from_any({"env": "local"}))
+
+
+def test_batch_scheduler_envs_use_tls_unless_refused():
+    assert wants_tls(ParallelConfig.from_any({"env": "slurm"}), listen_host=None)
+    assert not wants_tls(
+        ParallelConfig.from_any({"env": "slurm", "security": "none"}), listen_host=None
+    )
+
+
+def test_default_local_cluster_listens_on_loopback_only():
+    with get_client({"env": "local", "n_workers": 1}) as client:
+        pids = [psutil.Process().pid, *client.run(lambda: psutil.Process().pid).values()]
+        listening = [
+            conn.laddr.ip
+            for pid in pids
+            for conn in psutil.Process(pid).net_connections(kind="inet")
+            if conn.status == psutil.CONN_LISTEN
+        ]
+        services = client.scheduler_info()["services"]
+    assert listening and set(listening) == {LOOPBACK}
+    assert set(services) <= {"dashboard"}
