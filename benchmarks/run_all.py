@@ -29,6 +29,7 @@ ORDER = [
     "scaling",
     "growth",
     "hf_cutset",
+    "combined_dataset",
     "mini_an4",
     "slurm_startup",
 ]
