@@ -3,7 +3,8 @@
 A spec holds class paths, the provider's resolved config, its params, the indices and where
 results go: plain data, never a pickle, so a job (or a person) can read it safely. Its name is
 a hash of the work (runner, provider, config, params, batch size, indices), so submitting the
-same work again finds the same specs and their results.
+same work again finds the same specs and their results. The error policy is not part of the
+work: a shard completed under ``skip`` stays complete when the call is repeated with ``raise``.
 
 Example:
     >>> spec = ShardSpec.for_work(runner="m:R", provider="m:P", config={}, params={},

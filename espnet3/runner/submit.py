@@ -74,13 +74,14 @@ def submit_local(
             "max_running": max_running,
         },
     )
-    launcher = subprocess.Popen(
-        [sys.executable, "-m", "espnet3.runner.local_launcher", str(batch)],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=open(log_dir / f"{batch.stem}.log", "ab"),
-        start_new_session=True,  # detached: the shards outlive this process by design
-    )
+    with open(log_dir / f"{batch.stem}.log", "ab") as launcher_log:
+        launcher = subprocess.Popen(
+            [sys.executable, "-m", "espnet3.runner.local_launcher", str(batch)],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=launcher_log,
+            start_new_session=True,  # detached: the shards outlive this process by design
+        )
     ready = launcher.stdout.readline().decode().strip()
     launcher.stdout.close()
     if ready != "ready":
