@@ -1,0 +1,305 @@
+"""Hugging Face datasets -> Lhotse ``CutSet``, converted in parallel; rows -> ESPnet3 items.
+
+:func:`cutset_from_huggingface` splits the rows into chunks and converts them on the Dask
+cluster (``client``, or the configured ``parallel:``; in this process when neither is set).
+Each cut's audio is a plain ``file`` source (see :mod:`espnet3.data.row_cuts` for why), so the
+result passes ``lhotse.validate``, survives ``cuts.to_file`` and reads back in any process.
+
+Example:
+    >>> import tempfile, numpy as np, datasets
+    >>> ds = datasets.Dataset.from_dict({
+    ...     "audio": [{"array": np.zeros(800, np.float32), "sampling_rate": 8000}] * 2,
+    ...     "text": ["a", "b"]})
+    >>> cuts = cutset_from_huggingface(
+    ...     {"audio": "audio", "text": "text"}, None, ds, "train", audio_dir=tempfile.mkdtemp())
+    >>> [c.id for c in cuts], cuts[0].duration
+    (['train-00000000', 'train-00000001'], 0.1)
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from lhotse import CutSet, MonoCut
+
+from espnet3.data.audio import load_audio
+from espnet3.data.fields import custom_names, plain, resolve_fields
+from espnet3.data.row_cuts import row_to_cut, utt_id
+from espnet3.errors import ConfigError, Espnet3Error, ItemError
+from espnet3.utils.atomic import atomic_write_jsonl
+
+#: Rows per task when not given: large enough to amortise Dask's per-task cost.
+DEFAULT_ROWS_PER_CHUNK = 200
+_ON_ERROR = ("raise", "skip")
+_OPENED: dict[tuple, Any] = {}  # per process: dataset id/path -> opened split
+
+
+def convert_to_dataset(
+    row: Mapping[str, Any],
+    data_info: Mapping[str, Any] | None = None,
+    index: int = 0,
+    *,
+    id_prefix: str = "",
+) -> dict[str, Any]:
+    """One row -> the item an ESPnet3 dataset yields: ``utt_id``, ``speech``, ``text``, ...
+
+    ``speech`` is float32 in [-1, 1), ``(frames,)`` or ``(frames, channels)``. It is a
+    module-level function of plain arguments, so it pickles to Dask workers.
+
+    Example:
+        >>> row = {"audio": {"array": [0.0, 0.5], "sampling_rate": 8000}, "text": "hi"}
+        >>> item = convert_to_dataset(row, index=3)
+        >>> item["utt_id"], item["speech"].dtype.name, item["text"], item["sampling_rate"]
+        ('00000003', 'float32', 'hi', 8000)
+        >>> # on a cluster: client.map(convert_to_dataset, rows, data_info=info)
+    """
+    fields = resolve_fields(data_info)
+    rate = fields["sampling_rate"](row) if "sampling_rate" in fields else None
+    audio = load_audio(fields["audio"](row), rate)
+    item = {
+        "utt_id": utt_id(row, index, fields, id_prefix),
+        "speech": audio.read("float32"),
+        "sampling_rate": audio.sampling_rate,
+        "text": fields["text"](row),
+    }
+    for name in ("speaker", "language", *custom_names(fields)):
+        if name in fields:
+            item[name] = plain(fields[name](row))
+    return item
+
+
+@dataclass(frozen=True)
+class _Chunk:
+    """Rows ``start..stop-1``: a slice of a dataset object, or a reference any worker opens."""
+
+    start: int
+    stop: int
+    reference: tuple | None = None
+    rows: Any = None
+
+
+def cutset_from_huggingface(
+    data_info: Mapping[str, Any] | None,
+    dataset_length: int | None,
+    dataset_id: Any,
+    split: str | None,
+    client: Any = None,
+    *,
+    audio_dir: str | os.PathLike,
+    id_prefix: str | None = None,
+    audio_format: str = "flac",
+    raw_audio: bool = True,
+    rows_per_chunk: int | None = None,
+    on_error: str = "raise",
+    errors_path: str | os.PathLike | None = None,
+    errors: list | None = None,
+    load_kwargs: Mapping[str, Any] | None = None,
+) -> CutSet:
+    """Convert a Hugging Face dataset split into a ``CutSet``, one cut per row, in parallel.
+
+    ``dataset_id`` is a loaded ``datasets.Dataset`` (or ``DatasetDict``, indexed by ``split``),
+    a directory written by ``save_to_disk``, or anything ``datasets.load_dataset`` accepts (a
+    hub id when online, a local data directory). Workers open an id themselves, once per
+    process; a dataset object is sent in row slices. ``dataset_length`` limits the rows
+    converted (``None``: all). Cut ids are ``data_info['id']`` or ``<id_prefix><row>``
+    (``id_prefix`` defaults to ``"<split>-"``), so they are the same on every run.
+
+    ``raw_audio`` reads ``Audio`` columns undecoded, so the original encoding is stored
+    unchanged; set it ``False`` when ``data_info`` needs decoded values. ``on_error='skip'``
+    drops bad rows and records ``{index, utt_id, error}`` in ``errors_path`` (JSONL) and in the
+    ``errors`` list; ``'raise'`` stops at the first bad row with an
+    :class:`~espnet3.errors.ItemError` naming it.
+
+    Example:
+        >>> with get_client({"env": "local", "n_workers": 2}) as client:   # doctest: +SKIP
+        ...     cuts = cutset_from_huggingface(
+        ...         {"audio": "audio", "text": "sentence", "speaker": "client_id"},
+        ...         None, "mozilla-foundation/common_voice_11_0", "test", client,
+        ...         audio_dir="data/cv/audio", load_kwargs={"name": "hi"})
+        >>> cuts.to_file("data/cv/cuts_test.jsonl.gz")   # doctest: +SKIP
+    """
+    from espnet3.parallel import parallel_for
+
+    fields = resolve_fields(data_info)
+    if on_error not in _ON_ERROR:
+        raise ConfigError(f"on_error must be one of {_ON_ERROR}, got {on_error!r}")
+    if rows_per_chunk is not None and (not isinstance(rows_per_chunk, int) or rows_per_chunk < 1):
+        raise ConfigError(f"rows_per_chunk must be a positive integer, got {rows_per_chunk!r}")
+    dataset, reference = None, None
+    if isinstance(dataset_id, (str, os.PathLike)):
+        reference = (str(dataset_id), split, tuple(sorted((load_kwargs or {}).items())), raw_audio)
+        if dataset_length is None:  # given a length, only the workers open the dataset
+            dataset = _open_reference(reference)
+    else:
+        dataset = open_split(dataset_id, split, raw_audio)
+    total = len(dataset) if dataset is not None else int(dataset_length)
+    if dataset is not None and dataset_length is not None:
+        total = min(total, int(dataset_length))
+    size = rows_per_chunk or DEFAULT_ROWS_PER_CHUNK
+    chunks = (
+        _Chunk(start, min(start + size, total), reference)
+        if reference
+        else _Chunk(
+            start,
+            min(start + size, total),
+            rows=dataset.select(range(start, min(start + size, total))),
+        )
+        for start in range(0, total, size)
+    )
+    options = {
+        "fields": fields,
+        "audio_dir": str(Path(audio_dir).resolve()),
+        "id_prefix": f"{split}-" if id_prefix is None and split else (id_prefix or ""),
+        "audio_format": audio_format,
+    }
+    by_chunk: dict[int, list[MonoCut]] = {}
+    failures: list[dict] = []
+    lazy_chunks = _Chunks(chunks, math.ceil(total / size))
+    for position, (cuts, bad) in parallel_for(
+        convert_chunk, lazy_chunks, client, chunk_size=1, **options
+    ):
+        if bad and on_error == "raise":
+            first = min(bad, key=lambda e: e["index"])
+            raise ItemError(
+                f"row {first['index']} (utt_id {first['utt_id']!r}) of {_describe(dataset_id)} "
+                f"split {split!r}: {first['error']} (on_error='skip' drops such rows)",
+                index=first["index"],
+            )
+        by_chunk[position] = cuts
+        failures.extend(bad)
+    failures.sort(key=lambda e: e["index"])
+    if errors_path is not None:
+        atomic_write_jsonl(errors_path, failures)
+    if errors is not None:
+        errors.extend(failures)
+    return _assemble(by_chunk)
+
+
+class _Chunks:
+    """A generator of chunks that knows its length, so parallel_map can plan its tasks."""
+
+    def __init__(self, chunks, length: int):
+        self._chunks, self._length = chunks, length
+
+    def __iter__(self):
+        return iter(self._chunks)
+
+    def __len__(self) -> int:
+        return self._length
+
+
+def convert_chunk(
+    chunk: _Chunk,
+    fields: Mapping[str, Callable],
+    audio_dir: str,
+    id_prefix: str,
+    audio_format: str,
+) -> tuple[list[MonoCut], list[dict]]:
+    """Convert one chunk of rows on a worker; return its cuts and its bad rows."""
+    rows = chunk.rows
+    if chunk.reference is not None:
+        dataset = _open_reference(chunk.reference)
+        rows = dataset.select(range(min(chunk.start, len(dataset)), min(chunk.stop, len(dataset))))
+    cuts, bad = [], []
+    for index, row in enumerate(rows, start=chunk.start):
+        try:
+            cuts.append(
+                row_to_cut(
+                    row, index, fields, audio_dir, id_prefix=id_prefix, audio_format=audio_format
+                )
+            )
+        except Exception as exc:  # a user's data_info function may raise anything
+            message = str(exc) if isinstance(exc, Espnet3Error) else f"{type(exc).__name__}: {exc}"
+            bad.append(
+                {
+                    "index": index,
+                    "utt_id": _safe_id(row, index, fields, id_prefix),
+                    "error": message,
+                }
+            )
+    return cuts, bad
+
+
+def _safe_id(row: Any, index: int, fields: Mapping[str, Callable], id_prefix: str) -> str | None:
+    try:
+        return utt_id(row, index, fields, id_prefix)
+    except Exception:  # the id itself may be what is broken
+        return None
+
+
+def _assemble(by_chunk: dict[int, list[MonoCut]]) -> CutSet:
+    cuts = [cut for position in sorted(by_chunk) for cut in by_chunk[position]]
+    seen: set[str] = set()
+    for cut in cuts:
+        if cut.id in seen:
+            raise Espnet3Error(
+                f"utterance id {cut.id!r} occurs more than once: make data_info['id'] unique "
+                "or drop it to use row numbers"
+            )
+        seen.add(cut.id)
+    return CutSet.from_cuts(cuts)
+
+
+def open_split(dataset: Any, split: str | None, raw_audio: bool = True) -> Any:
+    """The ``split`` of a dataset object, ``save_to_disk`` directory or ``load_dataset`` id.
+
+    Example:
+        >>> import datasets
+        >>> len(open_split(datasets.DatasetDict({"a": datasets.Dataset.from_dict({"x": [1]})}), "a"))
+        1
+    """
+    if isinstance(dataset, (str, os.PathLike)):
+        return _open_reference((str(dataset), split, (), raw_audio))
+    return _prepare(_select_split(dataset, split), raw_audio)
+
+
+def _select_split(dataset: Any, split: str | None) -> Any:
+    if hasattr(dataset, "keys") and not hasattr(dataset, "features"):  # a DatasetDict
+        if split not in dataset:
+            raise ConfigError(
+                f"split {split!r} is not in the dataset (it has {sorted(dataset)}): pick one"
+            )
+        return dataset[split]
+    return dataset
+
+
+def _prepare(dataset: Any, raw_audio: bool) -> Any:
+    """Cast ``Audio`` columns to ``decode=False`` when asked (keeps the original encoding)."""
+    if not raw_audio:
+        return dataset
+    from datasets import Audio
+
+    for name, feature in dataset.features.items():
+        if isinstance(feature, Audio) and feature.decode:
+            dataset = dataset.cast_column(name, Audio(decode=False))
+    return dataset
+
+
+def _open_reference(reference: tuple) -> Any:
+    """Open (once per process) a ``save_to_disk`` directory or a ``load_dataset`` id."""
+    if reference in _OPENED:
+        return _OPENED[reference]
+    import datasets
+
+    path, split, load_kwargs, raw_audio = reference
+    try:
+        if Path(path, "dataset_dict.json").is_file() or Path(path, "state.json").is_file():
+            dataset = _select_split(datasets.load_from_disk(path), split)
+        else:
+            dataset = datasets.load_dataset(path, split=split, **dict(load_kwargs))
+    except (ConfigError, FileNotFoundError, ValueError) as exc:
+        raise ConfigError(
+            f"cannot open dataset {path!r} split {split!r}: {exc}: give a save_to_disk "
+            "directory, a local data directory, or a hub id (needs network or the HF cache)"
+        ) from exc
+    _OPENED[reference] = _prepare(dataset, raw_audio)
+    return _OPENED[reference]
+
+
+def _describe(dataset_id: Any) -> str:
+    return repr(str(dataset_id)) if isinstance(dataset_id, (str, os.PathLike)) else "the dataset"

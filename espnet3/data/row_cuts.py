@@ -1,0 +1,136 @@
+"""One dataset row -> one Lhotse cut whose audio any process can read back later.
+
+Where the audio goes, and why: Lhotse serialises only its own source types (``file``, ``url``,
+``command``, ``memory``, ``shar``); a custom source cannot be written by ``to_file``, and a
+``memory`` source (what ``CutSet.from_huggingface_dataset`` makes) fails in ``to_file``
+because JSON holds no bytes. A ``command`` source that re-opens the dataset would start a
+Python interpreter for every read. So each row's audio becomes a plain ``file`` source:
+
+- encoded bytes (``Audio(decode=False)``, parquet/arrow datasets) are written unchanged, in
+  their own format, to ``audio_dir/<row // 1000>/<utt_id>.<ext>``;
+- a row that names an existing file is referenced where it is, not copied;
+- decoded samples (arrays, torchcodec decoders) are written as 16-bit ``audio_format`` (FLAC
+  by default: lossless for 16-bit audio, about half the size of WAV).
+
+Every write is atomic and deterministic, so re-running a conversion rewrites identical files.
+
+Example:
+    >>> import tempfile
+    >>> from espnet3.data.fields import resolve_fields
+    >>> fields = resolve_fields({"audio": "a", "text": "t", "id": "k"})
+    >>> row = {"a": {"array": [0.0, 0.25], "sampling_rate": 8000}, "t": "hi", "k": "u1"}
+    >>> cut = row_to_cut(row, 0, fields, tempfile.mkdtemp())
+    >>> cut.id, cut.supervisions[0].text, cut.recording.sources[0].type
+    ('u1', 'hi', 'file')
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import soundfile as sf
+from lhotse import AudioSource, MonoCut, Recording, SupervisionSegment
+
+from espnet3.data.audio import LoadedAudio, load_audio
+from espnet3.data.fields import custom_names, plain
+from espnet3.errors import Espnet3Error
+from espnet3.utils.atomic import atomic_write_bytes
+
+#: soundfile format name -> file extension that Lhotse and soundfile recognise.
+_EXTENSIONS = {"nist": "sph", "wav": "wav", "flac": "flac", "ogg": "ogg", "mp3": "mp3"}
+_UNSAFE = re.compile(r"[^\w.\-]")
+
+
+def utt_id(row: Any, index: int, fields: Mapping[str, Callable], id_prefix: str) -> str:
+    """The cut id: ``data_info['id']`` of the row, else ``<id_prefix><row index, 8 digits>``.
+
+    Example:
+        >>> utt_id({}, 12, {}, "train-")
+        'train-00000012'
+    """
+    if "id" in fields:
+        return str(fields["id"](row))
+    return f"{id_prefix}{index:08d}"
+
+
+def row_to_cut(
+    row: Any,
+    index: int,
+    fields: Mapping[str, Callable],
+    audio_dir: str | Path,
+    *,
+    id_prefix: str = "",
+    audio_format: str = "flac",
+) -> MonoCut:
+    """Build the cut of one row (see the module docstring for where its audio is stored).
+
+    Raises :class:`Espnet3Error` when the audio is missing or unreadable or the text is empty.
+    """
+    cut_id = utt_id(row, index, fields, id_prefix)
+    text = fields["text"](row)
+    if text is None or not str(text).strip():
+        raise Espnet3Error(f"text is empty ({text!r}): every row needs a transcript")
+    rate = fields["sampling_rate"](row) if "sampling_rate" in fields else None
+    audio = load_audio(fields["audio"](row), rate)
+    recording = Recording(
+        id=cut_id,
+        sources=[_store(audio, cut_id, index, Path(audio_dir), audio_format)],
+        sampling_rate=audio.sampling_rate,
+        num_samples=audio.num_samples,
+        duration=audio.num_samples / audio.sampling_rate,
+    )
+    supervision = SupervisionSegment(
+        id=cut_id,
+        recording_id=cut_id,
+        start=0.0,
+        duration=recording.duration,
+        channel=0,
+        text=str(text),
+        speaker=_optional(fields, "speaker", row),
+        language=_optional(fields, "language", row),
+    )
+    custom = {name: plain(fields[name](row)) for name in custom_names(fields)}
+    return MonoCut(
+        id=cut_id,
+        start=0.0,
+        duration=recording.duration,
+        channel=0,
+        recording=recording,
+        supervisions=[supervision],
+        custom=custom or None,
+    )
+
+
+def _optional(fields: Mapping[str, Callable], name: str, row: Any) -> str | None:
+    value = fields[name](row) if name in fields else None
+    return None if value is None else str(value)
+
+
+def _store(
+    audio: LoadedAudio, cut_id: str, index: int, audio_dir: Path, audio_format: str
+) -> AudioSource:
+    channels = list(range(audio.num_channels))
+    if audio.data is None and audio.path is not None:
+        return AudioSource(type="file", channels=channels, source=str(Path(audio.path).resolve()))
+    if audio.data is not None:
+        extension, data = _EXTENSIONS.get(audio.format, audio.format), audio.data
+    else:
+        extension, data = audio_format, _encode(audio, audio_format)
+    target = audio_dir / f"{index // 1000:05d}" / f"{_UNSAFE.sub('_', cut_id)}.{extension}"
+    atomic_write_bytes(target, data)
+    return AudioSource(type="file", channels=channels, source=str(target.resolve()))
+
+
+def _encode(audio: LoadedAudio, audio_format: str) -> bytes:
+    buffer = io.BytesIO()
+    try:
+        sf.write(buffer, audio.int16(), audio.sampling_rate, format=audio_format.upper())
+    except Exception as exc:
+        raise Espnet3Error(
+            f"cannot write audio as {audio_format!r}: {exc}: use audio_format='flac' or 'wav'"
+        ) from None
+    return buffer.getvalue()

@@ -1,0 +1,201 @@
+import json
+import subprocess
+import sys
+
+import datasets
+import numpy as np
+import pytest
+import soundfile as sf
+from conftest import hf_dataset
+from lhotse import CutSet, validate
+
+from espnet3.data.huggingface_utils import convert_to_dataset, cutset_from_huggingface
+from espnet3.errors import ConfigError, ItemError
+
+INFO = {"audio": "audio", "text": "text", "speaker": "speaker", "id": "utt"}
+ARRAY_INFO = {"audio": "samples", "sampling_rate": "rate", "text": "text", "id": "utt"}
+
+
+def assert_same_audio(cuts, utterances):
+    by_id = {u["utt_id"]: u for u in utterances}
+    assert sorted(cuts.ids) == sorted(by_id)
+    for cut in cuts:
+        source = by_id[cut.id]
+        assert cut.sampling_rate == source["sampling_rate"]
+        assert cut.num_samples == len(source["samples"])
+        loaded = np.rint(cut.load_audio()[0] * 32768).astype(np.int16)
+        np.testing.assert_array_equal(loaded, source["samples"])
+        on_disk, _ = sf.read(cut.recording.sources[0].source, dtype="int16")
+        np.testing.assert_array_equal(on_disk, source["samples"])
+        assert cut.supervisions[0].text == source["text"]
+
+
+@pytest.mark.parametrize("mode", ["bytes", "paths", "decoded", "arrays"])
+def test_every_audio_mode_on_two_workers(mode, utterances, dask_client, tmp_path):
+    info = ARRAY_INFO if mode == "arrays" else INFO
+    dataset = hf_dataset(utterances, mode)
+    cuts = cutset_from_huggingface(
+        info, None, dataset, "train", dask_client, audio_dir=tmp_path / "audio", rows_per_chunk=3
+    )
+    validate(cuts)
+    assert list(cuts.ids) == [u["utt_id"] for u in utterances]  # row order kept across chunks
+    assert_same_audio(cuts, utterances)
+    if mode != "arrays":
+        assert cuts[0].supervisions[0].speaker == utterances[0]["speaker"]
+    stored = {c.recording.sources[0].source.rsplit(".", 1)[1] for c in cuts}
+    assert stored == {"bytes": {"wav"}, "paths": {"wav"}}.get(mode, {"flac"})
+
+
+def test_torchcodec_decoded_audio(utterances, tmp_path):
+    pytest.importorskip("torchcodec", reason="torchcodec (and FFmpeg) are not installed here")
+    dataset = hf_dataset(utterances, "bytes").cast_column("audio", datasets.Audio(decode=True))
+    cuts = cutset_from_huggingface(INFO, None, dataset, "x", audio_dir=tmp_path, raw_audio=False)
+    assert_same_audio(cuts, utterances)
+
+
+def test_to_file_round_trip_read_in_another_process(utterances, dask_client, tmp_path):
+    cuts = cutset_from_huggingface(
+        INFO, None, hf_dataset(utterances, "bytes"), "train", dask_client, audio_dir=tmp_path / "a"
+    )
+    manifest = tmp_path / "cuts.jsonl.gz"
+    cuts.to_file(manifest)
+    assert CutSet.from_file(manifest).to_eager() == cuts
+    script = (
+        "import sys, numpy as np; from lhotse import CutSet; "
+        "c = CutSet.from_file(sys.argv[1]); "
+        "print(int(np.rint(sum(np.abs(x.load_audio()*32768).sum() for x in c))))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script, str(manifest)], capture_output=True, text=True, check=True
+    ).stdout
+    assert int(out) == sum(int(np.abs(u["samples"].astype(np.int64)).sum()) for u in utterances)
+
+
+def test_ids_are_stable_and_default_to_split_and_row(utterances, tmp_path):
+    dataset = hf_dataset(utterances, "paths")
+    info = {"audio": "audio", "text": "text"}
+    first = cutset_from_huggingface(info, None, dataset, "dev", audio_dir=tmp_path)
+    again = cutset_from_huggingface(info, None, dataset, "dev", audio_dir=tmp_path)
+    assert list(first.ids) == list(again.ids) == [f"dev-{i:08d}" for i in range(len(utterances))]
+    limited = cutset_from_huggingface(info, 3, dataset, "dev", audio_dir=tmp_path)
+    assert list(limited.ids) == list(first.ids)[:3]
+
+
+def test_dataset_ids_resolved_by_each_worker(utterances, dask_client, tmp_path):
+    dataset = hf_dataset(utterances, "bytes")
+    saved = tmp_path / "saved"
+    datasets.DatasetDict({"train": dataset}).save_to_disk(saved)
+    cuts = cutset_from_huggingface(
+        INFO,
+        len(utterances),
+        str(saved),
+        "train",
+        dask_client,
+        audio_dir=tmp_path / "a1",
+        rows_per_chunk=4,
+    )
+    validate(cuts)
+    assert_same_audio(cuts, utterances)
+    parquet_dir = tmp_path / "parquet"
+    parquet_dir.mkdir()
+    dataset.to_parquet(parquet_dir / "train-00000.parquet")
+    from_parquet = cutset_from_huggingface(
+        INFO, None, str(parquet_dir), "train", dask_client, audio_dir=tmp_path / "a2"
+    )
+    assert list(from_parquet.ids) == list(cuts.ids)
+    assert_same_audio(from_parquet, utterances)
+
+
+def test_split_of_a_dataset_dict_and_custom_fields(utterances, tmp_path):
+    dd = datasets.DatasetDict({"test": hf_dataset(utterances, "paths")})
+    info = {**INFO, "length": lambda row: len(row["text"])}
+    cuts = cutset_from_huggingface(info, None, dd, "test", audio_dir=tmp_path)
+    assert cuts[0].custom == {"length": len(utterances[0]["text"])}
+    with pytest.raises(
+        ConfigError, match=r"split 'train' is not in the dataset \(it has \['test'\]\)"
+    ):
+        cutset_from_huggingface(info, None, dd, "train", audio_dir=tmp_path)
+
+
+def _bad_rows(utterances):
+    rows = [
+        {
+            "audio": {"bytes": open(u["path"], "rb").read(), "path": None},
+            "text": u["text"],
+            "utt": u["utt_id"],
+        }
+        for u in utterances[:5]
+    ]
+    rows[1]["audio"] = None
+    rows[2]["audio"] = {"bytes": b"not audio at all", "path": None}
+    rows[3]["text"] = "  "
+    return datasets.Dataset.from_list(rows)
+
+
+def test_bad_row_raises_naming_it(utterances, dask_client, tmp_path):
+    info = {"audio": "audio", "text": "text", "id": "utt"}
+    with pytest.raises(
+        ItemError, match=rf"row 1 \(utt_id '{utterances[1]['utt_id']}'\).*audio is missing"
+    ) as err:
+        cutset_from_huggingface(
+            info, None, _bad_rows(utterances), "t", dask_client, audio_dir=tmp_path
+        )
+    assert err.value.index == 1
+
+
+def test_bad_rows_skipped_and_recorded(utterances, dask_client, tmp_path):
+    info = {"audio": "audio", "text": "text", "id": "utt"}
+    errors = []
+    cuts = cutset_from_huggingface(
+        info,
+        None,
+        _bad_rows(utterances),
+        "t",
+        dask_client,
+        audio_dir=tmp_path,
+        on_error="skip",
+        errors_path=tmp_path / "errors.jsonl",
+        errors=errors,
+        rows_per_chunk=2,
+    )
+    assert list(cuts.ids) == [utterances[0]["utt_id"], utterances[4]["utt_id"]]
+    recorded = [json.loads(line) for line in (tmp_path / "errors.jsonl").read_text().splitlines()]
+    assert recorded == errors
+    assert [e["index"] for e in recorded] == [1, 2, 3]
+    assert "audio is missing" in recorded[0]["error"]
+    assert "unreadable" in recorded[1]["error"]
+    assert "text is empty" in recorded[2]["error"]
+    assert recorded[2]["utt_id"] == utterances[3]["utt_id"]
+
+
+def test_configuration_errors(utterances, tmp_path):
+    dataset = hf_dataset(utterances, "paths")
+    with pytest.raises(ConfigError, match=r"data_info lacks \['text'\]"):
+        cutset_from_huggingface({"audio": "audio"}, None, dataset, "t", audio_dir=tmp_path)
+    with pytest.raises(ConfigError, match="on_error must be one of"):
+        cutset_from_huggingface(INFO, None, dataset, "t", audio_dir=tmp_path, on_error="ignore")
+    dup = {**INFO, "id": lambda row: "same"}
+    with pytest.raises(Exception, match="utterance id 'same' occurs more than once"):
+        cutset_from_huggingface(dup, None, dataset, "t", audio_dir=tmp_path)
+    with pytest.raises(ConfigError, match="cannot open dataset"):
+        cutset_from_huggingface(INFO, None, str(tmp_path / "nope"), "t", audio_dir=tmp_path)
+
+
+@pytest.mark.parametrize("mode", ["bytes", "decoded"])
+def test_convert_to_dataset_via_client_map(mode, utterances, dask_client):
+    dataset = hf_dataset(utterances, mode)
+    futures = dask_client.map(
+        convert_to_dataset, list(dataset), range(len(dataset)), data_info=INFO
+    )
+    items = dask_client.gather(futures)
+    for item, source in zip(items, utterances, strict=True):
+        assert item["utt_id"] == source["utt_id"]
+        assert item["speech"].dtype == np.float32
+        np.testing.assert_array_equal(
+            np.rint(item["speech"] * 32768).astype(np.int16), source["samples"]
+        )
+        assert (item["text"], item["speaker"], item["sampling_rate"]) == (
+            source["text"],
+            source["speaker"],
+            source["sampling_rate"],
+        )
