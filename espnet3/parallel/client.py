@@ -108,7 +108,7 @@ def get_client(config: Any = None, setup_fn: SetupFn | None = None) -> Iterator[
     from distributed import Client
 
     with (
-        _sigterm_exits(),
+        _signals_exit(),
         start_cluster(cfg) as cluster,
         Client(cluster) as client,
         supervise_jobs(cluster, client, cfg) as supervised,  # batch jobs: watched, then cancelled
@@ -127,11 +127,14 @@ def get_client(config: Any = None, setup_fn: SetupFn | None = None) -> Iterator[
 
 
 @contextlib.contextmanager
-def _sigterm_exits() -> Iterator[None]:
-    """Turn SIGTERM into ``SystemExit`` so leaving the block cancels every job on the way out.
+def _signals_exit() -> Iterator[None]:
+    """Make SIGTERM and Ctrl-C leave the block by an exception, so every job is cancelled.
 
-    Later SIGTERMs are ignored until the block is left, so they cannot cut that cleanup short.
-    Only the main thread may set handlers; elsewhere SIGTERM keeps its meaning.
+    SIGTERM raises ``SystemExit(143)``; later SIGTERMs are ignored until the block is left, so
+    they cannot cut that cleanup short. SIGINT raises ``KeyboardInterrupt`` even though
+    importing dask_jobqueue replaced Python's handler with a bare ``sys.exit()`` (exit status
+    0); a SIGINT the parent ignored (``nohup``) stays ignored. Only the main thread may set
+    handlers; elsewhere both signals keep their meaning.
     """
     if threading.current_thread() is not threading.main_thread():
         yield
@@ -141,11 +144,15 @@ def _sigterm_exits() -> Iterator[None]:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         raise SystemExit(128 + signum)
 
-    previous = signal.signal(signal.SIGTERM, exit_once)
+    handlers: dict[int, Any] = {signal.SIGTERM: exit_once}
+    if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
+        handlers[signal.SIGINT] = signal.default_int_handler
+    previous = {signum: signal.signal(signum, handler) for signum, handler in handlers.items()}
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, signal.SIG_DFL if handler is None else handler)
 
 
 @contextlib.contextmanager
