@@ -81,6 +81,11 @@ class BaseRunner:
             raise ConfigError(
                 f"{type(self).__name__} needs an EnvironmentProvider, got {type(provider).__name__}"
             )
+        if type(self).forward is BaseRunner.forward:
+            raise ConfigError(
+                f"{type(self).__qualname__} does not define forward: subclass BaseRunner with a "
+                f"static forward(idx, *, dataset, model, **params)"
+            )
         if on_error not in ERROR_POLICIES:
             raise ConfigError(
                 f"on_error must be one of {', '.join(ERROR_POLICIES)}, got {on_error!r}"

@@ -139,7 +139,7 @@ def test_async_error_policies(local_parallel, tmp_path):
 
 
 def test_non_json_results_fail_the_shard_at_write_time(local_parallel, tmp_path):
-    submission = async_runner(tmp_path, cls=SetRunner)(range(4))
+    submission = async_runner(tmp_path, cls=SetRunner, async_shard_size=4)(range(4))
     (state,) = submission.wait(timeout=300, poll=0.2)
     assert state.state == "failed"
     assert "the result of index 0 cannot be written as JSON" in state.detail

@@ -97,5 +97,5 @@ def test_bad_arguments_are_explained():
         ConfigError, match=r"indices must be integers, got 'a' \(str\) at position 1"
     ):
         ToyRunner(provider)([0, "a"])
-    with pytest.raises(NotImplementedError, match="static forward"):
-        BaseRunner(provider)([0])
+    with pytest.raises(ConfigError, match="BaseRunner does not define forward: subclass"):
+        BaseRunner(provider)
