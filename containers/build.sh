@@ -109,7 +109,9 @@ fi
 log "docker save $tag -> $BUILD/$name.tar"
 docker save -o "$BUILD/$name.tar" "$tag" || die "docker save $tag failed"
 cp "$HERE/espnet3.def" "$BUILD/espnet3.def"
-build_args=(--build-arg "ARCHIVE=$name.tar" --build-arg "ESPNET3_VERSION=$version"
+# ESPNET3_MKSQUASHFS_ARGS, e.g. "-comp gzip -Xcompression-level 1": faster, larger SIF.
+build_args=(${ESPNET3_MKSQUASHFS_ARGS:+--mksquashfs-args "$ESPNET3_MKSQUASHFS_ARGS"})
+build_args+=(--build-arg "ARCHIVE=$name.tar" --build-arg "ESPNET3_VERSION=$version"
             --build-arg "ESPNET3_REVISION=$revision" --build-arg "ESPNET3_CREATED=$created"
             --build-arg "ESPNET3_IMAGE_ID=$image_id")
 log "apptainer build $BUILD/$name.sif"

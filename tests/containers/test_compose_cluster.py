@@ -71,20 +71,21 @@ def test_workers_of_another_image_are_refused_with_a_diff(built_identity):
     assert [row[1:] for row in rows] == [["image", built_identity, "espnet3-forced-mismatch"]] * 2
     assert "check parallel.container.image" in lines[-1]
     # get_client cancelled the refused workers' jobs on the way out.
-    assert on_ctl("squeue", "-h", "-o", "%i %j").stdout.strip() == ""
+    assert on_ctl("squeue", "-h", "-t", "PENDING,RUNNING", "-o", "%i %j").stdout.strip() == ""
 
 
 def test_static_allocation_runs_every_rank_in_the_image(built_identity):
     proc = on_ctl(
         "sbatch", "--wait", "--chdir", "/shared/run", "--output", "/shared/run/static-%j.out",
         "--export", "ALL,SIF=/shared/espnet3.sif,ENTRY=/repo/slurm/dask_static_apptainer.py,"
-        "RUN_DIR=/shared/run/static,INTERFACE=eth0",
+        "INTERFACE=eth0",
         "/repo/slurm/dask_static_apptainer.sbatch",
     )  # fmt: skip
     job_id = proc.stdout.split()[-1]
-    log = on_ctl("sh", "-c", "cat /shared/run/static-*.out").stdout
+    log = on_ctl("cat", f"/shared/run/static-{job_id}.out").stdout
     assert proc.returncode == 0, f"{proc.stdout}{proc.stderr}\n{log}"
-    out = json.loads(on_ctl("cat", "/shared/run/static/results.json").stdout)
+    results = f"/shared/run/exp/dask-static-{job_id}/results.json"
+    out = json.loads(on_ctl("cat", results).stdout)
     assert out["parent"]["image"] == built_identity
     assert len(out["workers"]) == 2
     assert sorted(r["slurm_procid"] for r in out["results"]) == ["2", "3"]
