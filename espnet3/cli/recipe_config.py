@@ -84,7 +84,9 @@ def _apply_override(config: Any, override: str) -> None:
             f"prefix it with + to add a new key (+{key}=...)"
         )
     try:
-        config.merge_with(OmegaConf.from_dotlist([override.lstrip("+")]))
+        # Parsed as YAML the way a dotlist is; update() also reaches into lists (stages.0.x).
+        value = OmegaConf.from_dotlist([f"value={override.partition('=')[2]}"]).value
+        OmegaConf.update(config, key, value, merge=True, force_add=adding)
     except Exception as err:
         raise ConfigError(f"override {override!r} cannot be applied: {_one_line(err)}") from None
 

@@ -21,6 +21,7 @@ Example:
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -69,6 +70,11 @@ class DatasetBuilder(BaseDatasetBuilder):
         sha256: str | None = MINI_AN4_SHA256,
         **kwargs: Any,
     ) -> None:
+        if sha256 is not None and not re.fullmatch(r"[0-9a-fA-F]{64}", str(sha256)):
+            raise ConfigError(
+                f"create_dataset.sha256 must be 64 hex digits or null, got {sha256!r} (an "
+                "all-digit value must be quoted, or YAML reads it as a number)"
+            )
         if archive is None:
             path = download(url, Path(data_dir) / "archive" / "downloads.tar.gz", sha256=sha256)
         else:
