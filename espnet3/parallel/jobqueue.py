@@ -41,8 +41,9 @@ from espnet3.parallel.jobs import JobWatcher, slurm_job_details, slurm_job_state
 log = logging.getLogger(__name__)
 
 #: Seconds a worker waits for a lost scheduler before exiting, which ends its job: a parent that
-#: died without cancelling its jobs leaves them running at most this long.
-DEATH_TIMEOUT = 60
+#: died without cancelling its jobs leaves them running at most this long. It also bounds the
+#: worker's own start (imports from a loaded node or a shared filesystem took over 60 s here).
+DEATH_TIMEOUT = 120
 #: How a scheduler's jobs are queried; others are only tracked and cancelled.
 _QUERIES = {"slurm": (slurm_job_states, slurm_job_details)}
 _RUNS: weakref.WeakKeyDictionary[Any, _Run] = weakref.WeakKeyDictionary()
