@@ -22,7 +22,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from espnet3.parallel import active_client, get_parallel_config, parallel_for
+from espnet3.parallel import get_parallel_config, parallel_for
+from espnet3.parallel.client import open_client
 from espnet3.runner.outcomes import ItemFailure, Unit, run_unit
 from espnet3.runner.provider import EnvironmentProvider
 
@@ -33,8 +34,9 @@ def iter_outcomes(
     forward: Callable[..., Any], provider: EnvironmentProvider, units: Iterable[Unit]
 ) -> Iterator[Outcome]:
     """Yield the outcome of every unit, in the order of ``units``."""
-    client = active_client()
-    if client is None and get_parallel_config().is_sequential:
+    block = open_client()  # an open get_client block wins over the process-wide config
+    client = block.client if block else None
+    if (block.client is None) if block else get_parallel_config().is_sequential:
         env = provider.build_env_local()
         for unit in units:
             yield run_unit(unit, runner_forward=forward, **env)

@@ -1,6 +1,6 @@
 import numpy as np
 import pytest
-from conftest import hf_dataset
+from hf_datasets import hf_dataset
 
 from espnet3.data.dataset import ESPnet3Dataset
 from espnet3.data.huggingface_utils import cutset_from_huggingface

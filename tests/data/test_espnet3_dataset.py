@@ -3,7 +3,7 @@ import json
 import numpy as np
 import pytest
 import soundfile as sf
-from conftest import hf_dataset
+from hf_datasets import hf_dataset
 from lhotse import CutSet
 
 from espnet3.components.data.collate import CommonCollateFn
