@@ -140,17 +140,7 @@ def cutset_from_huggingface(
     total = len(dataset) if dataset is not None else int(dataset_length)
     if dataset is not None and dataset_length is not None:
         total = min(total, int(dataset_length))
-    size = rows_per_chunk or DEFAULT_ROWS_PER_CHUNK
-    chunks = (
-        _Chunk(start, min(start + size, total), reference)
-        if reference
-        else _Chunk(
-            start,
-            min(start + size, total),
-            rows=dataset.select(range(start, min(start + size, total))),
-        )
-        for start in range(0, total, size)
-    )
+    chunks = _Chunks(total, rows_per_chunk or DEFAULT_ROWS_PER_CHUNK, dataset, reference)
     options = {
         "fields": fields,
         "audio_dir": str(Path(audio_dir).resolve()),
@@ -159,9 +149,8 @@ def cutset_from_huggingface(
     }
     by_chunk: dict[int, list[MonoCut]] = {}
     failures: list[dict] = []
-    lazy_chunks = _Chunks(chunks, math.ceil(total / size))
     for position, (cuts, bad) in parallel_for(
-        convert_chunk, lazy_chunks, client, chunk_size=1, **options
+        convert_chunk, chunks, client, chunk_size=1, **options
     ):
         if bad and on_error == "raise":
             first = min(bad, key=lambda e: e["index"])
@@ -181,16 +170,25 @@ def cutset_from_huggingface(
 
 
 class _Chunks:
-    """A generator of chunks that knows its length, so parallel_map can plan its tasks."""
+    """The chunks of ``total`` rows, made on demand; the length lets parallel_for plan tasks.
 
-    def __init__(self, chunks, length: int):
-        self._chunks, self._length = chunks, length
+    A dataset object is sent as row slices (each task carries only its rows); a reference is
+    sent as is and each worker opens it.
+    """
+
+    def __init__(self, total: int, size: int, dataset: Any, reference: tuple | None):
+        self.total, self.size, self.dataset, self.reference = total, size, dataset, reference
 
     def __iter__(self):
-        return iter(self._chunks)
+        for start in range(0, self.total, self.size):
+            stop = min(start + self.size, self.total)
+            if self.reference is not None:
+                yield _Chunk(start, stop, self.reference)
+            else:
+                yield _Chunk(start, stop, rows=self.dataset.select(range(start, stop)))
 
     def __len__(self) -> int:
-        return self._length
+        return math.ceil(self.total / self.size)
 
 
 def convert_chunk(
