@@ -44,12 +44,15 @@ def shard_command(spec: str | os.PathLike, python: Sequence[str] | None = None) 
 
 
 def shard_python(config: ParallelConfig) -> list[str]:
-    """The Python command of shard jobs: ``parallel.options.python`` split, else this one.
+    """The Python command of shard jobs: inside ``parallel.container`` when one is configured,
+    else ``parallel.options.python`` split, else this interpreter.
 
     Example:
         >>> shard_python(ParallelConfig.from_any({"env": "slurm", "options": {"python": "py -X dev"}}))
         ['py', '-X', 'dev']
     """
+    if config.container is not None:  # shards run in the same image as Dask workers would
+        return [*config.container.exec_prefix(), "python"]
     python = config.options.get("python")
     return shlex.split(python) if python else [sys.executable]
 

@@ -53,11 +53,14 @@ ensure_docker() {
             || die "apt-get install docker.io docker-compose failed"
     fi
     mkdir -p "$BUILD"
-    if ! [[ -S /run/containerd/containerd.sock ]]; then
+    # A socket or pid file left by a daemon that died would fool the checks: trust processes.
+    if ! pgrep -x containerd >/dev/null; then
         log "starting containerd"
+        rm -f /run/containerd/containerd.sock
         nohup containerd >"$BUILD/containerd.log" 2>&1 &
     fi
-    for _ in $(seq 1 50); do [[ -S /run/containerd/containerd.sock ]] && break; sleep 0.2; done
+    for _ in $(seq 1 150); do [[ -S /run/containerd/containerd.sock ]] && break; sleep 0.2; done
+    pgrep -x dockerd >/dev/null || rm -f /var/run/docker.pid
     log "starting dockerd"
     nohup dockerd --containerd=/run/containerd/containerd.sock >"$BUILD/dockerd.log" 2>&1 &
     for _ in $(seq 1 150); do docker info >/dev/null 2>&1 && return; sleep 0.2; done

@@ -64,3 +64,18 @@ def test_pending_array_tasks_are_found_in_folded_squeue_ids():
     assert _pending_array_task("41_4", scheduler) == "pending-range"
     assert _pending_array_task("41_9", scheduler) == "pending-range"
     assert _pending_array_task("41_7", scheduler) is None
+
+
+def test_shards_run_inside_the_configured_container(tmp_path):
+    image = tmp_path / "espnet3.sif"
+    image.write_bytes(b"")
+    config = ParallelConfig.from_any(
+        {
+            "env": "slurm",
+            "container": {"runtime": "apptainer", "image": str(image), "binds": ["/data"]},
+        }
+    )
+    argv = shard_python(config)
+    assert argv[-2:] == [str(image), "python"]
+    assert argv == [*config.container.exec_prefix(), "python"]
+    assert "apptainer" in argv and "--cleanenv" in argv and "/data" in " ".join(argv)
