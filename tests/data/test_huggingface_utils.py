@@ -189,9 +189,7 @@ def test_configuration_errors(utterances, tmp_path):
 @pytest.mark.parametrize("mode", ["bytes", "decoded"])
 def test_convert_to_dataset_via_client_map(mode, utterances, dask_client):
     dataset = hf_dataset(utterances, mode)
-    futures = dask_client.map(
-        convert_to_dataset, list(dataset), range(len(dataset)), data_info=INFO
-    )
+    futures = dask_client.map(convert_to_dataset, list(dataset), data_info=INFO, pure=False)
     items = dask_client.gather(futures)
     for item, source in zip(items, utterances, strict=True):
         assert item["utt_id"] == source["utt_id"]
