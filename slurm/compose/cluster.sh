@@ -80,7 +80,8 @@ build() {
     local node_pid=$!
     # The build's pip goes through this machine's HTTPS proxy: trust the CA bundle pip uses here.
     local ca
-    ca=$(python3 -m pip config get global.cert 2>/dev/null || true)
+    ca=${PIP_CERT:-${SSL_CERT_FILE:-$(python3 -m pip config get global.cert 2>/dev/null || true)}}
+    [[ -n $ca || ! -f /etc/ssl/certs/ca-certificates.crt ]] || ca=/etc/ssl/certs/ca-certificates.crt
     local image=(--cpu --base "$BASE_IMAGE" --torch-wheel "$TORCH_WHEEL" ${ca:+--ca-bundle "$ca"})
     bash "$REPO/containers/build.sh" "${image[@]}" --no-sif >"$BUILD/espnet3-build.log" 2>&1 || {
         kill "$node_pid" 2>/dev/null || true
