@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -10,6 +11,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 RECIPE = REPO / "recipes" / "mini_an4" / "asr"
+WORKER = re.compile(r"^(tcp|tls)://127\.0\.0\.1:\d+ ")
 
 
 def espnet3(*args: str) -> subprocess.CompletedProcess:
@@ -96,7 +98,7 @@ def test_cluster_check_on_a_local_cluster_reports_each_worker():
     proc = espnet3("cluster", "check", str(RECIPE / "conf" / "local.yaml"))
     assert proc.returncode == 0, proc.stderr
     assert "2 worker(s) connected" in proc.stdout
-    assert len([line for line in proc.stdout.splitlines() if line.startswith("tcp://")]) == 2
+    assert len([line for line in proc.stdout.splitlines() if WORKER.match(line)]) == 2
 
 
 @pytest.mark.slurm
@@ -105,5 +107,5 @@ def test_cluster_check_on_slurm_reports_job_ids(tmp_path):
         "cluster", "check", str(RECIPE / "conf" / "slurm.yaml"), f"parallel.log_dir={tmp_path}"
     )
     assert proc.returncode == 0, proc.stderr
-    rows = [line.split() for line in proc.stdout.splitlines() if line.startswith("tcp://")]
+    rows = [line.split() for line in proc.stdout.splitlines() if WORKER.match(line)]
     assert len(rows) == 2 and all(row[3].isdigit() for row in rows)

@@ -61,14 +61,16 @@ def probe_worker() -> dict[str, Any]:
 
 
 def check_cluster(parallel: Any) -> list[dict[str, Any]]:
-    """Start the cluster of ``parallel``, probe every worker once, compare, shut down.
+    """Start the cluster of ``parallel``, wait for all its workers, probe each once, shut down.
 
     Returns one report per worker, sorted by worker address.
     """
     from espnet3.parallel import ParallelConfig, get_client
     from espnet3.parallel.identity import check_worker_identities
 
+    # Every worker must answer, not just the few a run needs to start.
     config = ParallelConfig.from_any(parallel)
+    config = ParallelConfig.from_any({**config.to_dict(), "min_workers": config.n_workers})
     if config.is_sequential:
         raise Espnet3Error(
             f"parallel.env is {config.env!r}: there is no cluster to check; set parallel.env "
