@@ -92,8 +92,9 @@ def test_error_cancels_the_remaining_items(backend, tmp_path):
     with pytest.raises(ItemError, match="item 3 failed"):
         parallel_map(mark_then_work, range(60), out=str(tmp_path), bad=3)
     time.sleep(1.0)  # whatever was already running has finished by now
-    started = len(list(tmp_path.iterdir()))
-    assert 4 <= started < 60
+    started = {int(path.name) for path in tmp_path.iterdir()}
+    assert 3 in started  # the failing item ran; workers may have taken items 0-2 later
+    assert len(started) < 60
 
 
 def test_setup_env_is_injected_by_name_and_through_kwargs(backend):
