@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from tests.conftest import MINI_AN4_ARCHIVE
 
@@ -106,6 +107,27 @@ def test_data_directory_can_move(sequential_run, tmp_path):
     item = package.Dataset(split="test", data_dir=moved)[0]
     assert item["utt_id"] == "cen8-fcaw-b" and item["speech"].dtype == np.float32
     assert package.load_cuts(moved, "test")[1].load_features().shape[1] == 80
+
+
+def test_recipe_yaml_feeds_data_organizer_and_dataloader(sequential_run):
+    from espnet3.cli.recipe_config import load_recipe_config
+    from espnet3.components.data.data_organizer import DataOrganizer
+    from espnet3.components.data.dataloader import DataLoaderBuilder
+
+    config = load_recipe_config(RECIPE, overrides=[f"data_dir={sequential_run}"])
+    organizer = DataOrganizer.from_config(config.dataset, recipe_dir=RECIPE)
+    assert (len(organizer.train), len(organizer.valid)) == (4, 1)
+    assert organizer.test["test"][0]["utt_id"] == "cen8-fcaw-b"
+    loaders = DataLoaderBuilder(organizer, config.dataloader)
+    batches = list(loaders.build("train", epoch=0, rank=0, world_size=1))
+    assert sorted(uid for uids, _ in batches for uid in uids) == sorted(
+        line.split("\t")[0] for line in (sequential_run / "train.tsv").read_text().splitlines()
+    )
+    uids, batch = batches[0]
+    assert batch["speech"].dtype == torch.float32 and batch["speech"].shape[0] == len(uids) == 2
+    assert batch["speech_lengths"].max() == batch["speech"].shape[1]
+    [(valid_uids, _)] = list(loaders.build("valid", epoch=0, rank=0, world_size=1))
+    assert valid_uids == ["an152-mwhw-b"]
 
 
 def test_local_cluster_gives_identical_results(sequential_run, mini_an4_archive, tmp_path):

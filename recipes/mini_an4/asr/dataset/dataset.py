@@ -31,6 +31,10 @@ class Dataset:
     def __len__(self) -> int:
         return len(self.entries)
 
+    def uids(self) -> list[str]:
+        """Utterance ids in item order: the ids ``DataOrganizer`` batches carry."""
+        return [entry.utt_id for entry in self.entries]
+
     def __getitem__(self, idx: int) -> dict[str, Any]:
         import soundfile
 
