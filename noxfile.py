@@ -1,4 +1,4 @@
-"""Test sessions. `nox` runs lint + the suite sequentially + the suite on a 2-worker cluster.
+"""Test sessions. `nox` runs lint, the suite sequentially, and its backend tests on 2 workers.
 
 All sessions share one virtual environment (.nox/espnet3), created on first use and reused
 while pyproject.toml and constraints.txt are unchanged: installing torch, lhotse and datasets
@@ -81,8 +81,14 @@ def local(session: nox.Session) -> None:
 
 @nox.session
 def multiprocessing(session: nox.Session) -> None:
-    """The backend-agnostic suite again, on a real 2-worker Dask LocalCluster."""
-    _pytest(session, "-m", "not slurm and not compose", ESPNET3_TEST_PARALLEL="local")
+    """The tests that use the backend again, on a real 2-worker Dask LocalCluster."""
+    _pytest(
+        session,
+        "-m",
+        "not slurm and not compose",
+        ESPNET3_TEST_PARALLEL="local",
+        ESPNET3_TEST_BACKEND_ONLY="1",
+    )
 
 
 @nox.session

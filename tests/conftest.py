@@ -2,7 +2,9 @@
 
 ``ESPNET3_TEST_PARALLEL`` picks the backend the backend-agnostic tests run on: ``none``
 (sequential, the default; nox session ``local``) or ``local`` (a real 2-worker
-``LocalCluster``; nox session ``multiprocessing``).
+``LocalCluster``; nox session ``multiprocessing``). With ``ESPNET3_TEST_BACKEND_ONLY=1`` only
+the tests that use the backend (the ``parallel_env`` fixture) are collected: the others would
+run exactly as they did in the sequential session.
 
 Tests marked ``slurm`` need a running SLURM (``slurm/local-cluster.sh up``; nox session
 ``slurm``). Without one they are skipped, except under ``CI=true`` or
@@ -69,6 +71,14 @@ def pytest_runtest_setup(item):
                 f"{message} (required here because CI=true or ESPNET3_REQUIRE_{name.upper()}=1)"
             )
         pytest.skip(message)
+
+
+def pytest_collection_modifyitems(config, items):
+    if os.environ.get("ESPNET3_TEST_BACKEND_ONLY") != "1":
+        return
+    kept = [item for item in items if "parallel_env" in getattr(item, "fixturenames", ())]
+    config.hook.pytest_deselected(items=[item for item in items if item not in kept])
+    items[:] = kept
 
 
 @pytest.fixture(scope="session")
