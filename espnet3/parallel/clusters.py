@@ -216,9 +216,12 @@ def start_cluster(config: Any) -> Any:
         with start_cluster(ParallelConfig.from_any({"env": "local", "n_workers": 2})) as c:
             ...
     """
+    from espnet3.parallel.housekeeping import apply_defaults
+
     kind = cluster_kind(config.env)
     if kind.family == "sequential":
         raise ConfigError(f"parallel.env '{config.env}' runs in process and starts no cluster")
+    apply_defaults()
     if kind.family == "jobqueue":
         from espnet3.parallel.jobqueue import start_jobqueue_cluster
 

@@ -36,6 +36,7 @@ from typing import Any
 
 from espnet3.errors import ConfigError, Espnet3Error
 from espnet3.parallel.clusters import ClusterKind, _tls_options, wants_tls
+from espnet3.parallel.housekeeping import worker_exports
 from espnet3.parallel.jobs import JobWatcher, slurm_job_details, slurm_job_states
 
 log = logging.getLogger(__name__)
@@ -86,6 +87,14 @@ def start_jobqueue_cluster(config: Any, kind: ClusterKind) -> Any:
     if python is not None:
         options["python"] = python
     options.setdefault("death_timeout", DEATH_TIMEOUT)
+    options["job_script_prologue"] = [
+        *worker_exports(),
+        *(
+            options.get("job_script_prologue")
+            or _config_default(job_cls, "job-script-prologue")
+            or []
+        ),
+    ]
     walltime = options.get("walltime") or _config_default(job_cls, "walltime")
     extra = list(options.get("worker_extra_args") or [])
     if not any(arg.startswith("--lifetime") for arg in extra):

@@ -150,13 +150,17 @@ def test_fixed_chunk_size_and_bad_sizes(backend):
 def test_chunk_sizer_grows_to_the_target_and_spreads_the_tail():
     sizer = ChunkSizer(None, slots=2, total=4000)
     assert [sizer.next_size() for _ in range(4)] == [1, 1, 1, 1]
-    sizer.observe(1, 0.001)  # 1 ms items: 200 fill the 0.2 s target
-    assert sizer.next_size() == 200
-    sizer.observe(200, 0.2)
+    sizer.observe(1, 0.001)  # 1 ms items: 500 fill the 0.5 s target
+    assert sizer.next_size() == 500
+    sizer.observe(500, 0.5)
     sizes = []
     while sizer.remaining:
         sizes.append(sizer.next_size())
-    assert sizes[0] == 200 and sizes[-1] < 200 and sum(sizes) == 4000 - 204
+    assert sizes[0] == 500 and sizes[-1] < 500 and sum(sizes) == 4000 - 504
+    # The tail shrinks, but never below chunks of 50 ms (10 ms items: 5 per chunk)
+    tail = ChunkSizer(None, slots=2, total=8)
+    tail.observe(1, 0.01)
+    assert tail.next_size() == 5
     cheap = ChunkSizer(None, slots=2, total=None)
     cheap.observe(1, 1e-9)
     assert cheap.next_size() == MAX_CHUNK_SIZE
