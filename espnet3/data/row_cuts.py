@@ -78,7 +78,7 @@ def row_to_cut(
     audio = load_audio(fields["audio"](row), rate)
     recording = Recording(
         id=cut_id,
-        sources=[_store(audio, cut_id, index, Path(audio_dir), audio_format)],
+        sources=[_store(audio, cut_id, index, Path(audio_dir).absolute(), audio_format)],
         sampling_rate=audio.sampling_rate,
         num_samples=audio.num_samples,
         duration=audio.num_samples / audio.sampling_rate,
@@ -121,8 +121,9 @@ def _store(
     else:
         extension, data = audio_format, _encode(audio, audio_format)
     target = audio_dir / f"{index // 1000:05d}" / f"{_UNSAFE.sub('_', cut_id)}.{extension}"
-    atomic_write_bytes(target, data)
-    return AudioSource(type="file", channels=channels, source=str(target.resolve()))
+    # Not flushed to disk one by one: a re-run rewrites the same bytes (see atomic_open).
+    atomic_write_bytes(target, data, durable=False)
+    return AudioSource(type="file", channels=channels, source=str(target))
 
 
 def _encode(audio: LoadedAudio, audio_format: str) -> bytes:
