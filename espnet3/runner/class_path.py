@@ -1,5 +1,9 @@
 """Name a class by ``module:QualName`` and import it back, so specs carry no pickles.
 
+A class from a package imported out of a plain directory (a recipe's ``dataset/`` package, see
+:func:`espnet3.utils.imports.import_package_from_dir`) is named ``module:QualName@DIRECTORY``:
+another process imports the directory first, under the same module name.
+
 Example:
     >>> from collections import OrderedDict
     >>> class_path(OrderedDict)
@@ -13,9 +17,11 @@ from __future__ import annotations
 import hashlib
 import importlib
 import json
+import sys
 from typing import Any
 
 from espnet3.errors import ConfigError
+from espnet3.utils.imports import DIR_PACKAGE_PREFIX, import_package_from_dir
 
 
 def class_path(cls: type) -> str:
@@ -31,7 +37,11 @@ def class_path(cls: type) -> str:
             f"{' inside a function' if '<locals>' in cls.__qualname__ else ''}, so worker "
             f"processes cannot import it: move it to a module on the Python path"
         )
-    return f"{cls.__module__}:{cls.__qualname__}"
+    path = f"{cls.__module__}:{cls.__qualname__}"
+    top = cls.__module__.partition(".")[0]
+    if top.startswith(DIR_PACKAGE_PREFIX):
+        return f"{path}@{sys.modules[top].__path__[0]}"
+    return path
 
 
 def load_class(path: str) -> type:
@@ -41,8 +51,11 @@ def load_class(path: str) -> type:
         >>> load_class("builtins:dict")
         <class 'dict'>
     """
-    module_name, _, qualname = path.partition(":")
+    name, _, directory = path.partition("@")
+    module_name, _, qualname = name.partition(":")
     try:
+        if directory:
+            import_package_from_dir(directory)
         obj: Any = importlib.import_module(module_name)
         for part in qualname.split("."):
             obj = getattr(obj, part)

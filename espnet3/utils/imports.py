@@ -32,6 +32,9 @@ from typing import Any
 
 from espnet3.errors import ConfigError
 
+#: Prefix of the module names :func:`import_package_from_dir` gives.
+DIR_PACKAGE_PREFIX = "espnet3_dir_"
+
 
 def package_name_for_dir(directory: str | Path) -> str:
     """The module name :func:`import_package_from_dir` gives ``directory``.
@@ -43,7 +46,7 @@ def package_name_for_dir(directory: str | Path) -> str:
     path = Path(directory).resolve()
     digest = hashlib.sha1(str(path).encode()).hexdigest()[:10]
     readable = "_".join(re.sub(r"\W", "_", part) for part in path.parts[-3:])
-    return f"espnet3_dir_{readable}_{digest}"
+    return f"{DIR_PACKAGE_PREFIX}{readable}_{digest}"
 
 
 def import_package_from_dir(directory: str | Path) -> ModuleType:

@@ -156,3 +156,42 @@ def test_async_needs_a_scheduler_and_json_params(tmp_path):
             async_runner(tmp_path, {"model_obj": object()})(range(3))
     finally:
         set_parallel(None)
+
+
+RECIPE_PACKAGE = """
+from espnet3.runner.base_runner import BaseRunner
+from espnet3.runner.provider import EnvironmentProvider
+
+
+class DoubleProvider(EnvironmentProvider):
+    def build_env(self):
+        return {"dataset": list(range(self.config["n"])), "model": None, **self.params}
+
+
+class DoubleRunner(BaseRunner):
+    @staticmethod
+    def forward(idx, *, dataset, model, **params):
+        return {"idx": idx, "y": 2 * dataset[idx]}
+"""
+
+
+def test_shards_import_classes_of_a_recipe_directory_package(local_parallel, tmp_path):
+    """A recipe's dataset/ package is not on sys.path: each shard job imports its directory."""
+    from espnet3.utils.imports import import_package_from_dir
+
+    package = tmp_path / "recipe" / "dataset"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text(RECIPE_PACKAGE)
+    module = import_package_from_dir(package)
+    runner = module.DoubleRunner(
+        module.DoubleProvider({"n": 6}),
+        async_mode=True,
+        async_specs_dir=tmp_path / "specs",
+        async_result_dir=tmp_path / "results",
+        async_shard_size=3,
+    )
+    submission = runner(range(6))
+    assert summarize(submission.wait(timeout=300, poll=0.2)) == "2 done"
+    assert [r["y"] for _, r in submission.collect()] == [0, 2, 4, 6, 8, 10]
+    spec = json.loads((tmp_path / "specs" / f"{submission.shards[0]}.spec.json").read_text())
+    assert spec["runner"].endswith(f":DoubleRunner@{package}")
