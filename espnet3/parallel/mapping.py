@@ -226,16 +226,25 @@ def _dask_for(
             return False
         start = next_index
         next_index += len(chunk)
-        future = client.submit(
-            run_chunk,
-            func,
-            start,
-            chunk,
-            setup,
-            kwargs,
-            key=f"espnet3-chunk-{run_id}-{start}",
-            pure=False,
-        )
+        try:
+            future = client.submit(
+                run_chunk,
+                func,
+                start,
+                chunk,
+                setup,
+                kwargs,
+                key=f"espnet3-chunk-{run_id}-{start}",
+                pure=False,
+            )
+        except Exception as exc:  # the task is serialised here: pickling errors of all kinds
+            cause = exc.__cause__ or exc
+            raise ConfigError(
+                f"items {start}..{next_index - 1} cannot be sent to the workers: "
+                f"{type(cause).__name__}: {cause}: the function, its keyword arguments and the "
+                "items must pickle; build objects that do not (models, open files, locks) in "
+                "setup_fn, once per worker"
+            ) from exc
         spans[future.key] = (start, len(chunk))
         pending.add(future)
         return True

@@ -97,6 +97,15 @@ def test_error_cancels_the_remaining_items(backend, tmp_path):
     assert len(started) < 60
 
 
+def test_unpicklable_argument_is_a_clear_error(backend, parallel_env):
+    import threading
+
+    if parallel_env == "none":
+        pytest.skip("nothing is pickled in process")
+    with pytest.raises(ConfigError, match=r"items 0\.\.0 cannot be sent.*lock.*setup_fn"):
+        parallel_map(scaled, [1, 2], scale=threading.Lock())
+
+
 def test_setup_env_is_injected_by_name_and_through_kwargs(backend):
     def setup():
         return {"scale": 3, "model": "tiny"}
