@@ -22,7 +22,7 @@ from typing import Any
 from espnet3.errors import Espnet3Error
 from espnet3.parallel.clusters import start_cluster
 from espnet3.parallel.config import ParallelConfig
-from espnet3.parallel.identity import check_worker_identities
+from espnet3.parallel.identity import check_worker_identities, process_identity
 from espnet3.parallel.jobqueue import supervise_jobs
 from espnet3.parallel.worker_env import SetupFn, build_env, setup_key
 
@@ -116,7 +116,7 @@ def get_client(config: Any = None, setup_fn: SetupFn | None = None) -> Iterator[
         if not supervised:
             wait_until_ready(cluster, client, cfg)
         if cfg.container is not None:  # workers in another image fail far from the cause
-            check_worker_identities(client)
+            _check_identities(client)
         key = setup_key(setup_fn)
         if setup_fn is not None:
             from espnet3.parallel.worker_plugin import SetupPlugin
@@ -124,6 +124,15 @@ def get_client(config: Any = None, setup_fn: SetupFn | None = None) -> Iterator[
             client.register_plugin(SetupPlugin(setup_fn, key))
         with _opened(OpenClient(client, setup_fn, key)):
             yield client
+
+
+def _check_identities(client: Any) -> None:
+    """Check the workers there are now; the plugin checks those that join later."""
+    from espnet3.parallel.worker_plugin import IdentityPlugin
+
+    parent = process_identity()
+    workers = check_worker_identities(client, parent)
+    client.register_plugin(IdentityPlugin(parent, workers[min(workers)] if workers else None))
 
 
 @contextlib.contextmanager

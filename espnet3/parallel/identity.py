@@ -61,17 +61,21 @@ def process_identity() -> dict[str, str]:
 
 
 def identity_differences(
-    parent: Mapping[str, str], workers: Mapping[str, Mapping[str, str]]
+    parent: Mapping[str, str],
+    workers: Mapping[str, Mapping[str, str]],
+    image: Mapping[str, str] | None = None,
 ) -> list[tuple[str, str, str, str]]:
     """Rows ``(worker, field, expected, found)`` for every difference; empty when all agree.
 
-    See the module docstring for what is compared when ``parent['image']`` is ``(none)``.
+    See the module docstring for what is compared when ``parent['image']`` is ``(none)``;
+    ``image`` then gives the :data:`IMAGE_FIELDS` every worker must have (default: the first
+    worker's).
     """
     rows = []
     inside = parent.get("image", NONE) != NONE
     reference = dict(parent)
-    if not inside and workers:
-        first = workers[min(workers)]
+    if not inside and (image is not None or workers):
+        first = image if image is not None else workers[min(workers)]
         reference.update({f: first.get(f, NONE) for f in IMAGE_FIELDS})
     for worker in sorted(workers):
         found = workers[worker]
@@ -115,20 +119,25 @@ def check_worker_identities(client: Any, parent: Mapping[str, str] | None = None
     workers = client.run(process_identity)
     rows = identity_differences(parent, workers)
     if rows:
-        inside = parent.get("image", NONE) != NONE
-        against = (
-            f"the parent's (image {parent['image']})"
-            if inside
-            else "the parent's Python/Dask/espnet3 and the first worker's image and torch "
-            "(the parent runs outside any image)"
-        )
-        raise Espnet3Error(
-            f"{len({r[0] for r in rows})} of {len(workers)} worker(s) differ from {against}:\n"
-            f"{format_differences(rows)}\n"
-            f"run every worker from the same image as the parent: check parallel.container.image "
-            f"and rebuild or copy the image with containers/build.sh"
-        )
+        raise mismatch_error(parent, rows, len(workers))
     return workers
+
+
+def mismatch_error(parent: Mapping[str, str], rows: list, n_workers: int) -> Espnet3Error:
+    """The error for :func:`identity_differences` ``rows`` found among ``n_workers``."""
+    inside = parent.get("image", NONE) != NONE
+    against = (
+        f"the parent's (image {parent['image']})"
+        if inside
+        else "the parent's Python/Dask/espnet3 and the first worker's image and torch "
+        "(the parent runs outside any image)"
+    )
+    return Espnet3Error(
+        f"{len({r[0] for r in rows})} of {n_workers} worker(s) differ from {against}:\n"
+        f"{format_differences(rows)}\n"
+        f"run every worker from the same image as the parent: check parallel.container.image "
+        f"and rebuild or copy the image with containers/build.sh"
+    )
 
 
 def _minor(version: str) -> str:

@@ -34,6 +34,7 @@ SetupFn = Callable[[], Mapping[str, Any]]
 _ENVS: dict[str, Mapping[str, Any]] = {}
 _FAILURES: dict[str, Espnet3Error] = {}
 _LOCK = threading.Lock()
+_REFUSALS: list[Espnet3Error] = []  # why this worker must run no task (a wrong image)
 
 
 def build_env(setup_fn: SetupFn | None) -> Mapping[str, Any]:
@@ -86,6 +87,8 @@ def process_env(key: str | None, setup_fn: SetupFn | None) -> Mapping[str, Any]:
         >>> process_env("doc-example", lambda: {"k": 1})
         {'k': 1}
     """
+    if _REFUSALS:
+        raise _REFUSALS[0]
     if key is None or setup_fn is None:
         return {}
     env = _ENVS.get(key)
@@ -101,6 +104,11 @@ def process_env(key: str | None, setup_fn: SetupFn | None) -> Mapping[str, Any]:
                 _FAILURES[key] = exc
                 raise
         return _ENVS[key]
+
+
+def refuse_tasks(error: Espnet3Error) -> None:
+    """Make every later task of this process fail with ``error`` (see :func:`process_env`)."""
+    _REFUSALS.append(error)
 
 
 def bind_env(

@@ -17,7 +17,8 @@ from typing import Any
 from distributed.diagnostics.plugin import WorkerPlugin
 
 from espnet3.errors import Espnet3Error
-from espnet3.parallel.worker_env import SetupFn, process_env
+from espnet3.parallel.identity import identity_differences, mismatch_error, process_identity
+from espnet3.parallel.worker_env import SetupFn, process_env, refuse_tasks
 
 
 class SetupPlugin(WorkerPlugin):
@@ -40,3 +41,23 @@ class SetupPlugin(WorkerPlugin):
             await loop.run_in_executor(
                 worker.executors["default"], process_env, self.key, self.setup_fn
             )
+
+
+class IdentityPlugin(WorkerPlugin):
+    """Checks each worker that joins later (a resubmitted job, a scale-up) like the first ones.
+
+    ``parent`` is the parent's identity and ``image`` the first worker's (what
+    :func:`~espnet3.parallel.identity.check_worker_identities` accepted). A worker that differs
+    runs no task: each task it is given fails with the table of differences, so the run stops
+    with it instead of mixing results from two images.
+    """
+
+    name = "espnet3-identity"
+
+    def __init__(self, parent: dict[str, str], image: dict[str, str] | None):
+        self.parent, self.image = parent, image
+
+    def setup(self, worker: Any) -> None:
+        rows = identity_differences(self.parent, {worker.address: process_identity()}, self.image)
+        if rows:
+            refuse_tasks(mismatch_error(self.parent, rows, 1))

@@ -135,3 +135,28 @@ def test_get_client_refuses_workers_of_another_image(monkeypatch):
     cfg["options"] = {"env": {"ESPNET3_IMAGE_ID": IMAGE}}
     with get_client(cfg) as client:
         assert client.run(lambda: 1)
+
+
+def test_a_worker_joining_later_from_another_image_runs_no_task(monkeypatch):
+    """A scale-up after the start (as a resubmitted batch job would be) is checked too."""
+    from espnet3.parallel.mapping import run_chunk
+
+    monkeypatch.setenv("ESPNET3_IMAGE_ID", IMAGE)
+    cfg = {
+        "env": "local",
+        "n_workers": 1,
+        "security": "none",
+        "options": {"env": {"ESPNET3_IMAGE_ID": IMAGE}},
+        "container": {"runtime": "docker", "image": "espnet3:0.1.0-cpu"},
+    }
+    with get_client(cfg) as client:
+        [first] = client.scheduler_info()["workers"]
+        client.cluster.new_spec["options"]["env"] = {"ESPNET3_IMAGE_ID": "espnet3-stale"}
+        client.cluster.scale(2)
+        client.wait_for_workers(2, timeout=120)
+        [late] = set(client.scheduler_info()["workers"]) - {first}
+        chunk = (run_chunk, abs, 0, [-3], (None, None), {})
+        assert client.submit(*chunk, workers=[first], pure=False).result()[0] == [3]
+        with pytest.raises(Espnet3Error, match=r"1 of 1 worker\(s\) differ") as err:
+            client.submit(*chunk, workers=[late], pure=False).result()
+        assert "espnet3-stale" in str(err.value) and late in str(err.value)
