@@ -118,16 +118,21 @@ def test_real_workers_in_another_image_fail_with_the_table(other_image_client):
     assert "check parallel.container.image" in message
 
 
-def test_get_client_refuses_workers_of_another_image(monkeypatch):
-    """env local stands in for a batch scheduler; only the identity hook is under test."""
-    monkeypatch.setenv("ESPNET3_IMAGE_ID", IMAGE)
-    cfg = {
+def local_in_image(worker_image: str) -> dict:
+    """env local stands in for a batch scheduler whose workers run image ``worker_image``."""
+    return {
         "env": "local",
         "n_workers": 1,
         "security": "none",
-        "options": {"env": {"ESPNET3_IMAGE_ID": "espnet3-stale"}},
+        "options": {"env": {"ESPNET3_IMAGE_ID": worker_image}},
         "container": {"runtime": "docker", "image": "espnet3:0.1.0-cpu"},
     }
+
+
+def test_get_client_refuses_workers_of_another_image(monkeypatch):
+    """env local stands in for a batch scheduler; only the identity hook is under test."""
+    monkeypatch.setenv("ESPNET3_IMAGE_ID", IMAGE)
+    cfg = local_in_image("espnet3-stale")
     with pytest.raises(Espnet3Error, match=r"1 of 1 worker\(s\) differ") as err:
         with get_client(cfg):
             pass
@@ -142,14 +147,7 @@ def test_a_worker_joining_later_from_another_image_runs_no_task(monkeypatch):
     from espnet3.parallel.mapping import run_chunk
 
     monkeypatch.setenv("ESPNET3_IMAGE_ID", IMAGE)
-    cfg = {
-        "env": "local",
-        "n_workers": 1,
-        "security": "none",
-        "options": {"env": {"ESPNET3_IMAGE_ID": IMAGE}},
-        "container": {"runtime": "docker", "image": "espnet3:0.1.0-cpu"},
-    }
-    with get_client(cfg) as client:
+    with get_client(local_in_image(IMAGE)) as client:
         [first] = client.scheduler_info()["workers"]
         client.cluster.new_spec["options"]["env"] = {"ESPNET3_IMAGE_ID": "espnet3-stale"}
         client.cluster.scale(2)
