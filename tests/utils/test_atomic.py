@@ -1,0 +1,47 @@
+"""Atomic writes on a real filesystem: all or nothing, and the permissions open() would give."""
+
+from __future__ import annotations
+
+import os
+import stat
+
+import pytest
+
+from espnet3.utils.atomic import atomic_open, atomic_write_jsonl, atomic_write_text
+
+
+def current_umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def test_written_file_gets_the_mode_of_a_plain_open(tmp_path):
+    """mkstemp's private 0600 would hide manifests from the rest of a shared project group."""
+    atomic_write_text(tmp_path / "train.tsv", "a\n")
+    with open(tmp_path / "plain.tsv", "w") as f:
+        f.write("a\n")
+    mode = stat.S_IMODE((tmp_path / "train.tsv").stat().st_mode)
+    assert mode == stat.S_IMODE((tmp_path / "plain.tsv").stat().st_mode)
+    assert mode == 0o666 & ~current_umask()
+
+
+@pytest.mark.parametrize("durable", [True, False])
+def test_failure_mid_write_keeps_the_old_content_and_no_temp_file(tmp_path, durable):
+    target = tmp_path / "manifest.tsv"
+    target.write_text("old\n")
+    with pytest.raises(RuntimeError, match="disk gone"):
+        with atomic_open(target, durable=durable) as f:
+            f.write("half of the new")
+            raise RuntimeError("disk gone")
+    assert target.read_text() == "old\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["manifest.tsv"]
+
+
+def test_a_record_json_cannot_encode_leaves_the_target_untouched(tmp_path):
+    target = tmp_path / "results.jsonl"
+    assert atomic_write_jsonl(target, [{"i": 0}, {"i": 1}]) == 2
+    with pytest.raises(TypeError, match="set"):
+        atomic_write_jsonl(target, [{"i": 0}, {"i": {1, 2}}])
+    assert target.read_text() == '{"i": 0}\n{"i": 1}\n'
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["results.jsonl"]
