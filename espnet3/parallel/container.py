@@ -6,7 +6,8 @@ A :class:`ContainerSpec` turns into the argv that runs a command inside the imag
 
 Apptainer/Singularity run with ``--cleanenv`` by default, so nothing of the submitting shell
 leaks into the image; what a job needs is forwarded explicitly: ``CUDA_VISIBLE_DEVICES``,
-``SLURM_*`` and ``DASK_*`` (read in the job, when they exist) and the configured ``env``.
+``SLURM_*``, ``DASK_*`` and ``MALLOC_*`` (allocator tuning), read in the job when they exist,
+and the configured ``env``.
 
 Example:
     >>> spec = ContainerSpec.from_any({"image": "/images/espnet3.sif", "gpus": True,
@@ -46,7 +47,7 @@ KNOWN_KEYS = {
 FIXED_ENV = {"PYTHONNOUSERSITE": "1"}
 
 #: Variables forwarded into a clean environment when the job has them (a POSIX ERE).
-FORWARDED = "CUDA_VISIBLE_DEVICES|SLURM_[A-Za-z0-9_]+|DASK_[A-Za-z0-9_]+"
+FORWARDED = "CUDA_VISIBLE_DEVICES|SLURM_[A-Za-z0-9_]+|DASK_[A-Za-z0-9_]+|MALLOC_[A-Z_]+"
 
 
 def _forward_script(prefix: str) -> str:

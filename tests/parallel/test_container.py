@@ -18,7 +18,8 @@ from espnet3.parallel.container import ContainerSpec
 from espnet3.parallel.jobqueue import worker_python
 
 FORWARD = (
-    "for v in $(env | grep -oE '^(CUDA_VISIBLE_DEVICES|SLURM_[A-Za-z0-9_]+|DASK_[A-Za-z0-9_]+)='); "
+    "for v in $(env | grep -oE '^(CUDA_VISIBLE_DEVICES|SLURM_[A-Za-z0-9_]+|DASK_[A-Za-z0-9_]+|"
+    "MALLOC_[A-Z_]+)='); "
     'do v=${v%=}; eval "export RUNTIMEENV_$v=\\"\\${$v}\\""; done; exec "$@"'
 )
 

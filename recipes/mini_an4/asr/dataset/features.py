@@ -7,6 +7,10 @@ grouped in shards of ``shard_size``; a worker writes each utterance's features a
 a crash) skips finished shards. At the end every split gets ``OUT_DIR/cuts_SPLIT.jsonl.gz``
 and ``OUT_DIR/summary.json`` records the counts, including what cleaning dropped and why.
 
+A feature file is renamed into place when complete, so a killed run never leaves half of one,
+but it is not flushed to disk by itself (that doubled the stage's time): after a power failure
+of the machine, delete ``OUT_DIR`` and run the stage again.
+
 Paths inside the cuts are relative to the data directory; :func:`load_cuts` adds the prefix.
 
 Example:
@@ -72,7 +76,8 @@ class FbankRunner(BaseRunner):
             return {"utt_id": utt_id, "dropped": "too_short"}
         feats = model.extract(speech, rate)
         rel = Path(out_dir).relative_to(dataset.data_dir) / dataset.split
-        with atomic_open(dataset.data_dir / rel / f"{utt_id}.npy", "wb") as f:
+        # Renamed into place, not flushed one by one (see the module docstring).
+        with atomic_open(dataset.data_dir / rel / f"{utt_id}.npy", "wb", durable=False) as f:
             np.save(f, feats.astype(np.float32), allow_pickle=False)
         return _cut_dict(utt_id, text, dataset.entries[idx].wav, duration, rate, feats, rel, model)
 
