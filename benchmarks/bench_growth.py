@@ -83,8 +83,9 @@ def main() -> None:
         "## Cost growth (runner on local x2, near-free items, parent process)\n\n"
         + table(["items", "wall (s)", "µs per item", "parent peak RSS (MB)"], rows)
         + f"\n\nLeast-squares fit: {1e6 * slope:.1f} µs per item + {intercept:.2f} s fixed, "
-        f"R² = {r2:.4f} ({'linear' if r2 > 0.99 else 'not linear'}). Peak RSS includes "
-        "the interpreter, torch and Dask imports (about 250 MB before any item).",
+        f"R² = {r2:.4f} ({'linear' if r2 > 0.99 else 'not linear'}). Peak RSS is the whole "
+        f"parent process: interpreter, Dask and espnet3 imports included (the smallest run, "
+        f"{points[0]['peak_rss_mb']:.0f} MB, is about that baseline).",
     )
 
 

@@ -100,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     repeats = 1 if args.quick else 5
     overhead = measure_overhead(100 if args.quick else 2000, repeats)
-    speedup = measure_speedup(40 if args.quick else 400, repeats)
+    speedup = measure_speedup(40 if args.quick else 1000, repeats)
     rss = measure_rss(10**5 if args.quick else 10**6)
     rows = [
         [
