@@ -12,6 +12,8 @@
 #   --extras LIST         espnet3 extras to install (default: the Dockerfile's)
 #   --ca-bundle FILE      extra PEM bundle to trust during the build (TLS-intercepting proxies)
 #   --torch-wheel FILE    a local torch wheel to install instead of downloading one
+#   --wheelhouse          resolve every wheel on this host (its pip index, mirror and cache;
+#                         constraints.txt applies) and install offline inside the build
 #   --image-id ID         identity to record instead of espnet3-VERSION-REVISION-CREATED
 #   --no-sif              stop after the docker image
 #   --sif-only            only the SIF, from the docker image an earlier --no-sif run built
@@ -29,6 +31,7 @@ die() { echo "build.sh: $*" >&2; exit 1; }
 log() { echo "build.sh: $*"; }
 
 variant=gpu base="" tag="" extras="" ca_bundle="" torch_wheel="" image_id="" sif=1 docker=1
+wheelhouse=0
 apptainer_image=""
 while (($#)); do
     case $1 in
@@ -39,6 +42,7 @@ while (($#)); do
         --ca-bundle) ca_bundle=$2; shift ;;
         --torch-wheel) torch_wheel=$2; shift ;;
         --image-id) image_id=$2; shift ;;
+        --wheelhouse) wheelhouse=1 ;;
         --no-sif) sif=0 ;;
         --sif-only) docker=0 ;;
         --apptainer-image) apptainer_image=$2; shift ;;
@@ -77,6 +81,14 @@ build_image() {
     if [[ -n $torch_wheel ]]; then
         [[ -f $torch_wheel ]] || die "--torch-wheel $torch_wheel does not exist"
         cp "$torch_wheel" "$context/wheels/"
+    fi
+    if ((wheelhouse)); then
+        # The image's Python must match this host's (cp311 wheels for bookworm's 3.11).
+        log "resolving wheels on this host"
+        python3 -m pip wheel -q --wheel-dir "$context/wheels" -c "$REPO/constraints.txt" \
+            "$context/src${extras:+[$extras]}" >"$BUILD/wheelhouse-$name.log" 2>&1 \
+            || die "pip wheel failed; see $BUILD/wheelhouse-$name.log"
+        touch "$context/wheels/.offline"
     fi
     local args=(--build-arg "ESPNET3_VERSION=$version" --build-arg "ESPNET3_REVISION=$revision"
                 --build-arg "ESPNET3_CREATED=$created" --build-arg "ESPNET3_IMAGE_ID=$image_id")

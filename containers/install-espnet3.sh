@@ -5,7 +5,8 @@
 #   sh install-espnet3.sh SRC EXTRAS      # e.g. sh install-espnet3.sh /tmp/espnet3 audio
 #
 # /tmp/ca/*.pem|*.crt, when present, are trusted in addition to the system store (sites whose
-# HTTPS goes through a TLS-intercepting proxy). /tmp/wheels/*.whl are installed first.
+# HTTPS goes through a TLS-intercepting proxy). /tmp/wheels/*.whl are installed first; when
+# /tmp/wheels/.offline exists (build.sh --wheelhouse) every package comes from /tmp/wheels.
 set -eu
 src=$1
 extras=${2:-}
@@ -19,8 +20,12 @@ if [ -n "$extra_ca" ]; then
 fi
 
 pip="python -m pip install --no-cache-dir --disable-pip-version-check"
-wheels=$(find /tmp/wheels -maxdepth 1 -name '*.whl' 2>/dev/null || true)
-[ -z "$wheels" ] || $pip $wheels
+if [ -f /tmp/wheels/.offline ]; then
+    pip="$pip --no-index --find-links /tmp/wheels"
+else
+    wheels=$(find /tmp/wheels -maxdepth 1 -name '*.whl' 2>/dev/null || true)
+    [ -z "$wheels" ] || $pip $wheels
+fi
 
 # Pin torch to the installed build: an unpinned `torch>=...` (or torchaudio) could replace the
 # base image's CUDA build by another one.
@@ -32,7 +37,9 @@ except md.PackageNotFoundError:
     pass
 PY
 target=$src
-[ -z "$extras" ] || target="$src[$extras]"
+# Offline, espnet3 itself is one of the wheels (building it would need the build backend).
+[ ! -f /tmp/wheels/.offline ] || target=espnet3
+[ -z "$extras" ] || target="$target[$extras]"
 $pip -c /tmp/pins.txt "$target"
 python -c 'import espnet3, dask, distributed, dask_jobqueue, torch'
 rm -f /tmp/ca-bundle.pem /tmp/pins.txt

@@ -82,7 +82,9 @@ build() {
     local ca
     ca=${PIP_CERT:-${SSL_CERT_FILE:-$(python3 -m pip config get global.cert 2>/dev/null || true)}}
     [[ -n $ca || ! -f /etc/ssl/certs/ca-certificates.crt ]] || ca=/etc/ssl/certs/ca-certificates.crt
-    local image=(--cpu --base "$BASE_IMAGE" --torch-wheel "$TORCH_WHEEL" ${ca:+--ca-bundle "$ca"})
+    # Wheels resolved on this host (its index and cache), installed offline in the build.
+    local image=(--cpu --base "$BASE_IMAGE" --torch-wheel "$TORCH_WHEEL" --wheelhouse
+                 ${ca:+--ca-bundle "$ca"})
     bash "$REPO/containers/build.sh" "${image[@]}" --no-sif >"$BUILD/espnet3-build.log" 2>&1 || {
         kill "$node_pid" 2>/dev/null || true
         die "espnet3 image build failed: $(tail -n 5 "$BUILD/espnet3-build.log")"
@@ -92,17 +94,34 @@ build() {
     # Light compression: the SIF is built on every run and read over a local volume.
     ESPNET3_MKSQUASHFS_ARGS=${ESPNET3_MKSQUASHFS_ARGS:--comp gzip -Xcompression-level 1} bash "$REPO/containers/build.sh" "${image[@]}" --sif-only --apptainer-image "$NODE_IMAGE"
     [[ -f $BUILD/$SIF_NAME.sif ]] || die "build.sh made no $BUILD/$SIF_NAME.sif"
+    mismatch_image
+}
+
+mismatch_image() {
+    # The same image under another identity: what a stale image on a node looks like. Built
+    # from the saved docker archive like the SIF (unpacking a SIF inside a node container needs
+    # device nodes Docker does not allow there).
+    log "mismatched-identity SIF"
+    docker run --rm --cap-add SYS_ADMIN --security-opt seccomp=unconfined \
+        --security-opt apparmor=unconfined -v "$BUILD:/build" -w /build \
+        --entrypoint apptainer "$NODE_IMAGE" build -F \
+        --mksquashfs-args "-comp gzip -Xcompression-level 1" \
+        --build-arg "ARCHIVE=$SIF_NAME.tar" --build-arg "ESPNET3_IMAGE_ID=espnet3-forced-mismatch" \
+        espnet3-mismatch.sif espnet3.def >"$BUILD/mismatch-build.log" 2>&1 \
+        || die "apptainer build of the mismatched SIF failed: $(tail -n 5 "$BUILD/mismatch-build.log")"
 }
 
 idle_nodes() { on ctl sinfo -h -N -o '%N %t' 2>/dev/null | awk '$2 == "idle" {print $1}' | sort -u; }
 
 up() {
     ensure_docker
-    [[ -f $BUILD/$SIF_NAME.sif ]] || die "no $BUILD/$SIF_NAME.sif: run '$0 build' first"
+    [[ -f $BUILD/$SIF_NAME.sif && -f $BUILD/espnet3-mismatch.sif ]] \
+        || die "no $BUILD/$SIF_NAME.sif or espnet3-mismatch.sif: run '$0 build' first"
     log "starting ctl, c1, c2"
     compose up -d >/dev/null 2>&1 || { compose up -d; die "docker-compose up failed"; }
     on ctl cp "/build/$SIF_NAME.sif" /shared/espnet3.sif
     on ctl cp "/build/$SIF_NAME.identity" /shared/espnet3.identity
+    on ctl cp /build/espnet3-mismatch.sif /shared/espnet3-mismatch.sif
     on ctl mkdir -p /shared/run
     local waited=0
     until [[ $(idle_nodes | wc -l) -ge 2 ]]; do
@@ -121,18 +140,8 @@ status() {
     [[ -n $(idle_nodes) ]]
 }
 
-mismatch_image() {
-    # A worker image that differs only in its identity, built from the SIF as a sandbox
-    # directory (no squashfs pass): what a stale image on a node looks like.
-    log "building the mismatched-identity image"
-    on ctl apptainer build -F --sandbox --build-arg "SIF=/shared/espnet3.sif" \
-        /shared/espnet3-mismatch /repo/slurm/compose/mismatch.def >/dev/null \
-        || die "apptainer build of the mismatched image failed"
-}
-
 run_tests() {
     status || die "the cluster is not up: run '$0 up' first"
-    on ctl test -d /shared/espnet3-mismatch || mismatch_image
     log "running tests/containers"
     (cd "$REPO" && ESPNET3_REQUIRE_COMPOSE=1 "$PYTHON" -m pytest tests/containers -m compose -q \
         -p no:cacheprovider) || die "compose tests failed"

@@ -15,8 +15,6 @@ from __future__ import annotations
 import json
 import sys
 
-import cloudpickle
-
 sys.path.insert(0, "/repo/slurm")
 import dask_static_apptainer  # noqa: E402  (the probe both container tests share)
 
@@ -24,8 +22,6 @@ from espnet3.errors import Espnet3Error  # noqa: E402
 from espnet3.parallel import get_client, parallel_map  # noqa: E402
 from espnet3.parallel.identity import process_identity  # noqa: E402
 
-# Workers cannot import /repo/slurm: ship the probe by value.
-cloudpickle.register_pickle_by_value(dask_static_apptainer)
 probe = dask_static_apptainer.probe
 
 
@@ -45,7 +41,13 @@ def main(image: str) -> int:
             # A whole node per job: one worker on c1, one on c2.
             "job_extra_directives": ["--exclusive"],
         },
-        "container": {"runtime": "apptainer", "image": image, "binds": ["/shared"]},
+        # Workers import the probe's module as the parent does: /repo/slurm on their path.
+        "container": {
+            "runtime": "apptainer",
+            "image": image,
+            "binds": ["/shared", "/repo"],
+            "env": {"PYTHONPATH": "/repo/slurm"},
+        },
     }
     try:
         with get_client(config) as client:

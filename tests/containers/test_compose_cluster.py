@@ -61,7 +61,7 @@ def test_elastic_workers_run_in_the_parents_image(built_identity):
 
 
 def test_workers_of_another_image_are_refused_with_a_diff(built_identity):
-    proc = on_ctl(*PARENT, "/shared/espnet3-mismatch")
+    proc = on_ctl(*PARENT, "/shared/espnet3-mismatch.sif")
     out = last_json(proc)
     assert proc.returncode == 3, out
     lines = out["error"].splitlines()
