@@ -9,6 +9,7 @@ from __future__ import annotations
 import gzip
 import io
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -142,6 +143,31 @@ def test_slurm_gives_identical_results(sequential_run, mini_an4_archive, tmp_pat
     create_dataset(
         data_dir, mini_an4_archive, f"parallel.log_dir={tmp_path / 'logs'}", config="slurm.yaml"
     )
+    assert snapshot(data_dir) == snapshot(sequential_run)
+
+
+@pytest.mark.slurm
+def test_sbatch_script_prepares_the_same_data(sequential_run, mini_an4_archive, tmp_path):
+    """slurm/mini_an4.sbatch as a user submits it; its one worker job fits the 2-CPU node."""
+    data_dir, log = tmp_path / "data", tmp_path / "parent.log"
+    proc = subprocess.run(
+        [
+            "sbatch",
+            "--wait",
+            f"--output={log}",
+            "slurm/mini_an4.sbatch",
+            f"create_dataset.archive={mini_an4_archive}",
+            f"data_dir={data_dir}",
+            "parallel.n_workers=1",
+            f"parallel.log_dir={tmp_path / 'logs'}",
+        ],
+        cwd=REPO,
+        env={**os.environ, "PYTHON": sys.executable},
+        capture_output=True,
+        text=True,
+        timeout=1500,
+    )
+    assert proc.returncode == 0, proc.stderr + (log.read_text() if log.exists() else "")
     assert snapshot(data_dir) == snapshot(sequential_run)
 
 
