@@ -26,6 +26,7 @@ from benchmarks.common import machine, write_section  # noqa: E402
 ORDER = [
     "parallel",
     "runner",
+    "async_shards",
     "scaling",
     "growth",
     "hf_cutset",
