@@ -28,6 +28,7 @@ import zipfile
 from pathlib import Path, PurePosixPath
 
 from espnet3.errors import Espnet3Error
+from espnet3.utils.atomic import plain_mode
 
 
 class UnsafeArchiveError(Espnet3Error):
@@ -49,6 +50,7 @@ def extract_archive(archive: str | os.PathLike, target: str | os.PathLike) -> Pa
         raise Espnet3Error(f"archive {archive} does not exist: download it first")
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp"))
+    staging.chmod(plain_mode(0o777))  # mkdtemp's 0700 would hide the data from a project group
     try:
         if zipfile.is_zipfile(archive):
             _extract_zip(archive, staging)

@@ -34,6 +34,16 @@ def _read_umask() -> int:
 _UMASK = _read_umask()
 
 
+def plain_mode(base: int = 0o666) -> int:
+    """The mode ``open()`` (``base`` 0o666) or ``mkdir()`` (0o777) gives under this umask.
+
+    Example:
+        >>> plain_mode(0o777) & 0o700
+        448
+    """
+    return base & ~_UMASK
+
+
 @contextlib.contextmanager
 def atomic_open(
     path: str | os.PathLike,
@@ -55,7 +65,7 @@ def atomic_open(
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         # mkstemp makes the file private (0600); give it the mode open() would have given.
-        os.fchmod(fd, 0o666 & ~_UMASK)
+        os.fchmod(fd, plain_mode())
         with os.fdopen(fd, mode, encoding=None if binary else encoding) as f:
             yield f
             f.flush()

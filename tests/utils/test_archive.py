@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import stat
 import tarfile
 import zipfile
 from pathlib import Path
@@ -114,6 +115,10 @@ def test_real_mini_an4_archive_extracts(tmp_path, mini_an4_archive):
     assert len(list(out.rglob("*.sph"))) == 8
     assert (out / "downloads" / "an4" / "etc" / "an4_train.transcription").is_file()
     assert [p.name for p in tmp_path.iterdir()] == ["an4"]
+    # Readable like a directory made with mkdir, not private like mkdtemp's.
+    made = tmp_path / "made"
+    made.mkdir()
+    assert stat.S_IMODE(out.stat().st_mode) == stat.S_IMODE(made.stat().st_mode)
 
 
 def test_existing_target_missing_archive_and_non_archive_are_explained(tmp_path):
