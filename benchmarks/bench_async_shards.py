@@ -26,7 +26,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.common import machine, repeat, spin_item, table, write_section  # noqa: E402
+from benchmarks.common import machine, repeat, spin_item, throughput_table, write_section  # noqa: E402
 from benchmarks.workloads import SpinProvider, SpinRunner  # noqa: E402
 from espnet3.parallel import get_client, set_parallel  # noqa: E402
 
@@ -73,15 +73,6 @@ def main(argv: list[str] | None = None) -> None:
     finally:
         shutil.rmtree(root, ignore_errors=True)
 
-    rows = [
-        [name, f"{s['median']:.2f} ({s['min']:.2f}-{s['max']:.2f})", f"{n / s['median']:.0f}",
-         f"{loop['median'] / s['median']:.2f}x"]
-        for name, s in (
-            ("plain loop", loop),
-            ("runner, local 2 workers (Dask)", sync),
-            (f"async shards, local, {shards} shards, 2 at a time", shards_stats),
-        )
-    ]  # fmt: skip
     report = "\n".join(
         [
             "## Async shards throughput",
@@ -90,7 +81,15 @@ def main(argv: list[str] | None = None) -> None:
             f"after one warm-up. LocalCluster start-up {startup:.1f} s excluded from the Dask "
             f"row; the async row includes every shard process's start. Machine: {machine()}.",
             "",
-            table(["method", "seconds", "items/s", "x plain loop"], rows),
+            throughput_table(
+                n,
+                "items",
+                [
+                    ("plain loop", loop),
+                    ("runner, local 2 workers (Dask)", sync),
+                    (f"async shards, local, {shards} shards, 2 at a time", shards_stats),
+                ],
+            ),
         ]
     )
     print(report)

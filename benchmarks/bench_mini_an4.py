@@ -27,7 +27,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.common import machine, repeat, table, write_section  # noqa: E402
+from benchmarks.common import machine, repeat, throughput_table, write_section  # noqa: E402
 from espnet3.cli.worker_imports import RecipeImportPlugin  # noqa: E402
 from espnet3.components.data.dataset_reference import resolve_dataset_module  # noqa: E402
 from espnet3.parallel import get_client, set_parallel  # noqa: E402
@@ -94,19 +94,6 @@ def main(argv: list[str] | None = None) -> None:
     finally:
         shutil.rmtree(root, ignore_errors=True)
 
-    rows = [
-        [
-            name,
-            f"{s['median']:.2f} ({s['min']:.2f}-{s['max']:.2f})",
-            f"{n / s['median']:.0f}",
-            f"{loop['median'] / s['median']:.2f}x",
-        ]
-        for name, s in (
-            ("plain loop (read, Fbank, np.save)", loop),
-            ("compute_features, sequential", sequential),
-            ("compute_features, local 2 workers", local),
-        )
-    ]
     report = "\n".join(
         [
             "## mini_an4 feature stage",
@@ -115,7 +102,15 @@ def main(argv: list[str] | None = None) -> None:
             f"median (range) of {repeats} run(s) after one warm-up. LocalCluster start-up "
             f"{startup:.1f} s, excluded. Machine: {machine()}.",
             "",
-            table(["method", "seconds", "utterances/s", "x plain loop"], rows),
+            throughput_table(
+                n,
+                "utterances",
+                [
+                    ("plain loop", loop),  # read, Fbank, np.save (see the module docstring)
+                    ("compute_features, sequential", sequential),
+                    ("compute_features, local 2 workers", local),
+                ],
+            ),
         ]
     )
     print(report)

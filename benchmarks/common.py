@@ -89,3 +89,24 @@ def table(header: list[str], rows: list[list[object]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
     return "\n".join(lines)
+
+
+def throughput_table(n: int, unit: str, contenders: list[tuple[str, dict]]) -> str:
+    """Seconds, ``unit``/s and speed-up over the first contender, from :func:`repeat` stats.
+
+    Example:
+        >>> stats = {"median": 2.0, "min": 1.5, "max": 2.5}
+        >>> print(throughput_table(10, "items", [("loop", stats)]).splitlines()[-1])
+        | loop | 2.00 (1.50-2.50) | 5 | 1.00x |
+    """
+    base = contenders[0][1]["median"]
+    rows = [
+        [
+            name,
+            f"{s['median']:.2f} ({s['min']:.2f}-{s['max']:.2f})",
+            f"{n / s['median']:.0f}",
+            f"{base / s['median']:.2f}x",
+        ]
+        for name, s in contenders
+    ]
+    return table(["method", "seconds", f"{unit}/s", f"x {contenders[0][0]}"], rows)
