@@ -19,9 +19,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import tempfile
 from collections.abc import Iterable, Iterator
-from pathlib import Path
 from typing import IO, Any
 
 
@@ -44,6 +42,27 @@ def plain_mode(base: int = 0o666) -> int:
     return base & ~_UMASK
 
 
+_TEMP_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+
+
+def _create_temp(path: str) -> tuple[int, str]:
+    """Create a new empty ``.<name>.<random>.tmp`` beside ``path``, making its directory.
+
+    The file gets the mode ``open()`` would give (0o666 less the umask), not mkstemp's private
+    0o600, which would hide manifests from the rest of a project group.
+    """
+    head, name = os.path.split(path)
+    for _ in range(100):
+        tmp = os.path.join(head, f".{name}.{os.urandom(6).hex()}.tmp")
+        try:
+            return os.open(tmp, _TEMP_FLAGS, 0o666), tmp
+        except FileNotFoundError:
+            os.makedirs(head or ".", exist_ok=True)
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"could not create a temporary file beside {path!r}")
+
+
 @contextlib.contextmanager
 def atomic_open(
     path: str | os.PathLike,
@@ -59,13 +78,10 @@ def atomic_open(
     bulk files a re-run rewrites identically (per-utterance audio); it saves a disk round trip
     per file.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path = os.fspath(path)
     binary = "b" in mode
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = _create_temp(path)
     try:
-        # mkstemp makes the file private (0600); give it the mode open() would have given.
-        os.fchmod(fd, plain_mode())
         with os.fdopen(fd, mode, encoding=None if binary else encoding) as f:
             yield f
             f.flush()
@@ -85,9 +101,27 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes, *, durable: bool = True) -> None:
-    """Write ``data`` to ``path`` atomically (see :func:`atomic_open` for ``durable``)."""
-    with atomic_open(path, "wb", durable=durable) as f:
-        f.write(data)
+    """Write ``data`` to ``path`` atomically (see :func:`atomic_open` for ``durable``).
+
+    Written with plain ``os.write`` calls: this is the per-utterance path, where a Python file
+    object per file costs more than the write itself.
+    """
+    path = os.fspath(path)
+    fd, tmp = _create_temp(path)
+    try:
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            if durable:
+                os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
 
 
 def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:

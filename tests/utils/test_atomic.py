@@ -45,3 +45,24 @@ def test_a_record_json_cannot_encode_leaves_the_target_untouched(tmp_path):
         atomic_write_jsonl(target, [{"i": 0}, {"i": {1, 2}}])
     assert target.read_text() == '{"i": 0}\n{"i": 1}\n'
     assert sorted(p.name for p in tmp_path.iterdir()) == ["results.jsonl"]
+
+
+@pytest.mark.parametrize("durable", [True, False])
+def test_bytes_land_whole_in_a_new_directory_and_replace_old_content(tmp_path, durable):
+    from espnet3.utils.atomic import atomic_write_bytes
+
+    target = tmp_path / "new" / "dir" / "a.flac"
+    payload = os.urandom(3 << 20)  # more than one write() may take
+    atomic_write_bytes(target, payload, durable=durable)
+    atomic_write_bytes(target, payload[::-1], durable=durable)
+    assert target.read_bytes() == payload[::-1]
+    assert os.listdir(target.parent) == ["a.flac"]
+    assert stat.S_IMODE(target.stat().st_mode) == 0o666 & ~current_umask()
+
+
+def test_bytes_that_cannot_be_written_leave_no_temp_file(tmp_path):
+    from espnet3.utils.atomic import atomic_write_bytes
+
+    with pytest.raises(TypeError):
+        atomic_write_bytes(tmp_path / "a.wav", "not bytes")
+    assert list(tmp_path.iterdir()) == []
