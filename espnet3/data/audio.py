@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import io
 import os
+import struct
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -138,6 +139,8 @@ def _probe(data: bytes | None = None, path: str | None = None) -> LoadedAudio:
     where = f"{len(data)} bytes" if data is not None else repr(path)
     if data is None and not Path(path).is_file():
         raise Espnet3Error(f"audio file {path!r} does not exist: check the path column")
+    if data is not None and (header := _pcm_wav_header(data)) is not None:
+        return LoadedAudio(*header, data=data, path=path, format="wav")
     try:
         info = sf.info(io.BytesIO(data) if data is not None else path)
     except Exception as exc:  # soundfile raises several types for corrupt input
@@ -152,3 +155,41 @@ def _probe(data: bytes | None = None, path: str | None = None) -> LoadedAudio:
         path=path,
         format=info.format.lower(),
     )
+
+
+_WAVE_FORMAT_PCM = 1
+
+
+def _pcm_wav_header(data: bytes) -> tuple[int, int, int] | None:
+    """``(rate, frames, channels)`` of a plain PCM WAV, read from its header; else ``None``.
+
+    Ten times cheaper than ``sf.info``, which opens a decoder. Only the common case is handled
+    (RIFF/WAVE, a ``fmt `` chunk of format 1, a non-empty ``data`` chunk); anything else, from
+    WAVE_FORMAT_EXTENSIBLE to a corrupt header, returns ``None`` and soundfile decides. The
+    frame count is capped by the bytes present, as soundfile does for a truncated file.
+
+    Example:
+        >>> import numpy as np, soundfile as sf
+        >>> buf = io.BytesIO(); sf.write(buf, np.zeros((5, 2), np.int16), 8000, format="WAV")
+        >>> _pcm_wav_header(buf.getvalue())
+        (8000, 5, 2)
+    """
+    if len(data) < 12 or data[:4] != b"RIFF" or data[8:12] != b"WAVE":
+        return None
+    fmt, offset = None, 12
+    while offset + 8 <= len(data):
+        chunk, size = (
+            data[offset : offset + 4],
+            int.from_bytes(data[offset + 4 : offset + 8], "little"),
+        )
+        body = offset + 8
+        if chunk == b"fmt " and size >= 16:
+            fmt = struct.unpack_from("<HHIIHH", data, body)
+        elif chunk == b"data":
+            if fmt is None or fmt[0] != _WAVE_FORMAT_PCM or fmt[4] == 0:
+                return None
+            _, channels, rate, _, block_align, _ = fmt
+            frames = min(size, len(data) - body) // block_align
+            return (rate, frames, channels) if frames > 0 and rate > 0 else None
+        offset = body + size + (size & 1)  # chunks are padded to an even size
+    return None

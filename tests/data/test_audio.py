@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from espnet3.data.audio import load_audio, to_int16
+from espnet3.data.audio import _pcm_wav_header, load_audio, to_int16
 from espnet3.errors import Espnet3Error
 
 
@@ -46,3 +46,34 @@ def test_errors_say_what_was_found(tmp_path):
     with pytest.raises(Espnet3Error, match="cannot read audio from a int"):
         load_audio(3)
     assert to_int16(np.array([1.5, -1.5])).tolist() == [32767, -32768]
+
+
+@pytest.mark.parametrize("container", ["WAV", "WAVEX"])
+@pytest.mark.parametrize("subtype", ["PCM_U8", "PCM_16", "PCM_24", "PCM_32", "FLOAT"])
+@pytest.mark.parametrize("channels", [1, 2])
+def test_wav_header_reading_agrees_with_soundfile(container, subtype, channels):
+    """The fast header path must report what soundfile does, whole or truncated, or step aside."""
+    rng = np.random.default_rng(channels)
+    samples = rng.uniform(-0.5, 0.5, (1001, channels)).astype(np.float32)
+    buf = io.BytesIO()
+    sf.write(buf, samples, 11025, format=container, subtype=subtype)
+    whole = buf.getvalue()
+    if container == "WAV" and subtype.startswith("PCM"):
+        assert _pcm_wav_header(whole) is not None  # the common case takes the fast path
+    for data in (whole, whole[:-3], whole[: len(whole) // 2]):
+        info = sf.info(io.BytesIO(data))
+        audio = load_audio({"bytes": data})
+        assert (audio.sampling_rate, audio.num_samples, audio.num_channels) == (
+            info.samplerate,
+            info.frames,
+            info.channels,
+        )
+        np.testing.assert_array_equal(audio.read(), sf.read(io.BytesIO(data), dtype="float32")[0])
+
+
+def test_a_wav_header_without_samples_is_an_error():
+    buf = io.BytesIO()
+    sf.write(buf, np.zeros(10, np.int16), 8000, format="WAV")
+    header_only = buf.getvalue()[:44]
+    with pytest.raises(Espnet3Error, match=r"audio \(44 bytes\) is (empty|unreadable)"):
+        load_audio({"bytes": header_only})
