@@ -2,5 +2,18 @@
 
 Submodules are imported on use so that ``import espnet3.data`` stays cheap:
 ``espnet3.data.sphere.read_sphere``, ``espnet3.data.huggingface_utils.cutset_from_huggingface``,
-``espnet3.data.dataset.ESPnet3Dataset``.
+``espnet3.data.dataset.ESPnet3Dataset``, ``espnet3.data.sharing``.
+
+A Hugging Face dataset becomes a ``CutSet`` without copying its audio: each cut's source names
+its dataset row, and reads back lazily wherever ``espnet3.data.row_source`` is imported (the
+converter and ``ESPnet3Dataset`` import it; a plain Lhotse reader imports it once). Pass
+``audio_dir`` to write the audio to files instead, when the cuts must outlive the dataset::
+
+    from espnet3.data.huggingface_utils import cutset_from_huggingface
+    from espnet3.parallel import get_client
+
+    with get_client({"env": "local", "n_workers": 4}) as client:
+        cuts = cutset_from_huggingface(
+            {"audio": "audio", "text": "sentence"}, None, "data/cv_hi", "train", client)
+    cuts.to_file("data/cuts_train.jsonl.gz")
 """

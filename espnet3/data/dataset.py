@@ -35,7 +35,8 @@ from typing import Any
 import numpy as np
 
 from espnet3.data.fields import plain
-from espnet3.data.huggingface_utils import convert_to_dataset, open_split
+from espnet3.data.hf_open import open_split
+from espnet3.data.huggingface_utils import convert_to_dataset
 from espnet3.data.manifests import is_kaldi_dir, read_manifest
 from espnet3.errors import ConfigError
 

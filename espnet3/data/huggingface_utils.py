@@ -2,8 +2,9 @@
 
 :func:`cutset_from_huggingface` splits the rows into chunks and converts them on the Dask
 cluster (``client``, or the configured ``parallel:``; in this process when neither is set).
-Each cut's audio is a plain ``file`` source (see :mod:`espnet3.data.row_cuts` for why), so the
-result passes ``lhotse.validate``, survives ``cuts.to_file`` and reads back in any process.
+Each cut's audio stays in its dataset row (a source naming the row) or, when asked, is written
+to a file; either way the result passes ``lhotse.validate``, survives ``cuts.to_file`` and
+reads back lazily in any process.
 
 Example:
     >>> import tempfile, numpy as np, datasets
@@ -20,23 +21,26 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from lhotse import CutSet, MonoCut
 
 from espnet3.data.audio import load_audio
-from espnet3.data.fields import custom_names, plain, resolve_fields
+from espnet3.data.fields import DEFAULT_DATA_INFO, custom_names, plain, resolve_fields
+from espnet3.data.hf_open import open_reference, open_split, saved_location, select_split
 from espnet3.data.row_cuts import row_to_cut, utt_id
+from espnet3.data.row_source import row_url
 from espnet3.errors import ConfigError, Espnet3Error, ItemError
 from espnet3.utils.atomic import atomic_write_jsonl
 
 #: Rows per task when not given: large enough to amortise Dask's per-task cost.
 DEFAULT_ROWS_PER_CHUNK = 200
+_ROWS_PER_READ = 50  # rows a worker reads from the dataset at once
 _ON_ERROR = ("raise", "skip")
-_OPENED: dict[tuple, Any] = {}  # per process: dataset id/path -> opened split
 
 
 def convert_to_dataset(
@@ -90,7 +94,7 @@ def cutset_from_huggingface(
     split: str | None,
     client: Any = None,
     *,
-    audio_dir: str | os.PathLike,
+    audio_dir: str | os.PathLike | None = None,
     id_prefix: str | None = None,
     audio_format: str = "flac",
     raw_audio: bool = True,
@@ -109,7 +113,17 @@ def cutset_from_huggingface(
     converted (``None``: all). Cut ids are ``data_info['id']`` or ``<id_prefix><row>``
     (``id_prefix`` defaults to ``"<split>-"``), so they are the same on every run.
 
-    ``raw_audio`` reads ``Audio`` columns undecoded, so the original encoding is stored
+    Where each cut's audio is read from later:
+
+    - without ``audio_dir``, encoded audio stays in the dataset: the cut's source names its
+      row (see :mod:`espnet3.data.row_source`; needs ``data_info['audio']`` to be a column
+      name and a dataset that can be re-opened: an id, a directory, or a dataset object
+      loaded unchanged by ``load_from_disk``). Nothing is copied, so this is the fast way;
+    - with ``audio_dir``, every row's audio is written there as a file (see
+      :mod:`espnet3.data.row_cuts`), so the cuts no longer need the dataset;
+    - audio given as a path to an existing file is used where it is, either way.
+
+    ``raw_audio`` reads ``Audio`` columns undecoded, so the original encoding is kept
     unchanged; set it ``False`` when ``data_info`` needs decoded values. ``on_error='skip'``
     drops bad rows and records ``{index, utt_id, error}`` in ``errors_path`` (JSONL) and in the
     ``errors`` list; ``'raise'`` stops at the first bad row with an
@@ -130,20 +144,28 @@ def cutset_from_huggingface(
         raise ConfigError(f"on_error must be one of {_ON_ERROR}, got {on_error!r}")
     if rows_per_chunk is not None and (not isinstance(rows_per_chunk, int) or rows_per_chunk < 1):
         raise ConfigError(f"rows_per_chunk must be a positive integer, got {rows_per_chunk!r}")
-    dataset, reference = None, None
+    dataset, reference, location = None, None, None
     if isinstance(dataset_id, (str, os.PathLike)):
         reference = (str(dataset_id), split, tuple(sorted((load_kwargs or {}).items())), raw_audio)
+        location = reference
         if dataset_length is None:  # given a length, only the workers open the dataset
-            dataset = _open_reference(reference)
+            dataset = open_reference(reference)
     else:
+        location = saved_location(select_split(dataset_id, split))
         dataset = open_split(dataset_id, split, raw_audio)
     total = len(dataset) if dataset is not None else int(dataset_length)
     if dataset is not None and dataset_length is not None:
         total = min(total, int(dataset_length))
     chunks = _Chunks(total, rows_per_chunk or DEFAULT_ROWS_PER_CHUNK, dataset, reference)
+    audio_column = (DEFAULT_DATA_INFO if data_info is None else data_info)["audio"]
     options = {
         "fields": fields,
-        "audio_dir": str(Path(audio_dir).resolve()),
+        "audio_dir": None if audio_dir is None else str(Path(audio_dir).resolve()),
+        "locate_row": (
+            partial(row_url, location, audio_column)
+            if audio_dir is None and location is not None and isinstance(audio_column, str)
+            else None
+        ),
         "id_prefix": f"{split}-" if id_prefix is None and split else (id_prefix or ""),
         "audio_format": audio_format,
     }
@@ -194,21 +216,28 @@ class _Chunks:
 def convert_chunk(
     chunk: _Chunk,
     fields: Mapping[str, Callable],
-    audio_dir: str,
+    audio_dir: str | None,
+    locate_row: Callable[[int, str], str] | None,
     id_prefix: str,
     audio_format: str,
 ) -> tuple[list[MonoCut], list[dict]]:
     """Convert one chunk of rows on a worker; return its cuts and its bad rows."""
     rows = chunk.rows
     if chunk.reference is not None:
-        dataset = _open_reference(chunk.reference)
+        dataset = open_reference(chunk.reference)
         rows = dataset.select(range(min(chunk.start, len(dataset)), min(chunk.stop, len(dataset))))
     cuts, bad = [], []
-    for index, row in enumerate(rows, start=chunk.start):
+    for index, row in enumerate(_iter_rows(rows), start=chunk.start):
         try:
             cuts.append(
                 row_to_cut(
-                    row, index, fields, audio_dir, id_prefix=id_prefix, audio_format=audio_format
+                    row,
+                    index,
+                    fields,
+                    audio_dir,
+                    id_prefix=id_prefix,
+                    audio_format=audio_format,
+                    locate_row=locate_row,
                 )
             )
         except Exception as exc:  # a user's data_info function may raise anything
@@ -221,6 +250,18 @@ def convert_chunk(
                 }
             )
     return cuts, bad
+
+
+def _iter_rows(rows: Any) -> Iterator[dict]:
+    """The rows of a ``Dataset`` as dicts, read a batch of columns at a time.
+
+    Reading column batches and zipping them is several times cheaper than the dataset's own
+    row-by-row iteration, which formats every row separately.
+    """
+    for batch in rows.iter(batch_size=_ROWS_PER_READ):
+        names = list(batch)
+        for values in zip(*(batch[name] for name in names), strict=True):
+            yield dict(zip(names, values, strict=True))
 
 
 def _safe_id(row: Any, index: int, fields: Mapping[str, Callable], id_prefix: str) -> str | None:
@@ -241,62 +282,6 @@ def _assemble(by_chunk: dict[int, list[MonoCut]]) -> CutSet:
             )
         seen.add(cut.id)
     return CutSet.from_cuts(cuts)
-
-
-def open_split(dataset: Any, split: str | None, raw_audio: bool = True) -> Any:
-    """The ``split`` of a dataset object, ``save_to_disk`` directory or ``load_dataset`` id.
-
-    Example:
-        >>> import datasets
-        >>> len(open_split(datasets.DatasetDict({"a": datasets.Dataset.from_dict({"x": [1]})}), "a"))
-        1
-    """
-    if isinstance(dataset, (str, os.PathLike)):
-        return _open_reference((str(dataset), split, (), raw_audio))
-    return _prepare(_select_split(dataset, split), raw_audio)
-
-
-def _select_split(dataset: Any, split: str | None) -> Any:
-    if hasattr(dataset, "keys") and not hasattr(dataset, "features"):  # a DatasetDict
-        if split not in dataset:
-            raise ConfigError(
-                f"split {split!r} is not in the dataset (it has {sorted(dataset)}): pick one"
-            )
-        return dataset[split]
-    return dataset
-
-
-def _prepare(dataset: Any, raw_audio: bool) -> Any:
-    """Cast ``Audio`` columns to ``decode=False`` when asked (keeps the original encoding)."""
-    if not raw_audio:
-        return dataset
-    from datasets import Audio
-
-    for name, feature in dataset.features.items():
-        if isinstance(feature, Audio) and feature.decode:
-            dataset = dataset.cast_column(name, Audio(decode=False))
-    return dataset
-
-
-def _open_reference(reference: tuple) -> Any:
-    """Open (once per process) a ``save_to_disk`` directory or a ``load_dataset`` id."""
-    if reference in _OPENED:
-        return _OPENED[reference]
-    import datasets
-
-    path, split, load_kwargs, raw_audio = reference
-    try:
-        if Path(path, "dataset_dict.json").is_file() or Path(path, "state.json").is_file():
-            dataset = _select_split(datasets.load_from_disk(path), split)
-        else:
-            dataset = datasets.load_dataset(path, split=split, **dict(load_kwargs))
-    except (ConfigError, FileNotFoundError, ValueError) as exc:
-        raise ConfigError(
-            f"cannot open dataset {path!r} split {split!r}: {exc}: give a save_to_disk "
-            "directory, a local data directory, or a hub id (needs network or the HF cache)"
-        ) from exc
-    _OPENED[reference] = _prepare(dataset, raw_audio)
-    return _OPENED[reference]
 
 
 def _describe(dataset_id: Any) -> str:

@@ -1,18 +1,18 @@
 """One dataset row -> one Lhotse cut whose audio any process can read back later.
 
-Where the audio goes, and why: Lhotse serialises only its own source types (``file``, ``url``,
-``command``, ``memory``, ``shar``); a custom source cannot be written by ``to_file``, and a
-``memory`` source (what ``CutSet.from_huggingface_dataset`` makes) fails in ``to_file``
-because JSON holds no bytes. A ``command`` source that re-opens the dataset would start a
-Python interpreter for every read. So each row's audio becomes a plain ``file`` source:
+Where the audio is read from later: Lhotse serialises only its own source types (``file``,
+``url``, ``command``, ``memory``, ``shar``); a ``memory`` source (what
+``CutSet.from_huggingface_dataset`` makes) fails in ``to_file`` because JSON holds no bytes, and
+a ``command`` source that re-opens the dataset would start a Python interpreter for every read.
+So a cut's source is one of:
 
-- encoded bytes (``Audio(decode=False)``, parquet/arrow datasets) are written unchanged, in
-  their own format, to ``audio_dir/<row // 1000>/<utt_id>.<ext>``;
-- a row that names an existing file is referenced where it is, not copied;
-- decoded samples (arrays, torchcodec decoders) are written as 16-bit ``audio_format`` (FLAC
-  by default: lossless for 16-bit audio, about half the size of WAV).
-
-Every write is atomic and deterministic, so re-running a conversion rewrites identical files.
+- a ``url`` source naming the dataset row (``locate_row`` given, no ``audio_dir``): encoded
+  bytes stay in the dataset, nothing is copied (see :mod:`espnet3.data.row_source`);
+- a ``file`` source for a row that names an existing file, referenced where it is;
+- with ``audio_dir``, a ``file`` source written there as ``<row // 1000>/<utt_id>.<ext>``:
+  encoded bytes unchanged in their own format, decoded samples (arrays, torchcodec decoders)
+  as 16-bit ``audio_format`` (FLAC by default: lossless for 16-bit audio, about half the size
+  of WAV). Every write is atomic and deterministic, so a re-run rewrites identical files.
 
 Example:
     >>> import tempfile
@@ -27,6 +27,7 @@ Example:
 from __future__ import annotations
 
 import io
+import os
 import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -61,14 +62,17 @@ def row_to_cut(
     row: Any,
     index: int,
     fields: Mapping[str, Callable],
-    audio_dir: str | Path,
+    audio_dir: str | Path | None,
     *,
     id_prefix: str = "",
     audio_format: str = "flac",
+    locate_row: Callable[[int, str], str] | None = None,
 ) -> MonoCut:
-    """Build the cut of one row (see the module docstring for where its audio is stored).
+    """Build the cut of one row (see the module docstring for where its audio is read from).
 
-    Raises :class:`Espnet3Error` when the audio is missing or unreadable or the text is empty.
+    ``locate_row(index, extension)`` gives the source string of the row's own audio; it is
+    used when there is no ``audio_dir``. Raises :class:`Espnet3Error` when the audio is missing
+    or unreadable, has nowhere to be read from, or the text is empty.
     """
     cut_id = utt_id(row, index, fields, id_prefix)
     text = fields["text"](row)
@@ -78,7 +82,7 @@ def row_to_cut(
     audio = load_audio(fields["audio"](row), rate)
     recording = Recording(
         id=cut_id,
-        sources=[_store(audio, cut_id, index, Path(audio_dir).absolute(), audio_format)],
+        sources=[_source(audio, cut_id, index, audio_dir, audio_format, locate_row)],
         sampling_rate=audio.sampling_rate,
         num_samples=audio.num_samples,
         duration=audio.num_samples / audio.sampling_rate,
@@ -110,20 +114,35 @@ def _optional(fields: Mapping[str, Callable], name: str, row: Any) -> str | None
     return None if value is None else str(value)
 
 
-def _store(
-    audio: LoadedAudio, cut_id: str, index: int, audio_dir: Path, audio_format: str
+def _source(
+    audio: LoadedAudio,
+    cut_id: str,
+    index: int,
+    audio_dir: str | Path | None,
+    audio_format: str,
+    locate_row: Callable[[int, str], str] | None,
 ) -> AudioSource:
     channels = list(range(audio.num_channels))
     if audio.data is None and audio.path is not None:
         return AudioSource(type="file", channels=channels, source=str(Path(audio.path).resolve()))
+    extension = _EXTENSIONS.get(audio.format, audio.format)
+    if audio_dir is None:
+        if audio.data is None or locate_row is None:
+            what = "decoded samples" if audio.data is None else "bytes of a dataset in memory"
+            raise Espnet3Error(
+                f"the audio is {what}, which a cut cannot point at: give audio_dir to write "
+                "it to files (or convert a dataset saved with save_to_disk, by path)"
+            )
+        return AudioSource(type="url", channels=channels, source=locate_row(index, extension))
     if audio.data is not None:
-        extension, data = _EXTENSIONS.get(audio.format, audio.format), audio.data
+        data = audio.data
     else:
         extension, data = audio_format, _encode(audio, audio_format)
-    target = audio_dir / f"{index // 1000:05d}" / f"{_UNSAFE.sub('_', cut_id)}.{extension}"
+    name = f"{_UNSAFE.sub('_', cut_id)}.{extension}"
+    target = os.path.join(os.path.abspath(audio_dir), f"{index // 1000:05d}", name)
     # Not flushed to disk one by one: a re-run rewrites the same bytes (see atomic_open).
     atomic_write_bytes(target, data, durable=False)
-    return AudioSource(type="file", channels=channels, source=str(target))
+    return AudioSource(type="file", channels=channels, source=target)
 
 
 def _encode(audio: LoadedAudio, audio_format: str) -> bytes:

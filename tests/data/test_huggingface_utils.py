@@ -1,5 +1,6 @@
 import hashlib
 import json
+import shutil
 import subprocess
 import sys
 
@@ -10,8 +11,9 @@ import soundfile as sf
 from hf_datasets import hf_dataset
 from lhotse import CutSet, validate
 
+from espnet3.data import row_source
 from espnet3.data.huggingface_utils import convert_to_dataset, cutset_from_huggingface
-from espnet3.errors import ConfigError, ItemError
+from espnet3.errors import ConfigError, Espnet3Error, ItemError
 
 INFO = {"audio": "audio", "text": "text", "speaker": "speaker", "id": "utt"}
 ARRAY_INFO = {"audio": "samples", "sampling_rate": "rate", "text": "text", "id": "utt"}
@@ -26,8 +28,9 @@ def assert_same_audio(cuts, utterances):
         assert cut.num_samples == len(source["samples"])
         loaded = np.rint(cut.load_audio()[0] * 32768).astype(np.int16)
         np.testing.assert_array_equal(loaded, source["samples"])
-        on_disk, _ = sf.read(cut.recording.sources[0].source, dtype="int16")
-        np.testing.assert_array_equal(on_disk, source["samples"])
+        if cut.recording.sources[0].type == "file":
+            on_disk, _ = sf.read(cut.recording.sources[0].source, dtype="int16")
+            np.testing.assert_array_equal(on_disk, source["samples"])
         assert cut.supervisions[0].text == source["text"]
 
 
@@ -54,15 +57,24 @@ def test_torchcodec_decoded_audio(utterances, tmp_path):
     assert_same_audio(cuts, utterances)
 
 
-def test_to_file_round_trip_read_in_another_process(utterances, dask_client, tmp_path):
-    cuts = cutset_from_huggingface(
-        INFO, None, hf_dataset(utterances, "bytes"), "train", dask_client, audio_dir=tmp_path / "a"
-    )
+def saved(dataset, tmp_path):
+    """``dataset`` written with ``save_to_disk`` and loaded back (memory-mapped)."""
+    dataset.save_to_disk(tmp_path / "saved")
+    return datasets.load_from_disk(tmp_path / "saved")
+
+
+@pytest.mark.parametrize("where", ["audio_dir", "dataset rows"])
+def test_to_file_round_trip_read_in_another_process(where, utterances, dask_client, tmp_path):
+    dataset = saved(hf_dataset(utterances, "bytes"), tmp_path)
+    audio_dir = tmp_path / "a" if where == "audio_dir" else None
+    cuts = cutset_from_huggingface(INFO, None, dataset, "train", dask_client, audio_dir=audio_dir)
+    assert {c.recording.sources[0].type for c in cuts} == {"file" if audio_dir else "url"}
     manifest = tmp_path / "cuts.jsonl.gz"
     cuts.to_file(manifest)
     assert CutSet.from_file(manifest).to_eager() == cuts
     script = (
         "import sys, hashlib, numpy as np; from lhotse import CutSet\n"
+        "import espnet3.data.row_source  # reads sources that name dataset rows\n"
         "for c in CutSet.from_file(sys.argv[1]):\n"
         "    pcm = np.rint(c.load_audio()[0] * 32768).astype(np.int16)\n"
         "    print(c.id, hashlib.sha256(pcm.tobytes()).hexdigest())\n"
@@ -74,6 +86,49 @@ def test_to_file_round_trip_read_in_another_process(utterances, dask_client, tmp
         f"{u['utt_id']} {hashlib.sha256(u['samples'].tobytes()).hexdigest()}" for u in utterances
     ]
     assert out.splitlines() == expected
+
+
+def test_audio_stays_in_the_dataset_rows_without_audio_dir(utterances, dask_client, tmp_path):
+    """No copy: each cut names its row; an id, a directory and a loaded dataset all work."""
+    dataset = hf_dataset(utterances, "bytes")
+    datasets.DatasetDict({"train": dataset}).save_to_disk(tmp_path / "dd")
+    before = sorted(p.name for p in tmp_path.iterdir())
+    by_path = cutset_from_huggingface(INFO, None, str(tmp_path / "dd"), "train", dask_client)
+    by_object = cutset_from_huggingface(
+        INFO, None, datasets.load_from_disk(tmp_path / "dd"), "train", dask_client
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == before  # nothing written
+    for cuts in (by_path, by_object):
+        validate(cuts)
+        assert {c.recording.sources[0].type for c in cuts} == {"url"}
+        assert_same_audio(cuts, utterances)
+    assert by_path[0].recording.sources[0].source.endswith("|train||audio|0.wav")
+
+
+def test_rows_a_cut_cannot_point_at_need_audio_dir(utterances, tmp_path):
+    in_memory = hf_dataset(utterances, "bytes")
+    with pytest.raises(ItemError, match=r"row 0 .*bytes of a dataset in memory.*give audio_dir"):
+        cutset_from_huggingface(INFO, None, in_memory, "t")
+    selected = saved(in_memory, tmp_path).select([2, 0, 1])  # rows no longer where saved
+    with pytest.raises(ItemError, match="give audio_dir"):
+        cutset_from_huggingface(INFO, None, selected, "t")
+    with pytest.raises(ItemError, match=r"decoded samples.*give audio_dir"):
+        cutset_from_huggingface(INFO, None, hf_dataset(utterances, "decoded"), "t")
+    paths = cutset_from_huggingface(INFO, None, hf_dataset(utterances, "paths"), "t")
+    assert [c.recording.sources[0].source for c in paths] == [u["path"] for u in utterances]
+
+
+def test_a_dataset_changed_after_conversion_is_named_when_read(utterances, tmp_path):
+    from espnet3.data import hf_open
+
+    dataset = saved(hf_dataset(utterances, "bytes"), tmp_path)
+    cuts = cutset_from_huggingface(INFO, None, dataset, "t")
+    shutil.rmtree(tmp_path / "saved")
+    saved(hf_dataset(utterances[:2], "bytes"), tmp_path)
+    hf_open._OPENED.clear()  # a new process would open the dataset afresh
+    row_source._COLUMNS.clear()
+    with pytest.raises(Espnet3Error, match=r"row 2 is beyond the 2 rows .* changed since"):
+        cuts[2].load_audio()
 
 
 def test_ids_are_stable_and_default_to_split_and_row(utterances, tmp_path):
