@@ -47,10 +47,14 @@ def test_hf_dataset_dict_split_default_ids(utterances):
         dataset[len(utterances)]
 
 
-def test_cutset_and_cut_manifest(utterances, tmp_path):
-    cuts = cutset_from_huggingface(
-        INFO, None, hf_dataset(utterances, "bytes"), "t", audio_dir=tmp_path / "a"
-    )
+@pytest.mark.parametrize("where", ["audio_dir", "dataset rows"])
+def test_cutset_and_cut_manifest(where, utterances, tmp_path):
+    if where == "audio_dir":
+        source, audio_dir = hf_dataset(utterances, "bytes"), tmp_path / "a"
+    else:
+        hf_dataset(utterances, "bytes").save_to_disk(tmp_path / "saved")
+        source, audio_dir = str(tmp_path / "saved"), None
+    cuts = cutset_from_huggingface(INFO, None, source, "t", audio_dir=audio_dir)
     assert_items(ESPnet3Dataset(cuts), utterances)
     assert ESPnet3Dataset(cuts)[0]["speaker"] == utterances[0]["speaker"]
     cuts.to_file(tmp_path / "cuts.jsonl.gz")
