@@ -154,12 +154,13 @@ down() {
 }
 
 ci() {
-    local start=$SECONDS
+    # Global, not local: the EXIT trap runs after this function has returned.
+    CI_START=$SECONDS
     ensure_docker
-    trap 'down || true; log "ci took $((SECONDS - start)) s"' EXIT
+    trap 'down || true; log "ci took $((SECONDS - CI_START)) s"' EXIT
     down
     build
-    log "build done after $((SECONDS - start)) s"
+    log "build done after $((SECONDS - CI_START)) s"
     up
     run_tests
     log "ci passed"
