@@ -14,10 +14,12 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import importlib
 import inspect
-from collections.abc import Mapping
+import os
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
@@ -226,10 +228,32 @@ def start_cluster(config: Any) -> Any:
         from espnet3.parallel.jobqueue import start_jobqueue_cluster
 
         return start_jobqueue_cluster(config, kind)
+    if kind.family == "local":
+        with _environ_restored():
+            return kind.load()(**cluster_options(config))
     cluster = kind.load()(**cluster_options(config))
     if kind.family == "kube":
         cluster.scale(config.n_workers)
     return cluster
+
+
+@contextlib.contextmanager
+def _environ_restored() -> Iterator[None]:
+    """Undo what starting local workers writes into this process's environment.
+
+    A local nanny lives in this process and sets ``distributed.nanny.pre-spawn-environ``
+    (``OMP_NUM_THREADS=1``, ``MALLOC_*``) in ``os.environ`` so that the workers it spawns
+    inherit it; left there, every later child of this process (a tool run by a sequential
+    stage, a training run) would be pinned to one thread too. (A nanny that restarts a dead
+    worker later writes them once more.)
+    """
+    before = dict(os.environ)
+    try:
+        yield
+    finally:
+        for name in [name for name in os.environ if name not in before]:
+            del os.environ[name]
+        os.environ.update(before)
 
 
 def _tls_options() -> dict[str, Any]:

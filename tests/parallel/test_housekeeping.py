@@ -16,13 +16,25 @@ def worker_settings():
     return (
         os.environ.get("MALLOC_MMAP_THRESHOLD_"),
         dask.config.get("distributed.worker.profile.enabled"),
+        os.environ.get("OMP_NUM_THREADS"),
     )
 
 
 def test_local_workers_get_the_allocator_threshold_and_no_profiler():
     with get_client({"env": "local", "n_workers": 1}) as client:
         [settings] = client.run(worker_settings).values()
-    assert settings == (str(MMAP_THRESHOLD), False)
+    # OMP_NUM_THREADS=1: Dask pins each single-threaded worker's libraries to one thread.
+    assert settings == (str(MMAP_THRESHOLD), False, "1")
+
+
+def test_starting_local_workers_leaves_this_process_environment_alone(monkeypatch):
+    """Dask's nanny writes the workers' variables into the parent; later children inherit them."""
+    for name in ("OMP_NUM_THREADS", "MALLOC_MMAP_THRESHOLD_"):
+        monkeypatch.delenv(name, raising=False)
+    before = {name: os.environ.get(name) for name in ("OMP_NUM_THREADS", "MALLOC_MMAP_THRESHOLD_")}
+    with get_client({"env": "local", "n_workers": 1}):
+        during = {name: os.environ.get(name) for name in before}
+    assert during == before
 
 
 def test_batch_job_workers_get_the_same_settings_as_exports():
