@@ -146,7 +146,9 @@ def cutset_from_huggingface(
         raise ConfigError(f"rows_per_chunk must be a positive integer, got {rows_per_chunk!r}")
     dataset, reference, location = None, None, None
     if isinstance(dataset_id, (str, os.PathLike)):
-        reference = (str(dataset_id), split, tuple(sorted((load_kwargs or {}).items())), raw_audio)
+        # A local directory is named absolutely: workers and readers may run elsewhere.
+        name = str(Path(dataset_id).resolve()) if Path(dataset_id).exists() else str(dataset_id)
+        reference = (name, split, tuple(sorted((load_kwargs or {}).items())), raw_audio)
         location = reference
         if dataset_length is None:  # given a length, only the workers open the dataset
             dataset = open_reference(reference)

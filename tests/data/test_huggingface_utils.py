@@ -88,12 +88,16 @@ def test_to_file_round_trip_read_in_another_process(where, utterances, dask_clie
     assert out.splitlines() == expected
 
 
-def test_audio_stays_in_the_dataset_rows_without_audio_dir(utterances, dask_client, tmp_path):
+def test_audio_stays_in_the_dataset_rows_without_audio_dir(
+    utterances, dask_client, tmp_path, monkeypatch
+):
     """No copy: each cut names its row; an id, a directory and a loaded dataset all work."""
     dataset = hf_dataset(utterances, "bytes")
     datasets.DatasetDict({"train": dataset}).save_to_disk(tmp_path / "dd")
     before = sorted(p.name for p in tmp_path.iterdir())
-    by_path = cutset_from_huggingface(INFO, None, str(tmp_path / "dd"), "train", dask_client)
+    monkeypatch.chdir(tmp_path)
+    by_path = cutset_from_huggingface(INFO, None, "dd", "train", dask_client)
+    monkeypatch.chdir(tmp_path.parent)  # the cuts name the directory absolutely
     by_object = cutset_from_huggingface(
         INFO, None, datasets.load_from_disk(tmp_path / "dd"), "train", dask_client
     )
