@@ -58,6 +58,9 @@ def save_huggingface(items: Iterable[dict[str, Any]], path: str | os.PathLike) -
 def save_lhotse(cuts: Any, directory: str | os.PathLike) -> None:
     """Write a ``CutSet`` as ``recordings``, ``supervisions`` and ``cuts`` ``.jsonl.gz``.
 
+    The manifests point at the audio where the cuts do (files, or rows of a dataset that
+    must stay where it is); :func:`save_huggingface` embeds the audio instead.
+
     Example:
         >>> save_lhotse(cuts, "data/shared/train")   # doctest: +SKIP
     """

@@ -163,9 +163,9 @@ def test_dataset_ids_resolved_by_each_worker(utterances, dask_client, tmp_path):
     parquet_dir = tmp_path / "parquet"
     parquet_dir.mkdir()
     dataset.to_parquet(parquet_dir / "train-00000.parquet")
-    from_parquet = cutset_from_huggingface(
-        INFO, None, str(parquet_dir), "train", dask_client, audio_dir=tmp_path / "a2"
-    )
+    # A data directory: load_dataset builds it, and so does each reader of the row sources.
+    from_parquet = cutset_from_huggingface(INFO, None, str(parquet_dir), "train", dask_client)
+    assert {c.recording.sources[0].type for c in from_parquet} == {"url"}
     assert list(from_parquet.ids) == list(cuts.ids)
     assert_same_audio(from_parquet, utterances)
 
