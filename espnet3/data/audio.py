@@ -144,7 +144,8 @@ def _probe(data: bytes | None = None, path: str | None = None) -> LoadedAudio:
     try:
         info = sf.info(io.BytesIO(data) if data is not None else path)
     except Exception as exc:  # soundfile raises several types for corrupt input
-        raise Espnet3Error(f"audio ({where}) is unreadable: {exc}") from None
+        reason = getattr(exc, "error_string", None) or str(exc)  # not "<BytesIO at 0x...>"
+        raise Espnet3Error(f"audio ({where}) is unreadable: {reason}") from None
     if info.frames <= 0:
         raise Espnet3Error(f"audio ({where}) is empty (0 samples)")
     return LoadedAudio(
@@ -184,6 +185,8 @@ def _pcm_wav_header(data: bytes) -> tuple[int, int, int] | None:
         )
         body = offset + 8
         if chunk == b"fmt " and size >= 16:
+            if body + 16 > len(data):
+                return None  # cut inside the header: soundfile says what is wrong
             fmt = struct.unpack_from("<HHIIHH", data, body)
         elif chunk == b"data":
             if fmt is None or fmt[0] != _WAVE_FORMAT_PCM or fmt[4] == 0:

@@ -73,23 +73,24 @@ def open_reference(reference: Reference) -> Any:
     path, split, load_kwargs, raw_audio = reference
     try:
         if Path(path, "dataset_dict.json").is_file() or Path(path, "state.json").is_file():
-            dataset = select_split(datasets.load_from_disk(path), split)
+            dataset = datasets.load_from_disk(path)
         else:
             dataset = datasets.load_dataset(path, split=split, **dict(load_kwargs))
-    except (ConfigError, FileNotFoundError, ValueError) as exc:
+    except (FileNotFoundError, ValueError) as exc:
         raise ConfigError(
             f"cannot open dataset {path!r} split {split!r}: {exc}: give a save_to_disk "
             "directory, a local data directory, or a hub id (needs network or the HF cache)"
         ) from exc
-    _OPENED[reference] = _prepare(dataset, raw_audio)
+    _OPENED[reference] = _prepare(select_split(dataset, split), raw_audio)
     return _OPENED[reference]
 
 
 def saved_location(dataset: Any) -> Reference | None:
     """The reference of a ``Dataset`` loaded unchanged from a ``save_to_disk`` directory.
 
-    ``None`` when its rows live only in memory, or were selected, filtered or mapped since
-    (its arrow files are then no longer exactly the ones the directory lists).
+    ``None`` when its rows live only in memory, or were selected, sliced, filtered or mapped
+    since: its row ``i`` must be row ``i`` of the directory (same arrow files, no index
+    mapping, same number of rows).
     """
     files = [entry["filename"] for entry in getattr(dataset, "cache_files", None) or []]
     if not files or getattr(dataset, "_indices", None) is not None:
@@ -102,4 +103,12 @@ def saved_location(dataset: Any) -> Reference | None:
             ]
     except (OSError, KeyError, TypeError, ValueError):
         return None
-    return (folder, None, (), True) if listed == files else None
+    reference = (folder, None, (), True)
+    if listed != files or len(open_reference(reference)) != len(dataset):
+        return None  # a contiguous slice keeps the files but not the row numbers
+    return reference
+
+
+def fingerprint(reference: Reference) -> str:
+    """The ``datasets`` fingerprint of the referenced split: it changes when its data does."""
+    return open_reference(reference)._fingerprint

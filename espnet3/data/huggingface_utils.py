@@ -31,7 +31,13 @@ from lhotse import CutSet, MonoCut
 
 from espnet3.data.audio import load_audio
 from espnet3.data.fields import DEFAULT_DATA_INFO, custom_names, plain, resolve_fields
-from espnet3.data.hf_open import open_reference, open_split, saved_location, select_split
+from espnet3.data.hf_open import (
+    fingerprint,
+    open_reference,
+    open_split,
+    saved_location,
+    select_split,
+)
 from espnet3.data.row_cuts import row_to_cut, utt_id
 from espnet3.data.row_source import row_url
 from espnet3.errors import ConfigError, Espnet3Error, ItemError
@@ -142,55 +148,85 @@ def cutset_from_huggingface(
     fields = resolve_fields(data_info)
     if on_error not in _ON_ERROR:
         raise ConfigError(f"on_error must be one of {_ON_ERROR}, got {on_error!r}")
-    if rows_per_chunk is not None and (not isinstance(rows_per_chunk, int) or rows_per_chunk < 1):
-        raise ConfigError(f"rows_per_chunk must be a positive integer, got {rows_per_chunk!r}")
+    for name, value in (("rows_per_chunk", rows_per_chunk), ("dataset_length", dataset_length)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+            raise ConfigError(f"{name} must be an integer or None, got {value!r}")
+    if rows_per_chunk is not None and rows_per_chunk < 1:
+        raise ConfigError(f"rows_per_chunk must be positive, got {rows_per_chunk}")
+    if dataset_length is not None and dataset_length < 0:
+        raise ConfigError(
+            f"dataset_length must be >= 0 (or None for all rows), got {dataset_length}"
+        )
     dataset, reference, location = None, None, None
     if isinstance(dataset_id, (str, os.PathLike)):
         # A local directory is named absolutely: workers and readers may run elsewhere.
         name = str(Path(dataset_id).resolve()) if Path(dataset_id).exists() else str(dataset_id)
         reference = (name, split, tuple(sorted((load_kwargs or {}).items())), raw_audio)
-        location = reference
+        location = (*reference[:3], True)
         if dataset_length is None:  # given a length, only the workers open the dataset
             dataset = open_reference(reference)
     else:
         location = saved_location(select_split(dataset_id, split))
         dataset = open_split(dataset_id, split, raw_audio)
-    total = len(dataset) if dataset is not None else int(dataset_length)
+    total = len(dataset) if dataset is not None else dataset_length
     if dataset is not None and dataset_length is not None:
-        total = min(total, int(dataset_length))
-    chunks = _Chunks(total, rows_per_chunk or DEFAULT_ROWS_PER_CHUNK, dataset, reference)
-    audio_column = (DEFAULT_DATA_INFO if data_info is None else data_info)["audio"]
+        total = min(total, dataset_length)
+    size = rows_per_chunk or DEFAULT_ROWS_PER_CHUNK
     options = {
         "fields": fields,
         "audio_dir": None if audio_dir is None else str(Path(audio_dir).resolve()),
-        "locate_row": (
-            partial(row_url, location, audio_column)
-            if audio_dir is None and location is not None and isinstance(audio_column, str)
-            else None
-        ),
+        "locate_row": None if audio_dir is not None else _row_locator(location, data_info),
         "id_prefix": f"{split}-" if id_prefix is None and split else (id_prefix or ""),
         "audio_format": audio_format,
     }
+    where = f"{_describe(dataset_id)} split {split!r}"
     by_chunk: dict[int, list[MonoCut]] = {}
     failures: list[dict] = []
-    for position, (cuts, bad) in parallel_for(
-        convert_chunk, chunks, client, chunk_size=1, **options
-    ):
-        if bad and on_error == "raise":
-            first = min(bad, key=lambda e: e["index"])
-            raise ItemError(
-                f"row {first['index']} (utt_id {first['utt_id']!r}) of {_describe(dataset_id)} "
-                f"split {split!r}: {first['error']} (on_error='skip' drops such rows)",
-                index=first["index"],
-            )
-        by_chunk[position] = cuts
-        failures.extend(bad)
+    first_bad = None  # lowest chunk with a bad row, when on_error='raise'
+    try:
+        for position, (cuts, bad) in parallel_for(
+            convert_chunk, _Chunks(total, size, dataset, reference), client, chunk_size=1, **options
+        ):
+            by_chunk[position] = cuts
+            failures.extend(bad)
+            if bad and on_error == "raise" and (first_bad is None or position < first_bad):
+                first_bad = position
+            # Chunks finish in any order: name the first bad row only once every row before
+            # it is known, so the error is the same on every run.
+            if first_bad is not None and all(p in by_chunk for p in range(first_bad)):
+                first = min(failures, key=lambda e: e["index"])
+                raise ItemError(
+                    f"row {first['index']} (utt_id {first['utt_id']!r}) of {where}: "
+                    f"{first['error']} (on_error='skip' drops such rows)",
+                    index=first["index"],
+                )
+    except ItemError as exc:
+        if exc.__cause__ is None:  # a bad row, named above
+            raise
+        cause, start = exc.__cause__, exc.index * size
+        reason = (
+            str(cause) if isinstance(cause, Espnet3Error) else f"{type(cause).__name__}: {cause}"
+        )
+        raise ItemError(
+            f"rows {start}..{min(start + size, total) - 1} of {where} failed: {reason}",
+            index=start,
+        ) from cause
     failures.sort(key=lambda e: e["index"])
     if errors_path is not None:
         atomic_write_jsonl(errors_path, failures)
     if errors is not None:
         errors.extend(failures)
     return _assemble(by_chunk)
+
+
+def _row_locator(location: tuple | None, data_info: Mapping[str, Any] | None) -> Any:
+    """``locate_row`` for cuts whose audio stays in the dataset; ``None`` when it cannot."""
+    column = (DEFAULT_DATA_INFO if data_info is None else data_info)["audio"]
+    if location is None or not isinstance(column, str):
+        return None
+    if column not in open_reference(location).column_names:
+        return None  # renamed since it was saved: the rows cannot be named
+    return partial(row_url, location, fingerprint(location), column)
 
 
 class _Chunks:
@@ -227,7 +263,9 @@ def convert_chunk(
     rows = chunk.rows
     if chunk.reference is not None:
         dataset = open_reference(chunk.reference)
-        rows = dataset.select(range(min(chunk.start, len(dataset)), min(chunk.stop, len(dataset))))
+        if chunk.start >= len(dataset):  # dataset_length was larger than the dataset
+            return [], []
+        rows = dataset.select(range(chunk.start, min(chunk.stop, len(dataset))))
     cuts, bad = [], []
     for index, row in enumerate(_iter_rows(rows), start=chunk.start):
         try:

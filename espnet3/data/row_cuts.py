@@ -11,7 +11,7 @@ So a cut's source is one of:
 - a ``file`` source for a row that names an existing file, referenced where it is;
 - with ``audio_dir``, a ``file`` source written there as ``<row // 1000>/<utt_id>.<ext>``:
   encoded bytes unchanged in their own format, decoded samples (arrays, torchcodec decoders)
-  as 16-bit ``audio_format`` (FLAC by default: lossless for 16-bit audio, about half the size
+  and SPHERE audio (which Lhotse reads only through ``sph2pipe``) as 16-bit ``audio_format`` (FLAC by default: lossless for 16-bit audio, about half the size
   of WAV). Every write is atomic and deterministic, so a re-run rewrites identical files.
 
 Example:
@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 import soundfile as sf
-from lhotse import AudioSource, MonoCut, Recording, SupervisionSegment
+from lhotse import AudioSource, MonoCut, MultiCut, Recording, SupervisionSegment
 
 from espnet3.data.audio import LoadedAudio, load_audio
 from espnet3.data.fields import custom_names, plain
@@ -67,8 +67,11 @@ def row_to_cut(
     id_prefix: str = "",
     audio_format: str = "flac",
     locate_row: Callable[[int, str], str] | None = None,
-) -> MonoCut:
+) -> MonoCut | MultiCut:
     """Build the cut of one row (see the module docstring for where its audio is read from).
+
+    A multi-channel row gives a ``MultiCut`` over all its channels (a ``MonoCut`` would keep
+    only the first).
 
     ``locate_row(index, extension)`` gives the source string of the row's own audio; it is
     used when there is no ``audio_dir``. Raises :class:`Espnet3Error` when the audio is missing
@@ -87,22 +90,23 @@ def row_to_cut(
         num_samples=audio.num_samples,
         duration=audio.num_samples / audio.sampling_rate,
     )
+    channel = 0 if audio.num_channels == 1 else list(range(audio.num_channels))
     supervision = SupervisionSegment(
         id=cut_id,
         recording_id=cut_id,
         start=0.0,
         duration=recording.duration,
-        channel=0,
+        channel=channel,
         text=str(text),
         speaker=_optional(fields, "speaker", row),
         language=_optional(fields, "language", row),
     )
     custom = {name: plain(fields[name](row)) for name in custom_names(fields)}
-    return MonoCut(
+    return (MonoCut if channel == 0 else MultiCut)(
         id=cut_id,
         start=0.0,
         duration=recording.duration,
-        channel=0,
+        channel=channel,
         recording=recording,
         supervisions=[supervision],
         custom=custom or None,
@@ -123,18 +127,29 @@ def _source(
     locate_row: Callable[[int, str], str] | None,
 ) -> AudioSource:
     channels = list(range(audio.num_channels))
-    if audio.data is None and audio.path is not None:
+    sphere = audio.format == "nist"  # Lhotse reads .sph files only through sph2pipe
+    if audio.data is None and audio.path is not None and not (sphere and audio_dir):
+        if sphere:
+            raise Espnet3Error(
+                f"{audio.path} is SPHERE audio, which Lhotse reads only through the sph2pipe "
+                "tool: give audio_dir to convert it to FLAC files"
+            )
         return AudioSource(type="file", channels=channels, source=str(Path(audio.path).resolve()))
     extension = _EXTENSIONS.get(audio.format, audio.format)
     if audio_dir is None:
         if audio.data is None or locate_row is None:
-            what = "decoded samples" if audio.data is None else "bytes of a dataset in memory"
+            what = (
+                "decoded samples"
+                if audio.data is None
+                else "bytes of a dataset that cannot be re-opened as it is (in memory, or "
+                "selected, sliced, filtered or mapped since it was loaded)"
+            )
             raise Espnet3Error(
                 f"the audio is {what}, which a cut cannot point at: give audio_dir to write "
                 "it to files (or convert a dataset saved with save_to_disk, by path)"
             )
         return AudioSource(type="url", channels=channels, source=locate_row(index, extension))
-    if audio.data is not None:
+    if audio.data is not None and not sphere:
         data = audio.data
     else:
         extension, data = audio_format, _encode(audio, audio_format)

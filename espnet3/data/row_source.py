@@ -4,20 +4,22 @@ A cut made by :func:`~espnet3.data.huggingface_utils.cutset_from_huggingface` wi
 ``audio_dir`` keeps its row's encoded bytes where they are, in the dataset's arrow files. Its
 source is a Lhotse ``url`` source naming the row::
 
-    hf-row:<dataset>|<split>|<load_kwargs as JSON>|<column>|<row>.<extension>
+    hf-row:<dataset>|<split>|<load_kwargs as JSON>|<fingerprint>|<column>|<row>.<extension>
 
 (each part percent-encoded), which survives ``to_file`` and reads back lazily in any process:
 Lhotse opens ``url`` sources through its IO backend, and importing this module (which
 ``espnet3.data.huggingface_utils`` and ``espnet3.data.dataset`` do) puts
 :class:`DatasetRowIOBackend` in front of the backend that was in use. A process that reads such
-cuts with Lhotse alone needs ``import espnet3.data.row_source`` first.
+cuts with Lhotse alone needs ``import espnet3.data.row_source`` first. The dataset's
+``datasets`` fingerprint is part of the source: a dataset rewritten after the conversion is
+refused on read instead of giving another row's audio.
 
 Example:
-    >>> url = row_url(("/data/an4", "train", (), True), "audio", 7, "flac")
+    >>> url = row_url(("/data/an4", "train", (), True), "9f2c", "audio", 7, "flac")
     >>> url
-    'hf-row:%2Fdata%2Fan4|train||audio|7.flac'
+    'hf-row:%2Fdata%2Fan4|train||9f2c|audio|7.flac'
     >>> parse_row_url(url)
-    (('/data/an4', 'train', (), True), 'audio', 7)
+    (('/data/an4', 'train', (), True), '9f2c', 'audio', 7)
 """
 
 from __future__ import annotations
@@ -36,46 +38,41 @@ from lhotse.serialization import (
 )
 
 from espnet3.data.hf_open import Reference, open_reference
-from espnet3.errors import Espnet3Error
+from espnet3.errors import ConfigError, Espnet3Error
 
 SCHEME = "hf-row:"
 _COLUMNS: dict[tuple[Reference, str], Any] = {}  # per process: one audio column, opened once
 
 
-def row_url(reference: Reference, column: str, row: int, extension: str) -> str:
+def row_url(reference: Reference, fingerprint: str, column: str, row: int, extension: str) -> str:
     """The source string of ``column`` in row ``row`` of the referenced dataset split."""
     path, split, load_kwargs, _ = reference
     options = json.dumps(dict(load_kwargs), sort_keys=True) if load_kwargs else ""
-    parts = (path, split or "", options, column)
+    parts = (path, split or "", options, fingerprint, column)
     return SCHEME + "|".join(quote(part, safe="") for part in parts) + f"|{row}.{extension}"
 
 
-def parse_row_url(url: str) -> tuple[Reference, str, int]:
-    """``(reference, column, row)`` of a :func:`row_url` string."""
+def parse_row_url(url: str) -> tuple[Reference, str, str, int]:
+    """``(reference, fingerprint, column, row)`` of a :func:`row_url` string."""
     try:
-        path, split, options, column, last = url[len(SCHEME) :].split("|")
+        path, split, options, fingerprint, column, last = url[len(SCHEME) :].split("|")
         row = int(last.split(".", 1)[0])
         load_kwargs = tuple(sorted(json.loads(unquote(options)).items())) if options else ()
     except ValueError:
         raise Espnet3Error(
             f"malformed dataset row source {url!r}: expected "
-            "hf-row:<dataset>|<split>|<options>|<column>|<row>.<extension>"
+            "hf-row:<dataset>|<split>|<options>|<fingerprint>|<column>|<row>.<extension>"
         ) from None
-    return (unquote(path), unquote(split) or None, load_kwargs, True), unquote(column), row
+    reference = (unquote(path), unquote(split) or None, load_kwargs, True)
+    return reference, unquote(fingerprint), unquote(column), row
 
 
 def read_row_audio(url: str) -> bytes:
     """The encoded audio bytes a :func:`row_url` names (a file it names is read)."""
-    reference, column, row = parse_row_url(url)
+    reference, expected, column, row = parse_row_url(url)
     key = (reference, column)
     if key not in _COLUMNS:
-        dataset = open_reference(reference)
-        if column not in dataset.column_names:
-            raise Espnet3Error(
-                f"{url}: dataset {reference[0]!r} has no column {column!r} (it has "
-                f"{dataset.column_names}): the dataset changed since the cuts were made"
-            )
-        _COLUMNS[key] = dataset.select_columns([column])
+        _COLUMNS[key] = _open_column(url, reference, expected, column)
     rows = _COLUMNS[key]
     if not 0 <= row < len(rows):
         raise Espnet3Error(
@@ -90,6 +87,27 @@ def read_row_audio(url: str) -> bytes:
     if not isinstance(data, bytes):
         raise Espnet3Error(f"{url}: the row holds no encoded audio ({type(value).__name__})")
     return data
+
+
+def _open_column(url: str, reference: Reference, expected: str, column: str) -> Any:
+    try:
+        dataset = open_reference(reference)
+    except ConfigError as exc:
+        raise Espnet3Error(
+            f"the dataset these cuts read their audio from cannot be opened ({exc}): put it "
+            "back where it was, or convert again"
+        ) from None
+    if dataset._fingerprint != expected:
+        raise Espnet3Error(
+            f"{url}: dataset {reference[0]!r} changed since the cuts were made (fingerprint "
+            f"{dataset._fingerprint}, cuts made from {expected}): convert it again"
+        )
+    if column not in dataset.column_names:
+        raise Espnet3Error(
+            f"{url}: dataset {reference[0]!r} has no column {column!r} (it has "
+            f"{dataset.column_names}): the dataset changed since the cuts were made"
+        )
+    return dataset.select_columns([column])
 
 
 class DatasetRowIOBackend(IOBackend):

@@ -71,6 +71,17 @@ def test_wav_header_reading_agrees_with_soundfile(container, subtype, channels):
         np.testing.assert_array_equal(audio.read(), sf.read(io.BytesIO(data), dtype="float32")[0])
 
 
+def test_a_wav_cut_inside_its_header_is_unreadable_not_a_crash():
+    buf = io.BytesIO()
+    sf.write(buf, np.zeros(10, np.int16), 8000, format="WAV")
+    for size in (13, 30, 36):
+        with pytest.raises(
+            Espnet3Error, match=rf"audio \({size} bytes\) is unreadable: [A-Z]"
+        ) as e:
+            load_audio({"bytes": buf.getvalue()[:size]})
+        assert "BytesIO" not in str(e.value)
+
+
 def test_a_wav_header_without_samples_is_an_error():
     buf = io.BytesIO()
     sf.write(buf, np.zeros(10, np.int16), 8000, format="WAV")

@@ -1,8 +1,10 @@
 import hashlib
+import io
 import json
 import shutil
 import subprocess
 import sys
+from urllib.parse import quote
 
 import datasets
 import numpy as np
@@ -106,33 +108,72 @@ def test_audio_stays_in_the_dataset_rows_without_audio_dir(
         validate(cuts)
         assert {c.recording.sources[0].type for c in cuts} == {"url"}
         assert_same_audio(cuts, utterances)
-    assert by_path[0].recording.sources[0].source.endswith("|train||audio|0.wav")
+    source = by_path[0].recording.sources[0].source
+    assert source.startswith(f"hf-row:{quote(str(tmp_path / 'dd'), safe='')}|train||")
+    assert source.endswith("|audio|0.wav")
 
 
 def test_rows_a_cut_cannot_point_at_need_audio_dir(utterances, tmp_path):
     in_memory = hf_dataset(utterances, "bytes")
-    with pytest.raises(ItemError, match=r"row 0 .*bytes of a dataset in memory.*give audio_dir"):
+    with pytest.raises(ItemError, match=r"row 0 .*cannot be re-opened as it is.*give audio_dir"):
         cutset_from_huggingface(INFO, None, in_memory, "t")
-    selected = saved(in_memory, tmp_path).select([2, 0, 1])  # rows no longer where saved
-    with pytest.raises(ItemError, match="give audio_dir"):
-        cutset_from_huggingface(INFO, None, selected, "t")
+    loaded = saved(in_memory, tmp_path)
+    # Rows no longer where they were saved: an index mapping, or a slice of the same files.
+    for changed in (loaded.select([2, 0, 1]), loaded.select(range(3, 6)), loaded.skip(1)):
+        with pytest.raises(ItemError, match="give audio_dir"):
+            cutset_from_huggingface(INFO, None, changed, "t")
     with pytest.raises(ItemError, match=r"decoded samples.*give audio_dir"):
         cutset_from_huggingface(INFO, None, hf_dataset(utterances, "decoded"), "t")
     paths = cutset_from_huggingface(INFO, None, hf_dataset(utterances, "paths"), "t")
     assert [c.recording.sources[0].source for c in paths] == [u["path"] for u in utterances]
 
 
-def test_a_dataset_changed_after_conversion_is_named_when_read(utterances, tmp_path):
+def _reopened_elsewhere():
+    """Forget opened datasets, as a new process reading the cuts would."""
     from espnet3.data import hf_open
 
-    dataset = saved(hf_dataset(utterances, "bytes"), tmp_path)
-    cuts = cutset_from_huggingface(INFO, None, dataset, "t")
-    shutil.rmtree(tmp_path / "saved")
-    saved(hf_dataset(utterances[:2], "bytes"), tmp_path)
-    hf_open._OPENED.clear()  # a new process would open the dataset afresh
+    hf_open._OPENED.clear()
     row_source._COLUMNS.clear()
-    with pytest.raises(Espnet3Error, match=r"row 2 is beyond the 2 rows .* changed since"):
-        cuts[2].load_audio()
+
+
+def test_a_dataset_changed_after_conversion_is_refused_when_read(utterances, tmp_path):
+    """Same rows reordered, fewer rows, or gone: never another row's audio."""
+    dataset = hf_dataset(utterances, "bytes")
+    cuts = cutset_from_huggingface(INFO, None, saved(dataset, tmp_path), "t")
+    for rewrite in (dataset.select([1, 0, *range(2, len(dataset))]), dataset.select([0, 1])):
+        shutil.rmtree(tmp_path / "saved")
+        saved(rewrite.flatten_indices(), tmp_path)
+        _reopened_elsewhere()
+        with pytest.raises(Espnet3Error, match=r"changed since the cuts were made \(fingerprint"):
+            cuts[0].load_audio()
+    shutil.rmtree(tmp_path / "saved")
+    _reopened_elsewhere()
+    with pytest.raises(Espnet3Error, match=r"cannot be opened .*put it back where it was"):
+        cuts[0].load_audio()
+
+
+def test_a_row_beyond_the_dataset_is_named(utterances, tmp_path):
+    from espnet3.data.hf_open import fingerprint
+
+    cuts = cutset_from_huggingface(
+        INFO, None, saved(hf_dataset(utterances, "bytes"), tmp_path), "t"
+    )
+    reference, stamp, column, _ = row_source.parse_row_url(cuts[0].recording.sources[0].source)
+    assert stamp == fingerprint(reference)
+    url = row_source.row_url(reference, stamp, column, len(utterances), "wav")
+    with pytest.raises(Espnet3Error, match=rf"row {len(utterances)} is beyond the"):
+        row_source.read_row_audio(url)
+
+
+def test_first_bad_row_is_reported_whatever_chunk_finishes_first(utterances, dask_client, tmp_path):
+    rows = _bad_rows(utterances)  # rows 1, 2 and 3 are bad
+    info = {"audio": "audio", "text": "text", "id": "utt"}
+    for _ in range(3):
+        with pytest.raises(ItemError, match=r"^row 1 ") as err:
+            cutset_from_huggingface(
+                info, None, rows, "t", dask_client, audio_dir=tmp_path, rows_per_chunk=1
+            )
+        assert err.value.index == 1
 
 
 def test_ids_are_stable_and_default_to_split_and_row(utterances, tmp_path):
@@ -243,6 +284,60 @@ def test_configuration_errors(utterances, tmp_path):
         cutset_from_huggingface(dup, None, dataset, "t", audio_dir=tmp_path)
     with pytest.raises(ConfigError, match="cannot open dataset"):
         cutset_from_huggingface(INFO, None, str(tmp_path / "nope"), "t", audio_dir=tmp_path)
+    for bad in (-1, "5", 2.5):
+        with pytest.raises(ConfigError, match=r"dataset_length must be"):
+            cutset_from_huggingface(INFO, bad, dataset, "t", audio_dir=tmp_path)
+
+
+def test_dataset_length_beyond_the_dataset_and_errors_outside_rows(
+    utterances, dask_client, tmp_path
+):
+    datasets.DatasetDict({"train": hf_dataset(utterances, "bytes")}).save_to_disk(tmp_path / "dd")
+    n = len(utterances)
+    cuts = cutset_from_huggingface(
+        INFO, n + 5, str(tmp_path / "dd"), "train", dask_client, rows_per_chunk=2
+    )
+    assert list(cuts.ids) == [u["utt_id"] for u in utterances]
+    # Given a length, only the workers open the dataset: their error names the rows and why.
+    with pytest.raises(ItemError, match=r"^rows \d+\.\.\d+ of .* split 'dev' failed: split 'dev' "):
+        cutset_from_huggingface(
+            INFO, 4, str(tmp_path / "dd"), "dev", dask_client, audio_dir=tmp_path / "a"
+        )
+
+
+def test_multichannel_rows_keep_every_channel(tmp_path):
+    from espnet3.data.dataset import ESPnet3Dataset
+
+    stereo = np.stack([np.arange(800), -np.arange(800)], axis=1).astype(np.int16)
+    buf = io.BytesIO()
+    sf.write(buf, stereo, 8000, format="WAV")
+    dataset = datasets.Dataset.from_dict(
+        {"audio": [{"bytes": buf.getvalue(), "path": None}], "text": ["two"]}
+    ).cast_column("audio", datasets.Audio(decode=False))
+    for audio_dir in (tmp_path / "a", None):
+        source = dataset if audio_dir else saved(dataset, tmp_path)
+        cuts = cutset_from_huggingface(None, None, source, "t", audio_dir=audio_dir)
+        validate(cuts, read_data=True)
+        assert cuts[0].num_channels == 2
+        np.testing.assert_array_equal(np.rint(cuts[0].load_audio().T * 32768), stereo)
+        from_cuts = ESPnet3Dataset(cuts)[0]["speech"]
+        assert from_cuts.shape == ESPnet3Dataset(dataset, data_info=None)[0]["speech"].shape
+
+
+def test_sphere_audio_becomes_flac_lhotse_can_read(an4_sphere_dir, tmp_path):
+    sph = sorted(an4_sphere_dir.glob("wav/*/*/*.sph"))[0]
+    rows = {"audio": [{"bytes": sph.read_bytes(), "path": None}], "text": ["a"], "p": [str(sph)]}
+    dataset = datasets.Dataset.from_dict(rows)
+    samples = np.rint(sf.read(sph, dtype="float32")[0] * 32768)
+    for info in ({"audio": "audio", "text": "text"}, {"audio": "p", "text": "text"}):
+        cuts = cutset_from_huggingface(info, None, dataset, "t", audio_dir=tmp_path / "a")
+        assert cuts[0].recording.sources[0].source.endswith(".flac")
+        validate(cuts, read_data=True)
+        np.testing.assert_array_equal(np.rint(cuts[0].load_audio()[0] * 32768), samples)
+    with pytest.raises(
+        ItemError, match=r"SPHERE audio, which Lhotse reads only through.*audio_dir"
+    ):
+        cutset_from_huggingface({"audio": "p", "text": "text"}, None, dataset, "t")
 
 
 @pytest.mark.parametrize("mode", ["bytes", "decoded"])
