@@ -18,11 +18,13 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import itertools
 import math
 import time
 import traceback
 import uuid
+import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
@@ -199,6 +201,55 @@ class ChunkSizer:
         return size
 
 
+_LOADABLE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # client -> checked digests
+
+
+def check_loadable(client: Any, payload: Any) -> None:
+    """Fail at once when a worker cannot unpickle ``payload`` (the function and its arguments).
+
+    A worker that cannot unpickle a task, typically a function from a module only this
+    process can import, does not fail that task: Dask's message handler on the worker dies and
+    the map waits forever. Each distinct payload is tried once per client on the workers
+    connected now.
+
+    Example (a module put on ``sys.path`` after the workers started)::
+
+        check_loadable(client, (onlyhere.f, {}))
+        # ConfigError: ... cannot be loaded on worker tcp://127.0.0.1:40125 ...
+    """
+    from distributed.protocol import pickle
+
+    try:
+        blob = pickle.dumps(payload)
+    except Exception:
+        return  # unpicklable here: submit names the cause
+    digest = hashlib.sha1(blob).digest()
+    checked = _LOADABLE.setdefault(client, set())
+    if digest in checked:
+        return
+    answers = client.run(_loads_error, blob)
+    problems = {worker: error for worker, error in answers.items() if error}
+    if problems:
+        worker, error = min(problems.items())
+        raise ConfigError(
+            f"the function or its arguments cannot be loaded on worker {worker} "
+            f"({len(problems)} worker(s) fail): {error}: make that module importable where the "
+            "workers run (installed, or on their PYTHONPATH), or move the code into such a module"
+        )
+    if answers:  # workers that join later are tried by the next new payload
+        checked.add(digest)
+
+
+def _loads_error(blob: bytes) -> str | None:
+    from distributed.protocol import pickle
+
+    try:
+        pickle.loads(blob)
+    except Exception as exc:
+        return f"{type(exc).__name__}: {exc}"
+    return None
+
+
 def _dask_for(
     func: Callable,
     items: Iterable[Any],
@@ -226,6 +277,8 @@ def _dask_for(
             return False
         start = next_index
         next_index += len(chunk)
+        if start == 0:
+            check_loadable(client, (func, setup, kwargs))
         try:
             future = client.submit(
                 run_chunk,

@@ -174,3 +174,16 @@ def test_chunk_sizer_grows_to_the_target_and_spreads_the_tail():
     cheap.observe(1, 1e-9)
     assert cheap.next_size() == MAX_CHUNK_SIZE
     assert ChunkSizer(5, slots=2, total=3).next_size() == 5
+
+
+def test_a_function_workers_cannot_import_fails_at_once(backend, tmp_path, monkeypatch):
+    """Unchecked, the workers' message handler dies on the task and the map waits forever."""
+    if backend["env"] == "none":
+        pytest.skip("in process, every module the caller imports is there")
+    (tmp_path / "only_in_the_parent.py").write_text("def inc(x):\n    return x + 1\n")
+    monkeypatch.syspath_prepend(str(tmp_path))  # after the workers started: they lack it
+    import only_in_the_parent
+
+    with pytest.raises(ConfigError, match=r"No module named 'only_in_the_parent'.*PYTHONPATH"):
+        parallel_map(only_in_the_parent.inc, range(4))
+    assert parallel_map(abs, [-1, -2]) == [1, 2]  # the cluster is still usable
