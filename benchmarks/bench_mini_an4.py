@@ -28,7 +28,6 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.common import machine, repeat, throughput_table, write_section  # noqa: E402
-from espnet3.cli.worker_imports import RecipeImportPlugin  # noqa: E402
 from espnet3.components.data.dataset_reference import resolve_dataset_module  # noqa: E402
 from espnet3.parallel import get_client, set_parallel  # noqa: E402
 
@@ -87,8 +86,7 @@ def main(argv: list[str] | None = None) -> None:
         set_parallel(None)
         sequential = repeat(stage, repeats)
         t0 = time.perf_counter()
-        with get_client({"env": "local", "n_workers": 2}) as client:
-            client.register_plugin(RecipeImportPlugin([Path(RECIPE.__file__).parent]))
+        with get_client({"env": "local", "n_workers": 2}):
             startup = time.perf_counter() - t0
             local = repeat(stage, repeats)
     finally:

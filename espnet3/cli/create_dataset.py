@@ -18,8 +18,7 @@ import json
 from typing import Any
 
 from espnet3.cli.recipe_config import load_recipe_config
-from espnet3.cli.recipe_refs import package_dir, resolve_object
-from espnet3.components.data.dataset_reference import resolve_dataset_module
+from espnet3.cli.recipe_refs import resolve_object
 from espnet3.errors import ConfigError
 from espnet3.utils.config import as_mapping, check_keys, to_plain
 
@@ -52,17 +51,10 @@ def create_dataset(config: Any) -> dict[str, Any]:
 
     system = BaseSystem(config)
     stages = [_stage(entry, i, system.recipe_dir) for i, entry in enumerate(_stages(config))]
-    dirs = {package_dir(func) for _, func, _ in stages}
-    for ref in system.dataset_references():
-        module = resolve_dataset_module(ref.data_src, recipe_dir=system.recipe_dir)
-        dirs.add(package_dir(module))
     set_parallel(system.parallel)
     try:
-        with get_client() as client:
-            if client is not None and dirs - {None}:
-                from espnet3.cli.worker_imports import RecipeImportPlugin
-
-                client.register_plugin(RecipeImportPlugin(dirs - {None}))
+        # Maps make the recipe packages imported here importable on the workers.
+        with get_client():
             datasets = system.create_dataset()
             results = {name: func(**args) for name, func, args in stages}
     finally:

@@ -12,7 +12,6 @@ Example:
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Any
 
 from espnet3.components.data.dataset_reference import resolve_dataset_module
@@ -34,17 +33,3 @@ def resolve_object(ref: str, recipe_dir: str | os.PathLike | None = None) -> Any
             "check the name or add it to the package's __init__.py"
         )
     return getattr(module, name)
-
-
-def package_dir(obj: Any) -> Path | None:
-    """The directory of the recipe package ``obj`` (a module, class or function) comes from.
-
-    ``None`` for objects of ordinary installed modules, which workers import by name.
-    """
-    import sys
-
-    name = obj.__name__ if isinstance(obj, type(sys)) else getattr(obj, "__module__", "")
-    top = sys.modules.get(name.split(".")[0])
-    if top is None or not name.startswith("espnet3_dir_"):
-        return None
-    return Path(top.__file__).parent

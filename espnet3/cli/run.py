@@ -47,7 +47,7 @@ def add_parser(subparsers: Any) -> None:
 
 def run_from_config(config: Any) -> Any:
     """Apply the ``run:`` runner of ``config``; return ``[(index, result)]`` (or the submission)."""
-    from espnet3.cli.recipe_refs import package_dir, resolve_object
+    from espnet3.cli.recipe_refs import resolve_object
     from espnet3.parallel import get_client, set_parallel
 
     section = as_mapping(config.get("run"), "run")
@@ -65,12 +65,8 @@ def run_from_config(config: Any) -> Any:
         indices = range(len(provider.build_env_local()["dataset"]))
     set_parallel(config.get("parallel"))
     try:
-        with get_client() as client:
-            dirs = {package_dir(runner_cls), package_dir(provider_cls)} - {None}
-            if client is not None and dirs:
-                from espnet3.cli.worker_imports import RecipeImportPlugin
-
-                client.register_plugin(RecipeImportPlugin(dirs))
+        # Maps make the recipe packages imported here importable on the workers.
+        with get_client():
             if runner.async_mode:
                 return runner(list(indices))
             return list(runner.iter(list(indices)))

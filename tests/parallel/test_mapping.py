@@ -187,3 +187,15 @@ def test_a_function_workers_cannot_import_fails_at_once(backend, tmp_path, monke
     with pytest.raises(ConfigError, match=r"No module named 'only_in_the_parent'.*PYTHONPATH"):
         parallel_map(only_in_the_parent.inc, range(4))
     assert parallel_map(abs, [-1, -2]) == [1, 2]  # the cluster is still usable
+
+
+def test_functions_of_a_recipe_directory_package_run_on_workers(backend, tmp_path):
+    """Packages imported from a directory (recipes) reach workers started before the import."""
+    from espnet3.utils.imports import import_package_from_dir
+
+    package = tmp_path / "my_recipe" / "dataset"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text("from .steps import triple\n")
+    (package / "steps.py").write_text("def triple(x):\n    return 3 * x\n")
+    recipe = import_package_from_dir(package)
+    assert parallel_map(recipe.triple, range(5)) == [0, 3, 6, 9, 12]

@@ -1,9 +1,11 @@
-"""Make recipe packages importable on Dask workers before their first task arrives.
+"""Make recipe packages importable on Dask workers before their tasks arrive.
 
 Recipe packages are imported from their directories under a name derived from the path
 (:func:`espnet3.utils.imports.import_package_from_dir`), not from ``sys.path``. A worker
 process therefore cannot unpickle a recipe's function or load a recipe's provider class by
-name until it has imported the same directory; this plugin does that when each worker starts.
+name until it has imported the same directory; :class:`RecipeImportPlugin` does that when each
+worker starts, and :func:`share_recipe_packages` registers it for every such package this
+process has imported (maps do it before their first task).
 
 Example:
     >>> from espnet3.parallel import get_client
@@ -15,12 +17,16 @@ from __future__ import annotations
 
 import hashlib
 import os
+import sys
+import weakref
 from collections.abc import Iterable
 from typing import Any
 
 from distributed.diagnostics.plugin import WorkerPlugin
 
-from espnet3.utils.imports import import_package_from_dir
+from espnet3.utils.imports import DIR_PACKAGE_PREFIX, import_package_from_dir
+
+_SHARED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # client -> dirs registered
 
 
 class RecipeImportPlugin(WorkerPlugin):
@@ -34,3 +40,15 @@ class RecipeImportPlugin(WorkerPlugin):
     def setup(self, worker: Any) -> None:
         for directory in self.package_dirs:
             import_package_from_dir(directory)
+
+
+def share_recipe_packages(client: Any) -> None:
+    """Register :class:`RecipeImportPlugin` for the directory packages imported here (once)."""
+    dirs = sorted(
+        module.__path__[0]
+        for name, module in list(sys.modules.items())
+        if name.startswith(DIR_PACKAGE_PREFIX) and "." not in name
+    )
+    if dirs and _SHARED.get(client) != dirs:
+        client.register_plugin(RecipeImportPlugin(dirs))
+        _SHARED[client] = dirs
