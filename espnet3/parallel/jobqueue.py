@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import os
 import threading
 import time
@@ -216,8 +217,8 @@ def supervise_jobs(cluster: Any, client: Any, config: Any) -> Iterator[bool]:
 def _wait_for_workers(cluster: Any, client: Any, run: _Run, config: Any) -> None:
     deadline = time.monotonic() + config.startup_timeout
     while True:
-        connected = _connected_jobs(cluster, client)
-        if len(connected) >= config.min_workers:
+        connected, workers = _connected_jobs(cluster, client)
+        if workers >= config.min_workers:
             return
         run.raise_if_refused()
         for job_id, state in run.watcher.refresh().items():
@@ -226,7 +227,7 @@ def _wait_for_workers(cluster: Any, client: Any, run: _Run, config: Any) -> None
         if time.monotonic() > deadline:
             pending = {j: s.reason for j, s in run.watcher.states().items() if s.is_pending}
             raise Espnet3Error(
-                f"only {len(connected)} of {config.min_workers} worker(s) of parallel.env "
+                f"only {workers} of {config.min_workers} worker(s) of parallel.env "
                 f"'{config.env}' connected within parallel.startup_timeout="
                 f"{config.startup_timeout:g}s; pending jobs and reasons: {pending or 'none'}; "
                 f"job logs in {run.log_dir}"
@@ -234,14 +235,19 @@ def _wait_for_workers(cluster: Any, client: Any, run: _Run, config: Any) -> None
         time.sleep(0.1)
 
 
-def _connected_jobs(cluster: Any, client: Any) -> set[str]:
-    """Ids of the jobs whose worker (or one of its processes) is connected."""
-    names = {str(w["name"]) for w in client.scheduler_info()["workers"].values()}
-    return {
-        job.job_id
-        for name, job in list(cluster.workers.items())
-        if job.job_id and any(n == str(name) or n.startswith(f"{name}-") for n in names)
-    }
+def _connected_jobs(cluster: Any, client: Any) -> tuple[set[str], int]:
+    """Ids of the jobs with a connected worker, and how many worker processes are connected.
+
+    A job runs ``processes`` workers (named ``<job name>-<i>``) when that option is above 1.
+    """
+    names = [str(w["name"]) for w in client.scheduler_info()["workers"].values()]
+    jobs, workers = set(), 0
+    for name, job in list(cluster.workers.items()):
+        mine = [n for n in names if n == str(name) or n.startswith(f"{name}-")]
+        if job.job_id and mine:
+            jobs.add(job.job_id)
+            workers += len(mine)
+    return jobs, workers
 
 
 def _keep_jobs(cluster: Any, run: _Run, n_workers: int, stop: threading.Event) -> None:
@@ -262,10 +268,16 @@ def _keep_jobs(cluster: Any, run: _Run, n_workers: int, stop: threading.Event) -
                         log.info("job %s ended; a new job replaces it", job_id)
             # A lost worker leaves cluster.workers after distributed's lost-worker-timeout;
             # from then on scale() resubmits its job, and before then it is a no-op.
-            if sum(not s.is_finished for s in states.values()) < n_workers:
+            if sum(not s.is_finished for s in states.values()) < _jobs_for(cluster, n_workers):
                 cluster.scale(n_workers)
         except Exception:  # a monitor that dies silently would stop replacing jobs
             log.exception("watching the jobs of parallel.env '%s' failed", run.env)
+
+
+def _jobs_for(cluster: Any, n_workers: int) -> int:
+    """Jobs that hold ``n_workers`` workers (dask-jobqueue puts ``processes`` in each)."""
+    per_job = getattr(getattr(cluster, "_dummy_job", None), "worker_processes", 1) or 1
+    return math.ceil(n_workers / per_job)
 
 
 def _tracked(job_cls: type, run: _Run) -> type:

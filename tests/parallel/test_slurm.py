@@ -75,6 +75,15 @@ def test_map_runs_on_two_workers_in_two_jobs_and_exit_cancels_them(tmp_path):
     assert {f"dask-worker-{j}.err" for j in job_ids} <= logs
 
 
+@pytest.mark.timeout(180)
+def test_a_job_running_two_worker_processes_counts_as_two_workers(tmp_path):
+    """n_workers counts Dask workers: with processes=2, one job holds both."""
+    with get_client(slurm_config(tmp_path, cores=2, processes=2)) as client:
+        assert len(client.scheduler_info()["workers"]) == 2
+        assert len(job_ids_of(client)) == 1
+        assert parallel_map(pow, range(6), client, exp=2) == [x * x for x in range(6)]
+
+
 @pytest.mark.timeout(120)
 def test_worker_that_cannot_start_fails_naming_its_job_and_log(tmp_path):
     config = slurm_config(tmp_path, python="/nonexistent/bin/python")
