@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import logging
 import signal
 import threading
 from collections.abc import Iterator, Mapping
@@ -20,11 +21,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from espnet3.errors import Espnet3Error
-from espnet3.parallel.clusters import start_cluster
+from espnet3.parallel.clusters import cluster_kind, start_cluster
 from espnet3.parallel.config import ParallelConfig
 from espnet3.parallel.identity import check_worker_identities, process_identity
 from espnet3.parallel.jobqueue import supervise_jobs
 from espnet3.parallel.worker_env import SetupFn, build_env, setup_key
+
+log = logging.getLogger(__name__)
 
 _CONFIG: ParallelConfig = ParallelConfig()
 
@@ -101,6 +104,13 @@ def get_client(config: Any = None, setup_fn: SetupFn | None = None) -> Iterator[
         None
     """
     cfg = get_parallel_config() if config is None else ParallelConfig.from_any(config)
+    if cfg.container is not None and cluster_kind(cfg.env).family in ("sequential", "local"):
+        log.warning(
+            "parallel.container is used by async shards and batch-job workers; env '%s' runs "
+            "this map on this host, outside %s",
+            cfg.env,
+            cfg.container.image,
+        )
     if cfg.is_sequential:
         with _opened(OpenClient(None, setup_fn, env=build_env(setup_fn))):
             yield None

@@ -108,9 +108,16 @@ def start_jobqueue_cluster(config: Any, kind: ClusterKind) -> Any:
         options.setdefault("shared_temp_directory", str(secrets))
     query, details = _QUERIES.get(config.env, (None, None))
     run = _Run(config.env, JobWatcher(query, details, job_cls.cancel_command), log_dir)
-    cluster = kind.load()(
-        scheduler_options=scheduler_options, job_cls=_tracked(job_cls, run), **options
-    )
+    cluster_cls = kind.load()
+    try:
+        cluster = cluster_cls(
+            scheduler_options=scheduler_options, job_cls=_tracked(job_cls, run), **options
+        )
+    except (TypeError, ValueError) as exc:  # e.g. memory: 1, cores: "one", no cores at all
+        raise ConfigError(
+            f"parallel.options {config.options} were refused by dask_jobqueue."
+            f"{cluster_cls.__name__}: {exc}: give e.g. cores: 8 and memory: 32GB"
+        ) from exc
     _RUNS[cluster] = run
     cluster.scale(config.n_workers)
     return cluster
@@ -224,6 +231,12 @@ def _wait_for_workers(cluster: Any, client: Any, run: _Run, config: Any) -> None
         for job_id, state in run.watcher.refresh().items():
             if state.is_finished and job_id not in connected:
                 raise run.watcher.failure(job_id, "ended before its Dask worker connected")
+            if state.is_pending and state.reason in NEVER_STARTS:
+                raise Espnet3Error(
+                    f"job {job_id} of parallel.env '{config.env}' can never start: the scheduler "
+                    f"holds it for {state.reason} ({NEVER_STARTS[state.reason]}): fix "
+                    "parallel.options (cores, memory, walltime, queue, account)"
+                )
         if time.monotonic() > deadline:
             pending = {j: s.reason for j, s in run.watcher.states().items() if s.is_pending}
             raise Espnet3Error(
@@ -233,6 +246,17 @@ def _wait_for_workers(cluster: Any, client: Any, run: _Run, config: Any) -> None
                 f"job logs in {run.log_dir}"
             )
         time.sleep(0.1)
+
+
+#: SLURM pending reasons that no waiting clears: the request exceeds what is allowed.
+NEVER_STARTS = {
+    "PartitionConfig": "more cores, memory or nodes than the partition has",
+    "PartitionNodeLimit": "more nodes than the partition allows",
+    "PartitionTimeLimit": "a walltime above the partition's limit",
+    "BadConstraints": "constraints no node satisfies",
+    "InvalidAccount": "an account that does not exist or is not yours",
+    "InvalidQOS": "a QOS that does not exist or is not allowed",
+}
 
 
 def _connected_jobs(cluster: Any, client: Any) -> tuple[set[str], int]:

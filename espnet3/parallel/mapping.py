@@ -29,7 +29,6 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 from espnet3.errors import ConfigError, Espnet3Error, ItemError
-from espnet3.parallel.recipe_imports import share_recipe_packages
 from espnet3.parallel.worker_env import SetupFn, bind_env, build_env, process_env, setup_key
 
 #: How long one chunk should take once the per-item cost is known (seconds). Each chunk costs
@@ -279,6 +278,8 @@ def _dask_for(
         start = next_index
         next_index += len(chunk)
         if start == 0:
+            from espnet3.parallel.recipe_imports import share_recipe_packages
+
             share_recipe_packages(client)
             check_loadable(client, (func, setup, kwargs))
         try:

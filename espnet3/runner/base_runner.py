@@ -26,6 +26,7 @@ Example:
 
 from __future__ import annotations
 
+import inspect
 import itertools
 import logging
 import os
@@ -85,6 +86,11 @@ class BaseRunner:
             raise ConfigError(
                 f"{type(self).__qualname__} does not define forward: subclass BaseRunner with a "
                 f"static forward(idx, *, dataset, model, **params)"
+            )
+        if not isinstance(inspect.getattr_static(type(self), "forward"), staticmethod):
+            raise ConfigError(
+                f"{type(self).__qualname__}.forward must be a @staticmethod (it runs on workers "
+                "without the runner object): add @staticmethod above it and drop self"
             )
         if on_error not in ERROR_POLICIES:
             raise ConfigError(

@@ -132,3 +132,12 @@ def _pid_of(_: int) -> int:
 
 def _times_k(x: int, k: int) -> tuple[int, int]:
     return x * k, os.getpid()
+
+
+def test_a_container_for_local_workers_is_named_as_unused(caplog, tmp_path):
+    """Local workers run on this host: a container section there would be silently ignored."""
+    image = tmp_path / "x.sif"
+    with caplog.at_level("WARNING", logger="espnet3.parallel.client"):
+        with get_client({"env": "none", "container": {"image": str(image)}}):
+            pass
+    assert f"env 'none' runs this map on this host, outside {image}" in caplog.text

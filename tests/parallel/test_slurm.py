@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from benchmarks.common import spin_item
-from espnet3.errors import Espnet3Error
+from espnet3.errors import ConfigError, Espnet3Error
 from espnet3.parallel import get_client, parallel_map
 from espnet3.parallel.jobs import JobFailedError, slurm_job_states
 
@@ -82,6 +82,26 @@ def test_a_job_running_two_worker_processes_counts_as_two_workers(tmp_path):
         assert len(client.scheduler_info()["workers"]) == 2
         assert len(job_ids_of(client)) == 1
         assert parallel_map(pow, range(6), client, exp=2) == [x * x for x in range(6)]
+
+
+@pytest.mark.timeout(120)
+def test_a_job_that_can_never_start_fails_at_once(tmp_path):
+    """64 cores on a 2-core node: SLURM accepts the job and holds it (PartitionConfig) forever."""
+    with pytest.raises(Espnet3Error, match=r"can never start: .*PartitionConfig.*parallel.options"):
+        with get_client(slurm_config(tmp_path, cores=64)):
+            pass
+
+
+@pytest.mark.parametrize(
+    ("options", "complaint"),
+    [({"memory": 1}, "not all arguments converted"), ({"cores": "one"}, "not supported")],
+)
+def test_option_values_dask_jobqueue_refuses_are_config_errors(tmp_path, options, complaint):
+    with pytest.raises(
+        ConfigError, match=rf"parallel.options .* refused by .*SLURMCluster.*{complaint}"
+    ):
+        with get_client(slurm_config(tmp_path, **options)):
+            pass
 
 
 @pytest.mark.timeout(120)

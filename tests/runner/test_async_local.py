@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
+import sys
 import time
 
 import pytest
@@ -195,3 +197,16 @@ def test_shards_import_classes_of_a_recipe_directory_package(local_parallel, tmp
     assert [r["y"] for _, r in submission.collect()] == [0, 2, 4, 6, 8, 10]
     spec = json.loads((tmp_path / "specs" / f"{submission.shards[0]}.spec.json").read_text())
     assert spec["runner"].endswith(f":DoubleRunner@{package}")
+
+
+def test_collect_piped_into_head_ends_quietly(local_parallel, tmp_path):
+    submission = async_runner(tmp_path, async_shard_size=20)(range(40))
+    assert summarize(submission.wait(timeout=300, poll=0.2)) == "2 done"
+    collect_cmd = f"{sys.executable} -m espnet3 jobs collect {tmp_path / 'specs'}"
+    first = subprocess.run(["bash", "-c", f"{collect_cmd} | head -n 1"], capture_output=True)
+    assert json.loads(first.stdout)  # the first record, whole
+    # `true` reads nothing and is gone before the first write: the pipe is closed at once.
+    out = subprocess.run(["bash", "-c", f"set -o pipefail; {collect_cmd} | true"], text=True,
+                         capture_output=True)  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert "Traceback" not in out.stderr and "BrokenPipe" not in out.stderr

@@ -99,3 +99,10 @@ def test_bad_arguments_are_explained():
         ToyRunner(provider)([0, "a"])
     with pytest.raises(ConfigError, match="BaseRunner does not define forward: subclass"):
         BaseRunner(provider)
+
+    class Forgetful(BaseRunner):
+        def forward(self, idx, **env):
+            return idx
+
+    with pytest.raises(ConfigError, match=r"Forgetful.forward must be a @staticmethod"):
+        Forgetful(provider)
