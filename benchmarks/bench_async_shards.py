@@ -20,15 +20,21 @@ import os
 import shutil
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.common import machine, repeat, spin_item, throughput_table, write_section  # noqa: E402
+from benchmarks.common import (  # noqa: E402
+    machine,
+    repeat,
+    repeat_on_local_cluster,
+    spin_item,
+    throughput_table,
+    write_section,
+)
 from benchmarks.workloads import SpinProvider, SpinRunner  # noqa: E402
-from espnet3.parallel import get_client, set_parallel  # noqa: E402
+from espnet3.parallel import set_parallel  # noqa: E402
 
 LOCAL = {"env": "local", "n_workers": 2}
 COST = 0.01
@@ -63,10 +69,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         loop = repeat(lambda: [spin_item(i, COST) for i in range(n)], repeats)
         runner = SpinRunner(SpinProvider({"cost": COST}))
-        t0 = time.perf_counter()
-        with get_client(LOCAL):
-            startup = time.perf_counter() - t0
-            sync = repeat(lambda: runner(range(n)), repeats)
+        startup, sync = repeat_on_local_cluster(lambda: runner(range(n)), repeats)
         set_parallel(LOCAL)
         shards_stats = repeat(async_run, repeats)
         set_parallel(None)

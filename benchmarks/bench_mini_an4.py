@@ -21,15 +21,20 @@ import importlib
 import shutil
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.common import machine, repeat, throughput_table, write_section  # noqa: E402
+from benchmarks.common import (  # noqa: E402
+    machine,
+    repeat,
+    repeat_on_local_cluster,
+    throughput_table,
+    write_section,
+)
 from espnet3.components.data.dataset_reference import resolve_dataset_module  # noqa: E402
-from espnet3.parallel import get_client, set_parallel  # noqa: E402
+from espnet3.parallel import set_parallel  # noqa: E402
 
 ARCHIVE = ROOT.parent / "shared" / "data" / "mini_an4" / "downloads.tar.gz"
 RECIPE = resolve_dataset_module("mini_an4/asr")
@@ -85,10 +90,7 @@ def main(argv: list[str] | None = None) -> None:
         loop = repeat(lambda: plain_loop(root / "data", fresh()), repeats)
         set_parallel(None)
         sequential = repeat(stage, repeats)
-        t0 = time.perf_counter()
-        with get_client({"env": "local", "n_workers": 2}):
-            startup = time.perf_counter() - t0
-            local = repeat(stage, repeats)
+        startup, local = repeat_on_local_cluster(stage, repeats)
     finally:
         shutil.rmtree(root, ignore_errors=True)
 

@@ -56,6 +56,21 @@ def repeat(fn: Callable[[], object], repeats: int = 5, warmup: int = 1) -> dict:
     }
 
 
+def repeat_on_local_cluster(
+    fn: Callable[[], object], repeats: int = 5, n_workers: int = 2
+) -> tuple[float, dict]:
+    """Start a ``n_workers`` LocalCluster (its start-up timed apart), ``repeat(fn)`` inside it.
+
+    Returns ``(start-up seconds, repeat() statistics)``.
+    """
+    from espnet3.parallel import get_client
+
+    t0 = time.perf_counter()
+    with get_client({"env": "local", "n_workers": n_workers}):
+        startup = time.perf_counter() - t0
+        return startup, repeat(fn, repeats)
+
+
 def machine() -> str:
     """One line naming the machine: cores, memory, Python, OS."""
     mem_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
