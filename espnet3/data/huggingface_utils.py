@@ -166,7 +166,8 @@ def cutset_from_huggingface(
         if dataset_length is None:  # given a length, only the workers open the dataset
             dataset = open_reference(reference)
     else:
-        location = saved_location(select_split(dataset_id, split))
+        if audio_dir is None:  # only cuts that point at rows need to know where they are
+            location = saved_location(select_split(dataset_id, split))
         dataset = open_split(dataset_id, split, raw_audio)
     total = len(dataset) if dataset is not None else dataset_length
     if dataset is not None and dataset_length is not None:
