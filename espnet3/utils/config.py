@@ -51,3 +51,16 @@ def check_keys(mapping: Mapping[str, Any], known: Iterable[str], where: str) -> 
                 f"{where}: unknown key '{key}'{did_you_mean(str(key), known)}; "
                 f"known keys: {', '.join(known)}"
             )
+
+
+def check_positive(name: str, value: Any) -> None:
+    """Raise :class:`ConfigError` unless ``value`` is ``None`` or a positive integer.
+
+    Example:
+        >>> check_positive("batch_size", 0)
+        Traceback (most recent call last):
+        ...
+        espnet3.errors.ConfigError: batch_size must be a positive integer or None, got 0
+    """
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+        raise ConfigError(f"{name} must be a positive integer or None, got {value!r}")

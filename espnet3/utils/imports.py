@@ -17,6 +17,8 @@ Example:
     42
     >>> import_object("os.path.join")("a", "b")
     'a/b'
+    >>> instantiate({"_target_": "builtins.dict", "a": 1})
+    {'a': 1}
 """
 
 from __future__ import annotations
@@ -105,3 +107,23 @@ def import_object(dotted: str) -> Any:
             ) from None
         return obj
     raise ConfigError(f"cannot import {dotted!r}: no module {parts[0]!r} is installed")
+
+
+def instantiate(value: Any) -> Any:
+    """Build what a config value names: a Hydra ``_target_`` mapping is instantiated, a dotted
+    string is imported, anything else (an object already built, ``None``) is returned as is.
+
+    Example:
+        >>> instantiate("os.path.basename")("/a/b")
+        'b'
+    """
+    from espnet3.utils.config import to_plain
+
+    value = to_plain(value)
+    if isinstance(value, str) and "." in value:
+        return import_object(value)
+    if isinstance(value, dict) and "_target_" in value:
+        from hydra.utils import instantiate as hydra_instantiate
+
+        return hydra_instantiate(value)
+    return value
