@@ -33,11 +33,11 @@ from benchmarks.common import (  # noqa: E402
     throughput_table,
     write_section,
 )
-from espnet3.components.data.dataset_reference import resolve_dataset_module  # noqa: E402
+from espnet3.components.data.dataset_module import load_dataset_module  # noqa: E402
 from espnet3.parallel import set_parallel  # noqa: E402
 
 ARCHIVE = ROOT.parent / "shared" / "data" / "mini_an4" / "downloads.tar.gz"
-RECIPE = resolve_dataset_module("mini_an4/asr")
+RECIPE = load_dataset_module("mini_an4/asr")
 MANIFEST = importlib.import_module(f"{RECIPE.__name__}.manifest")
 
 

@@ -55,7 +55,7 @@ def create_dataset(config: Any) -> dict[str, Any]:
     try:
         # Maps make the recipe packages imported here importable on the workers.
         with get_client():
-            datasets = system.create_dataset()
+            datasets = system.prepare_datasets()
             results = {name: func(**args) for name, func, args in stages}
     finally:
         set_parallel(None)
@@ -84,7 +84,7 @@ def _main(args: argparse.Namespace) -> int:
     report = create_dataset(load_recipe_config(args.recipe_dir, args.config, args.overrides))
     for item in report["datasets"]:
         what = ", ".join(item["steps"]) or "already built"
-        print(f"dataset {item['data_src']} {json.dumps(item['data_src_args'])}: {what}")
+        print(f"dataset {item['data_src'] or 'of the recipe'}: {what}")
     for name, result in report["stages"].items():
         print(f"stage {name}: {json.dumps(result, sort_keys=True)}")
     return 0

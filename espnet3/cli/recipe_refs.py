@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from espnet3.components.data.dataset_reference import resolve_dataset_module
+from espnet3.components.data.dataset_module import load_dataset_module
 from espnet3.errors import ConfigError
 from espnet3.utils.imports import import_object
 
@@ -26,7 +26,7 @@ def resolve_object(ref: str, recipe_dir: str | os.PathLike | None = None) -> Any
     if ":" not in ref:
         return import_object(ref)
     source, _, name = ref.rpartition(":")
-    module = resolve_dataset_module(source or None, recipe_dir=recipe_dir)
+    module = load_dataset_module(source or None, recipe_dir=recipe_dir)
     if not hasattr(module, name):
         raise ConfigError(
             f"{ref!r}: the dataset package {module.__file__} does not export {name!r}; "

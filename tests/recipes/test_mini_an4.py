@@ -100,11 +100,11 @@ def test_second_run_does_no_work(sequential_run, mini_an4_archive):
 
 
 def test_data_directory_can_move(sequential_run, tmp_path):
-    from espnet3.components.data.dataset_reference import resolve_dataset_module
+    from espnet3.components.data.dataset_module import load_dataset_module
 
     moved = tmp_path / "moved"
     subprocess.run(["cp", "-a", str(sequential_run), str(moved)], check=True)
-    package = resolve_dataset_module("mini_an4/asr")
+    package = load_dataset_module("mini_an4/asr")
     item = package.Dataset(split="test", data_dir=moved)[0]
     assert item["utt_id"] == "cen8-fcaw-b" and item["speech"].dtype == np.float32
     assert package.load_cuts(moved, "test")[1].load_features().shape[1] == 80
@@ -119,15 +119,15 @@ def test_recipe_yaml_feeds_data_organizer_and_dataloader(sequential_run):
     organizer = DataOrganizer.from_config(config.dataset, recipe_dir=RECIPE)
     assert (len(organizer.train), len(organizer.valid)) == (4, 1)
     assert organizer.test["test"][0]["utt_id"] == "cen8-fcaw-b"
-    loaders = DataLoaderBuilder(organizer, config.dataloader)
-    batches = list(loaders.build("train", epoch=0, rank=0, world_size=1))
+    loaders = DataLoaderBuilder(organizer, config)  # the whole config, as upstream passes it
+    batches = list(loaders.build("train"))
     assert sorted(uid for uids, _ in batches for uid in uids) == sorted(
         line.split("\t")[0] for line in (sequential_run / "train.tsv").read_text().splitlines()
     )
     uids, batch = batches[0]
     assert batch["speech"].dtype == torch.float32 and batch["speech"].shape[0] == len(uids) == 2
     assert batch["speech_lengths"].max() == batch["speech"].shape[1]
-    [(valid_uids, _)] = list(loaders.build("valid", epoch=0, rank=0, world_size=1))
+    [(valid_uids, _)] = list(loaders.build("valid"))
     assert valid_uids == ["an152-mwhw-b"]
 
 

@@ -2,18 +2,22 @@
 
 ```yaml
 dataset:
+  _target_: espnet3.components.data.data_organizer.DataOrganizer   # optional
   train:                          # CombinedDataset; train and valid come together
-    - data_src: mini_an4/asr      # a recipe's dataset package (see dataset_reference)
+    - data_src: mini_an4/asr      # a dataset module (see dataset_module)
       data_src_args: {split: train}
   valid:
     - data_src_args: {split: valid}   # no data_src: <recipe_dir>/dataset
   test:                           # {name: DatasetWithTransform}
-    - name: test_clean
+    - name: test_clean            # default: the data_src, else "local"
       dataset: {_target_: my_project.datasets.Librispeech, split: test-clean}
-      transform: {_target_: my_project.transforms.normalize, _partial_: true}
+      transform: {_target_: my_project.transforms.Normalize}
   preprocessor: {_target_: my_project.preprocess.Tokenize}
   use_espnet_collator: false      # true: items are (uid, sample)
 ```
+
+The section works with ``hydra.utils.instantiate(cfg.dataset)`` (its ``_target_``, or any
+organizer class of yours) and with :meth:`DataOrganizer.from_config`.
 
 Example:
     >>> org = DataOrganizer(
@@ -28,19 +32,25 @@ Example:
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from espnet3.components.data.dataset import CombinedDataset, DatasetWithTransform, ShardedDataset
-from espnet3.components.data.dataset_reference import resolve_dataset_module
-from espnet3.errors import ConfigError
+from espnet3.components.data.dataset import (
+    CombinedDataset,
+    DatasetWithTransform,
+    ShardedDataset,
+    do_nothing,
+)
+from espnet3.components.data.dataset_module import instantiate_dataset_reference
+from espnet3.errors import ConfigError, ContractError, SetupError
 from espnet3.utils.config import as_mapping, check_keys, to_plain
-from espnet3.utils.imports import import_object
+from espnet3.utils.imports import import_object, instantiate
 
 SECTIONS = ("train", "valid", "test")
-ORGANIZER_KEYS = (*SECTIONS, "preprocessor", "use_espnet_collator")
+#: Keys Hydra reads from a section it instantiates.
+HYDRA_KEYS = ("_target_", "_recursive_", "_convert_", "_partial_")
+ORGANIZER_KEYS = (*SECTIONS, "preprocessor", "use_espnet_collator", "recipe_dir", *HYDRA_KEYS)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,13 +58,13 @@ class DatasetConfig:
     """One entry of ``train``, ``valid`` or ``test``.
 
     ``dataset`` is a Hydra config (a mapping with ``_target_``) or a dataset object; without
-    it the dataset is ``module.Dataset(**data_src_args)`` of the package ``data_src`` names
-    (the recipe's own ``dataset/`` when ``data_src`` is absent). ``transform`` is a Hydra
-    config, a dotted name or a callable.
+    it the dataset is ``Dataset(**data_src_args)`` of the module ``data_src`` names (the
+    recipe's own ``dataset/`` when ``data_src`` is absent). ``transform`` is a Hydra config, a
+    dotted name or a callable. ``split`` is a label some configs carry; nothing reads it.
 
     Example:
         >>> DatasetConfig.from_any({"data_src": "mini_an4/asr", "data_src_args": {"split": "test"}})
-        DatasetConfig(name=None, dataset=None, data_src='mini_an4/asr', data_src_args={'split': 'test'}, transform=None)
+        DatasetConfig(name=None, dataset=None, data_src='mini_an4/asr', data_src_args={'split': 'test'}, transform=None, split=None)
     """
 
     name: str | None = None
@@ -62,6 +72,7 @@ class DatasetConfig:
     data_src: str | None = None
     data_src_args: dict[str, Any] = dataclasses.field(default_factory=dict)
     transform: Any = None
+    split: str | None = None
 
     @classmethod
     def from_any(cls, entry: Any, where: str = "dataset entry") -> DatasetConfig:
@@ -87,60 +98,35 @@ class DatasetConfig:
 
     @property
     def uses_reference(self) -> bool:
-        """True when the dataset comes from a dataset package (and so has a builder)."""
+        """True when the dataset comes from a dataset module (and so has a builder)."""
         return self.dataset is None
 
-    def reference_key(self) -> str:
-        """A string equal for entries that name the same package with the same arguments."""
-        return json.dumps([self.data_src, self.data_src_args], sort_keys=True, default=str)
+    @property
+    def test_name(self) -> str:
+        """The key of this entry among the test sets: ``name``, else ``data_src``, else local."""
+        return self.name or self.data_src or "local"
 
-    def build_dataset(
-        self,
-        recipe_dir: str | os.PathLike | None = None,
-        recipe_roots: Iterable[str | os.PathLike] | None = None,
-    ) -> Any:
-        """Instantiate the dataset this entry describes."""
-        if not self.uses_reference:
-            return instantiate(self.dataset)
-        module = resolve_dataset_module(
-            self.data_src, recipe_dir=recipe_dir, recipe_roots=recipe_roots
-        )
-        return module.Dataset(**self.data_src_args)
-
-    def build_transform(self) -> Callable | None:
-        """The transform callable, or ``None``."""
-        return instantiate(self.transform)
-
-
-def instantiate(value: Any) -> Any:
-    """Build a Hydra ``_target_`` config; a dotted string is imported; anything else is kept.
-
-    Example:
-        >>> instantiate({"_target_": "builtins.dict", "a": 1})
-        {'a': 1}
-        >>> instantiate("os.path.basename")("/a/b")
-        'b'
-    """
-    value = to_plain(value)
-    if isinstance(value, str):
-        return import_object(value)
-    if isinstance(value, Mapping) and "_target_" in value:
-        from hydra.utils import instantiate as hydra_instantiate
-
-        return hydra_instantiate(value)
-    return value
+    def entry(self) -> dict[str, Any]:
+        """The entry as a mapping of the fields it sets (what a dataset reference reads)."""
+        return {
+            f.name: getattr(self, f.name)
+            for f in dataclasses.fields(self)
+            if getattr(self, f.name) not in (None, {})
+        }
 
 
 def parse_sections(config: Any, where: str = "dataset") -> dict[str, Any]:
     """Validate a ``dataset:`` section: known keys only, each entry a :class:`DatasetConfig`.
 
-    Returns the section with ``train``/``valid``/``test`` as lists of :class:`DatasetConfig`.
+    Returns the section with ``train``/``valid``/``test`` as lists of :class:`DatasetConfig`
+    (a section given as ``null`` is left out).
     """
     data = as_mapping(config, where)
     check_keys(data, ORGANIZER_KEYS, where)
     for section in SECTIONS:
         entries = to_plain(data.get(section))
         if entries is None:
+            data.pop(section, None)
             continue
         if isinstance(entries, Mapping | str) or not isinstance(entries, Iterable):
             raise ConfigError(
@@ -156,9 +142,9 @@ def parse_sections(config: Any, where: str = "dataset") -> dict[str, Any]:
 class DataOrganizer:
     """Train and valid as :class:`CombinedDataset`, test as ``{name: DatasetWithTransform}``.
 
-    Every item flows ``transform`` (per entry) then ``preprocessor`` (shared). ``recipe_dir``
-    and ``recipe_roots`` resolve ``data_src`` references. Use :meth:`from_config` for a whole
-    ``dataset:`` section.
+    Every item flows ``transform`` (per entry) then ``preprocessor`` (shared); an ESPnet-style
+    preprocessor gets ``(uid, sample)``. ``recipe_dir`` holds the ``dataset/`` package of
+    entries without ``data_src``. Train and valid go together: give both or neither.
     """
 
     def __init__(
@@ -167,50 +153,58 @@ class DataOrganizer:
         valid: Iterable[Any] | None = None,
         test: Iterable[Any] | None = None,
         preprocessor: Any = None,
+        recipe_dir: str | os.PathLike | None = None,
         *,
         use_espnet_collator: bool = False,
-        recipe_dir: str | os.PathLike | None = None,
-        recipe_roots: Iterable[str | os.PathLike] | None = None,
     ):
-        sections = parse_sections(
-            {k: v for k, v in (("train", train), ("valid", valid), ("test", test)) if v is not None}
-        )
+        sections = parse_sections({"train": train, "valid": valid, "test": test})
         if ("train" in sections) != ("valid" in sections):
             given, missing = ("train", "valid") if "train" in sections else ("valid", "train")
-            raise ConfigError(
+            raise SetupError(
                 f"dataset.{given} is set but dataset.{missing} is not: training needs both; "
                 f"add a {missing} list, or remove {given} for test-only use"
             )
-        self.preprocessor = instantiate(preprocessor)
-        if self.preprocessor is not None and not callable(self.preprocessor):
-            raise ConfigError(f"dataset.preprocessor must be callable, got {self.preprocessor!r}")
-        self._recipe_dir = recipe_dir
-        self._recipe_roots = list(recipe_roots or ())
+        self.preprocessor = _preprocessor(preprocessor)
+        self.recipe_dir = recipe_dir
         self.train = self._combine(sections.get("train"))
         self.valid = self._combine(sections.get("valid"))
         self.test: dict[str, DatasetWithTransform] = {}
+        seen: dict[str, int] = {}
         for i, cfg in enumerate(sections.get("test", [])):
-            if not cfg.name:
-                raise ConfigError(f"dataset.test[{i}] has no name: give every test set a name")
-            if cfg.name in self.test:
+            name = cfg.test_name
+            if name in seen:
                 raise ConfigError(
-                    f"dataset.test[{i}]: duplicate test set name {cfg.name!r}: give each test "
-                    "set a unique name"
+                    f"dataset.test[{i}]: test set name {name!r} is already taken by "
+                    f"dataset.test[{seen[name]}] (an entry without name is named by its "
+                    "data_src, else 'local'): give each test set its own name"
                 )
-            self.test[cfg.name] = self._wrap(cfg)
+            seen[name] = i
+            self.test[name] = DatasetWithTransform(self._dataset(cfg), *self._pipeline(cfg))
         self.use_espnet_collator = use_espnet_collator
 
     @classmethod
-    def from_config(
-        cls,
-        config: Any,
-        *,
-        recipe_dir: str | os.PathLike | None = None,
-        recipe_roots: Iterable[str | os.PathLike] | None = None,
-    ) -> DataOrganizer:
-        """Build from a ``dataset:`` mapping or DictConfig (unknown keys are errors)."""
-        data = parse_sections(config)
-        return cls(**data, recipe_dir=recipe_dir, recipe_roots=recipe_roots)
+    def from_config(cls, config: Any, *, recipe_dir: str | os.PathLike | None = None) -> Any:
+        """The organizer a ``dataset:`` section describes: its ``_target_`` class, else this one.
+
+        A :class:`DataOrganizer` (or subclass) gets ``recipe_dir`` unless the section sets it;
+        any other ``_target_`` class is built by Hydra from the section as it is.
+        """
+        section = as_mapping(config, "dataset")
+        target = organizer_class(section.get("_target_", cls))
+        if not (isinstance(target, type) and issubclass(target, DataOrganizer)):
+            from hydra.utils import instantiate as hydra_instantiate
+
+            return hydra_instantiate(section)
+        data = parse_sections(section)
+        for key in HYDRA_KEYS:
+            data.pop(key, None)
+        data.setdefault("recipe_dir", recipe_dir)
+        return target(**data)
+
+    @property
+    def test_sets(self) -> dict[str, DatasetWithTransform]:
+        """The test sets by name (the same mapping as :attr:`test`)."""
+        return self.test
 
     @property
     def use_espnet_collator(self) -> bool:
@@ -224,14 +218,37 @@ class DataOrganizer:
             if dataset is not None:
                 dataset.use_espnet_collator = self._use_espnet_collator
 
-    def _wrap(self, cfg: DatasetConfig) -> DatasetWithTransform:
-        dataset = cfg.build_dataset(self._recipe_dir, self._recipe_roots)
-        return DatasetWithTransform(dataset, cfg.build_transform(), self.preprocessor)
+    def _dataset(self, cfg: DatasetConfig) -> Any:
+        return instantiate_dataset_reference(cfg.entry(), recipe_dir=self.recipe_dir)
+
+    def _pipeline(self, cfg: DatasetConfig) -> tuple[Callable | None, Callable | None]:
+        return instantiate(cfg.transform), self.preprocessor
 
     def _combine(self, entries: list[DatasetConfig] | None) -> CombinedDataset | None:
         if entries is None:
             return None
-        return CombinedDataset([self._wrap(cfg) for cfg in entries])
+        return CombinedDataset(
+            [self._dataset(cfg) for cfg in entries], [self._pipeline(cfg) for cfg in entries]
+        )
+
+
+def _preprocessor(value: Any) -> Callable | None:
+    preprocessor = instantiate(value)
+    if preprocessor is not None and not callable(preprocessor):
+        raise ContractError(
+            f"dataset.preprocessor must be callable, got {type(preprocessor).__name__} "
+            f"{preprocessor!r}: give a _target_ config of a callable class, or a dotted name"
+        )
+    return preprocessor
+
+
+def organizer_class(target: Any) -> Any:
+    """The organizer class a section's ``_target_`` names (a dotted name, or the class)."""
+    if callable(target):
+        return target
+    if not isinstance(target, str):
+        raise ConfigError(f"dataset._target_ must be a dotted class name, got {target!r}")
+    return import_object(target)
 
 
 __all__ = [
@@ -240,6 +257,8 @@ __all__ = [
     "DatasetConfig",
     "DatasetWithTransform",
     "ShardedDataset",
-    "instantiate",
+    "do_nothing",
+    "instantiate_dataset_reference",
+    "organizer_class",
     "parse_sections",
 ]

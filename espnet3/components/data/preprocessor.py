@@ -35,8 +35,8 @@ class AbsPreprocessor(ABC):
 def _uid_preprocessor_classes() -> tuple[type, ...]:
     try:
         from espnet2.train.preprocessor import AbsPreprocessor as Espnet2AbsPreprocessor
-    except ImportError:  # ESPnet2 is optional
-        return (AbsPreprocessor,)
+    except (ImportError, OSError):  # ESPnet2 is optional; a torchaudio build for another torch
+        return (AbsPreprocessor,)  # fails to load its library with OSError
     return (AbsPreprocessor, Espnet2AbsPreprocessor)
 
 

@@ -1,20 +1,23 @@
-"""``BaseSystem``: a recipe config and the steps run from it, starting with dataset creation.
+"""``BaseSystem``: a recipe's stage configs and the data-preparation stages run from them.
 
-The config (a mapping, an OmegaConf ``DictConfig`` or a YAML path) uses these sections; others
-(model, trainer, ...) are kept in :attr:`BaseSystem.config` for subclasses:
+The training config (a mapping, an OmegaConf ``DictConfig`` or a YAML path) uses these
+sections; others (model, trainer, ...) stay in :attr:`BaseSystem.training_config` for
+subclasses:
 
 ```yaml
 recipe_dir: /path/to/recipes/mini_an4/asr   # holds dataset/ for entries without data_src
 dataset: {train: [...], valid: [...], test: [...]}   # see DataOrganizer
-create_dataset: {data_dir: /data/mini_an4}   # kwargs for every builder
-parallel: {env: local, n_workers: 2}         # backend builders' parallel_map calls use
+create_dataset: {data_dir: /data/mini_an4}   # keyword arguments of every builder step
+parallel: {env: local, n_workers: 2}         # backend of the builders' maps and runners
 ```
+
+Stages take no arguments (everything is in the config), as in upstream ESPnet3.
 
 Example:
     >>> import pathlib, tempfile
     >>> recipe = pathlib.Path(tempfile.mkdtemp())
-    >>> system = BaseSystem({"recipe_dir": str(recipe), "dataset": {}})
-    >>> system.create_dataset()
+    >>> system = BaseSystem({"recipe_dir": str(recipe), "dataset": {"test": [{"dataset": []}]}})
+    >>> system.prepare_datasets()          # entries given as objects have no builder
     []
 """
 
@@ -25,113 +28,267 @@ import logging
 import os
 import re
 import tempfile
-from collections.abc import Iterable
+import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from espnet3.components.data.data_organizer import DataOrganizer, DatasetConfig, parse_sections
-from espnet3.components.data.dataset_reference import builder_class, resolve_dataset_module
-from espnet3.errors import ConfigError, Espnet3Error
+from espnet3.components.data.data_organizer import (
+    SECTIONS,
+    DataOrganizer,
+    organizer_class,
+    parse_sections,
+)
+from espnet3.components.data.dataset_module import (
+    builder_class,
+    load_dataset_module,
+    parse_dataset_reference_config,
+)
+from espnet3.errors import ConfigError, Espnet3Error, SetupError
 from espnet3.parallel import ParallelConfig, get_parallel_config, set_parallel
-from espnet3.utils.config import as_mapping
+from espnet3.utils.config import as_mapping, to_plain
 from espnet3.utils.locking import file_lock
 
 log = logging.getLogger(__name__)
 
+#: Where each stage's logs belong: a dotted path on the system (first non-empty one wins).
+STAGE_LOG_REFS = {
+    "create_dataset": "training_config.data_dir",
+    "collect_stats": "training_config.stats_dir",
+}
+
 
 class BaseSystem:
-    """A recipe config plus the steps that act on it.
+    """A recipe's configs plus the stages that act on them.
 
     Args:
-        config: mapping, ``DictConfig`` or path to a YAML file. When a YAML file gives no
+        training_config: mapping, ``DictConfig`` or YAML path. When a YAML file gives no
             ``recipe_dir``, the recipe directory is the file's directory, or its parent when
-            the file sits in ``conf/``.
-        recipe_roots: extra directories searched for ``data_src: name/task`` references, before
-            ``$ESPNET3_RECIPES`` and the source tree's ``recipes/``.
+            the file sits in ``conf/``. Its ``exp_dir``, when set, is created.
+        inference_config, metrics_config, publication_config, demo_config: the other stage
+            configs, kept for subclasses and :attr:`stage_log_dirs`.
+        stage_log_mapping: ``{stage: "training_config.exp_dir"}`` (or a list of such paths,
+            the first that is set wins) overriding where a stage's logs go.
         lock_dir: where build locks live; default ``<recipe_dir>/.espnet3/locks`` (put it on
             a filesystem every node shares when builds may start on several nodes).
+        lock_timeout: seconds to wait for another process's build of the same dataset.
     """
 
     def __init__(
         self,
-        config: Any,
+        training_config: Any = None,
+        inference_config: Any = None,
+        metrics_config: Any = None,
+        publication_config: Any = None,
+        stage_log_mapping: Mapping[str, Any] | None = None,
+        demo_config: Any = None,
         *,
-        recipe_roots: Iterable[str | os.PathLike] | None = None,
         lock_dir: str | os.PathLike | None = None,
+        lock_timeout: float | None = None,
     ):
-        config, default_recipe_dir = _load(config)
-        self.config = as_mapping(config, "config")
-        recipe_dir = self.config.get("recipe_dir", default_recipe_dir)
+        config, default_recipe_dir = _load(training_config)
+        self.training_config = config
+        self.inference_config = inference_config
+        self.metrics_config = metrics_config
+        self.publication_config = publication_config
+        self.demo_config = demo_config
+        recipe_dir = self._setting("recipe_dir", default_recipe_dir)
         self.recipe_dir = Path(recipe_dir).resolve() if recipe_dir is not None else None
-        self.recipe_roots = [Path(p) for p in recipe_roots or ()]
-        self.dataset_sections = parse_sections(self.config.get("dataset"))
-        self.create_dataset_kwargs = as_mapping(self.config.get("create_dataset"), "create_dataset")
-        self.parallel = ParallelConfig.from_any(self.config.get("parallel"))
+        exp_dir = self._setting("exp_dir")
+        self.exp_dir = Path(exp_dir) if exp_dir is not None else None
+        if self.exp_dir is not None:
+            self.exp_dir.mkdir(parents=True, exist_ok=True)
+        self.parallel = ParallelConfig.from_any(self._setting("parallel"))
         base = self.recipe_dir / ".espnet3" if self.recipe_dir else Path(tempfile.gettempdir())
         self.lock_dir = Path(lock_dir) if lock_dir is not None else base / "locks"
+        self.lock_timeout = lock_timeout
+        self.stage_log_dirs: dict[str, Path] = {"default": self.exp_dir or Path.cwd() / "logs"}
+        for stage, ref in {**STAGE_LOG_REFS, **(stage_log_mapping or {})}.items():
+            resolved = self._resolve_stage_log_ref(ref)
+            if resolved:
+                self.stage_log_dirs[stage] = Path(resolved)
 
-    def dataset_references(self) -> list[DatasetConfig]:
-        """Every distinct (``data_src``, ``data_src_args``) of train, valid and test, in order.
+    @property
+    def config(self) -> Any:
+        """The training config (the one the data-preparation stages read)."""
+        return self.training_config
 
-        Entries given as a ``dataset: {_target_: ...}`` config have no builder and are left out.
+    # ----------------------------------------------------------------- stages
+    def create_dataset(self, *args: Any, **kwargs: Any) -> None:
+        """Run the builder lifecycle of every dataset the ``dataset:`` section references.
+
+        See :meth:`prepare_datasets`, which also returns what each builder did.
         """
-        seen: dict[str, DatasetConfig] = {}
-        for section in ("train", "valid", "test"):
-            for cfg in self.dataset_sections.get(section, []):
-                if cfg.uses_reference:
-                    seen.setdefault(cfg.reference_key(), cfg)
-        return list(seen.values())
+        _reject_stage_args("create_dataset", args, kwargs)
+        self.prepare_datasets()
 
-    def create_dataset(self, lock_timeout: float | None = None) -> list[dict[str, Any]]:
-        """Run the builder lifecycle of every dataset reference; return what each one did.
+    def prepare_datasets(self) -> list[dict[str, Any]]:
+        """Run every referenced builder's lifecycle; return ``{"data_src", "steps"}`` per builder.
 
-        For each reference, under a lock file that keeps a second process from building the
-        same dataset at the same time: nothing when ``is_built()`` already holds; otherwise
-        ``prepare_source()`` unless ``is_source_prepared()``, then ``build()``, then
-        ``is_built()`` must hold. Builders receive ``create_dataset`` kwargs overridden by the
-        entry's ``data_src_args``, and run with this config's ``parallel:`` as the default
-        backend. Returns one ``{"data_src", "data_src_args", "steps"}`` dict per reference,
-        ``steps`` listing the methods that ran (empty when there was nothing to do).
+        For each distinct ``data_src`` (entries without one share the recipe's own builder),
+        under a lock file that keeps a second process from building the same dataset at the
+        same time, in this order: ``is_source_prepared()``, ``prepare_source()`` when that
+        was false, ``is_built()``, ``build()`` when that was false. Every step gets the
+        ``create_dataset`` section as keyword arguments (with ``recipe_dir`` added when the
+        section does not set it) and runs with this config's ``parallel:`` as the default
+        backend. ``steps`` lists the steps that ran (empty when there was nothing to do).
         """
+        references = self.dataset_references()
+        kwargs = as_mapping(self._setting("create_dataset"), "create_dataset")
+        if self.recipe_dir is not None:
+            kwargs.setdefault("recipe_dir", str(self.recipe_dir))
+        log.info("%s.create_dataset(): starting dataset creation process", type(self).__name__)
+        start = time.perf_counter()
         previous = get_parallel_config()
         set_parallel(self.parallel)
         try:
-            return [self._create_one(cfg, lock_timeout) for cfg in self.dataset_references()]
+            report = [self._create_one(data_src, kwargs) for data_src in references]
         finally:
             set_parallel(previous)
+        log.info("Dataset creation completed in %.2fs", time.perf_counter() - start)
+        return report
 
-    def data_organizer(self) -> DataOrganizer:
-        """The :class:`DataOrganizer` of this config's ``dataset:`` section."""
-        return DataOrganizer(
-            **self.dataset_sections, recipe_dir=self.recipe_dir, recipe_roots=self.recipe_roots
-        )
+    def collect_stats(self, *args: Any, **kwargs: Any) -> None:
+        """Feature statistics of the train and valid sets (see :mod:`espnet3.components.data.collect_stats`).
 
-    def _create_one(self, cfg: DatasetConfig, lock_timeout: float | None) -> dict[str, Any]:
-        module = resolve_dataset_module(
-            cfg.data_src, recipe_dir=self.recipe_dir, recipe_roots=self.recipe_roots
+        Reads ``model``, ``dataset``, ``dataloader``, ``stats_dir``, ``task`` and ``parallel``
+        of the training config, and an optional ``collect_stats: {batch_size,
+        write_collected_feats}`` section.
+        """
+        _reject_stage_args("collect_stats", args, kwargs)
+        from espnet3.components.data.collect_stats import collect_stats
+
+        cfg = self.training_config
+        for key in ("model", "dataset", "stats_dir"):
+            if self._setting(key) is None:
+                raise ConfigError(f"collect_stats needs training_config.{key}: set it")
+        options = as_mapping(self._setting("collect_stats"), "collect_stats")
+        for mode in ("train", "valid"):
+            collect_stats(
+                model_config=cfg.model,
+                dataset_config=cfg.dataset,
+                dataloader_config=self._setting("dataloader") or {},
+                mode=mode,
+                output_dir=Path(cfg.stats_dir),
+                task=self._setting("task"),
+                parallel_config=self._setting("parallel"),
+                write_collected_feats=bool(options.get("write_collected_feats", False)),
+                batch_size=int(options.get("batch_size", 4)),
+            )
+
+    def train(self, *args: Any, **kwargs: Any) -> None:
+        """Not a data-preparation stage: see :func:`_outside_scope`."""
+        _reject_stage_args("train", args, kwargs)
+        _outside_scope("train")
+
+    def infer(self, *args: Any, **kwargs: Any) -> None:
+        """Not a data-preparation stage: see :func:`_outside_scope`."""
+        _reject_stage_args("infer", args, kwargs)
+        _outside_scope("infer")
+
+    def measure(self, *args: Any, **kwargs: Any) -> None:
+        """Not a data-preparation stage: see :func:`_outside_scope`."""
+        _reject_stage_args("measure", args, kwargs)
+        _outside_scope("measure")
+
+    # ---------------------------------------------------------------- helpers
+    def data_organizer(self) -> Any:
+        """The organizer of the ``dataset:`` section (its ``_target_`` class, else ours)."""
+        return DataOrganizer.from_config(self._dataset_section(), recipe_dir=self.recipe_dir)
+
+    def dataset_references(self) -> list[str | None]:
+        """Every distinct ``data_src`` of train, valid and test, in order (``None``: the recipe's).
+
+        Entries given as a ``dataset:`` config or object have no builder and are left out.
+        """
+        section = self._dataset_section()
+        target = section.get("_target_")
+        ours = (
+            target is None
+            or isinstance(cls := organizer_class(target), type)
+            and issubclass(cls, DataOrganizer)
         )
-        builder = builder_class(module, cfg.data_src)()
-        kwargs = {**self.create_dataset_kwargs, **cfg.data_src_args}
-        label = f"dataset {cfg.data_src or self.recipe_dir}" + (
-            f" with {cfg.data_src_args}" if cfg.data_src_args else ""
-        )
+        if ours:
+            parse_sections(section)  # our organizer's entries: every key checked now
+        seen: dict[str | None, None] = {}
+        for name in SECTIONS:
+            for i, entry in enumerate(to_plain(section.get(name)) or []):
+                plain = as_mapping(entry, f"dataset.{name}[{i}]")
+                if plain.get("dataset") is None:
+                    seen.setdefault(parse_dataset_reference_config(plain)[0])
+        if not seen and not any(section.get(name) for name in SECTIONS):
+            raise SetupError(
+                "training_config.dataset must include at least one entry in dataset.train / "
+                "dataset.valid / dataset.test: add one"
+            )
+        return list(seen)
+
+    def _dataset_section(self) -> dict[str, Any]:
+        section = self._setting("dataset")
+        if section is None:
+            raise SetupError(
+                "training_config.dataset must be set for create_dataset stage: add a dataset: "
+                "section with train/valid and/or test entries"
+            )
+        return as_mapping(section, "dataset")
+
+    def _create_one(self, data_src: str | None, kwargs: dict[str, Any]) -> dict[str, Any]:
+        module = load_dataset_module(data_src=data_src, recipe_dir=self.recipe_dir)
+        builder = builder_class(module, data_src)()
+        label = f"dataset {data_src or self.recipe_dir}"
+        log.info("Ensuring dataset is prepared: %s", data_src or "local")
         steps: list[str] = []
-        with file_lock(self._lock_path(module, cfg), timeout=lock_timeout):
+        with file_lock(self._lock_path(module, data_src), timeout=self.lock_timeout):
+            if not _run(builder, "is_source_prepared", kwargs, label):
+                _run(builder, "prepare_source", kwargs, label)
+                steps.append("prepare_source")
             if not _run(builder, "is_built", kwargs, label):
-                if not _run(builder, "is_source_prepared", kwargs, label):
-                    _run(builder, "prepare_source", kwargs, label)
-                    steps.append("prepare_source")
-                    _require(builder, "is_source_prepared", "prepare_source", kwargs, label)
                 _run(builder, "build", kwargs, label)
                 steps.append("build")
-                _require(builder, "is_built", "build", kwargs, label)
         log.info("%s: %s", label, ", ".join(steps) or "already built")
-        return {"data_src": cfg.data_src, "data_src_args": cfg.data_src_args, "steps": steps}
+        return {"data_src": data_src, "steps": steps}
 
-    def _lock_path(self, module: Any, cfg: DatasetConfig) -> Path:
-        key = f"{module.__name__}\n{cfg.reference_key()}"
-        slug = re.sub(r"\W+", "_", cfg.data_src or "recipe").strip("_")
+    def _lock_path(self, module: Any, data_src: str | None) -> Path:
+        key = f"{getattr(module, '__name__', module)}\n{data_src}"
+        slug = re.sub(r"\W+", "_", data_src or "recipe").strip("_")
         return self.lock_dir / f"{slug}-{hashlib.sha1(key.encode()).hexdigest()[:12]}.lock"
+
+    def _setting(self, key: str, default: Any = None) -> Any:
+        config = self.training_config
+        if config is None:
+            return default
+        value = config.get(key, default)
+        return default if value is None else value
+
+    def _resolve_stage_log_ref(self, ref: Any) -> str | None:
+        """The value of a dotted path on this system (a list: the first one that is set)."""
+        if isinstance(ref, (list, tuple)):
+            return next((v for r in ref if (v := self._resolve_stage_log_ref(r))), None)
+        if not isinstance(ref, str):
+            return None
+        root, *parts = ref.split(".")
+        value: Any = getattr(self, root, None)
+        for part in parts:
+            if value is None:
+                return None
+            value = value.get(part) if isinstance(value, Mapping) else getattr(value, part, None)
+        return None if value is None else str(value)
+
+
+def _reject_stage_args(stage: str, args: tuple, kwargs: dict) -> None:
+    if args or kwargs:
+        raise TypeError(
+            f"Stage '{stage}' does not accept arguments (got {len(args)} positional, "
+            f"{sorted(kwargs)} keyword): put its settings in the YAML config"
+        )
+
+
+def _outside_scope(stage: str) -> None:
+    raise SetupError(
+        f"the {stage} stage is not part of espnet3, which prepares data (create_dataset, "
+        f"collect_stats): run {stage} with ESPnet3's own system on the data prepared here, or "
+        "override this method in your system"
+    )
 
 
 def _run(builder: Any, method: str, kwargs: dict[str, Any], label: str) -> Any:
@@ -147,20 +304,14 @@ def _run(builder: Any, method: str, kwargs: dict[str, Any], label: str) -> Any:
         ) from err
 
 
-def _require(builder: Any, check: str, step: str, kwargs: dict[str, Any], label: str) -> None:
-    if not _run(builder, check, kwargs, label):
-        name = type(builder).__name__
-        raise Espnet3Error(
-            f"{label}: {name}.{step}() returned but {name}.{check}() is still False: the "
-            f"builder's {step} does not produce what its {check} looks for; fix the builder"
-        )
-
-
 def _load(config: Any) -> tuple[Any, Path | None]:
-    if not isinstance(config, str | os.PathLike):
-        return config, None
-    from omegaconf import OmegaConf
+    """The config as a ``DictConfig`` (or ``None``), and the recipe directory a file implies."""
+    from omegaconf import DictConfig, OmegaConf
 
+    if config is None or isinstance(config, DictConfig):
+        return config, None
+    if not isinstance(config, str | os.PathLike):
+        return OmegaConf.create(as_mapping(config, "training_config")), None
     path = Path(config).resolve()
     if not path.is_file():
         raise ConfigError(f"config file {str(path)!r} does not exist: check the path")

@@ -8,7 +8,7 @@ from omegaconf import OmegaConf
 from espnet3.components.data.data_organizer import DataOrganizer, DatasetConfig
 from espnet3.components.data.dataset import CombinedDataset, DatasetWithTransform
 from espnet3.components.data.preprocessor import AbsPreprocessor
-from espnet3.errors import ConfigError
+from espnet3.errors import ConfigError, Espnet3Error
 
 LIST = "builtins.list"
 
@@ -34,7 +34,7 @@ def recipes(tmp_path, write_dataset_package):
     return tmp_path
 
 
-def test_from_config_builds_every_kind_of_entry(recipes):
+def test_from_config_builds_every_kind_of_entry(recipes, monkeypatch):
     config = OmegaConf.create(
         {
             "train": [
@@ -54,9 +54,8 @@ def test_from_config_builds_every_kind_of_entry(recipes):
             "preprocessor": {"_target_": f"{__name__}.AddUid"},
         }
     )
-    org = DataOrganizer.from_config(
-        config, recipe_dir=recipes / "recipe", recipe_roots=[recipes / "roots"]
-    )
+    monkeypatch.setenv("ESPNET3_RECIPES", str(recipes / "roots"))
+    org = DataOrganizer.from_config(config, recipe_dir=recipes / "recipe")
     assert isinstance(org.train, CombinedDataset) and isinstance(org.valid, CombinedDataset)
     assert [org.train[i] for i in range(3)] == [
         {"tag": "local", "i": 0, "uid": "0"},
@@ -90,11 +89,11 @@ def test_preprocessor_without_uid_gets_sample_only():
         ({"valid": [{"dataset": listed(1)}]}, "dataset.valid is set but dataset.train is not"),
         (
             {"test": [{"name": "a", "dataset": listed(1)}, {"name": "a", "dataset": listed(2)}]},
-            "dataset.test[1]: duplicate test set name 'a': give each test set a unique name",
+            "dataset.test[1]: test set name 'a' is already taken by dataset.test[0]",
         ),
         (
-            {"test": [{"dataset": listed(1)}]},
-            "dataset.test[0] has no name: give every test set a name",
+            {"test": [{"dataset": listed(1)}, {"dataset": listed(2)}]},
+            "dataset.test[1]: test set name 'local' is already taken by dataset.test[0]",
         ),
         (
             {"test": [{"name": "a", "datset": {}}]},
@@ -113,7 +112,7 @@ def test_preprocessor_without_uid_gets_sample_only():
             {"test": [{"name": 3, "dataset": listed(1)}]},
             "dataset.test[0].name must be a string, got 3",
         ),
-        ({"test": [], "preprocessor": 5}, "dataset.preprocessor must be callable, got 5"),
+        ({"test": [], "preprocessor": 5}, "dataset.preprocessor must be callable, got int 5"),
         (
             {"test": [{"name": "t", "dataset": listed(1), "transform": "no_such_mod_q.f"}]},
             "cannot import 'no_such_mod_q.f'",
@@ -121,7 +120,7 @@ def test_preprocessor_without_uid_gets_sample_only():
     ],
 )
 def test_bad_configs_are_explained(kwargs, message):
-    with pytest.raises(ConfigError) as err:
+    with pytest.raises(Espnet3Error) as err:
         DataOrganizer(**kwargs)
     assert message in str(err.value)
 
@@ -135,13 +134,61 @@ def test_unknown_section_key_is_an_error():
 
 
 def test_missing_recipe_package_names_the_path(tmp_path):
-    with pytest.raises(ConfigError, match=f"no dataset package at {tmp_path}/dataset"):
+    with pytest.raises(ModuleNotFoundError, match=f"no dataset package at {tmp_path}/dataset"):
         DataOrganizer(test=[{"name": "t"}], recipe_dir=tmp_path)
 
 
-def test_dataset_config_reference_key_distinguishes_arguments():
-    a = DatasetConfig.from_any({"data_src": "x/y", "data_src_args": {"split": "a", "n": 1}})
-    b = DatasetConfig.from_any({"data_src_args": {"n": 1, "split": "a"}, "data_src": "x/y"})
-    c = DatasetConfig.from_any({"data_src": "x/y", "data_src_args": {"split": "b"}})
-    assert a.reference_key() == b.reference_key() != c.reference_key()
-    assert a.uses_reference and not DatasetConfig.from_any({"dataset": [1]}).uses_reference
+def test_errors_are_the_types_upstream_code_catches():
+    with pytest.raises(RuntimeError, match="dataset.train is set but dataset.valid is not"):
+        DataOrganizer(train=[{"dataset": listed(1)}])
+    with pytest.raises(AssertionError, match="preprocessor must be callable"):
+        DataOrganizer(test=[], preprocessor="not_callable")
+
+
+def test_unnamed_test_sets_are_named_by_data_src(recipes, monkeypatch):
+    monkeypatch.setenv("ESPNET3_RECIPES", str(recipes / "roots"))
+    org = DataOrganizer(
+        test=[{"data_src": "toy/asr"}, {"data_src_args": {"n": 1}}], recipe_dir=recipes / "recipe"
+    )
+    assert list(org.test) == ["toy/asr", "local"] and org.test_sets is org.test
+
+
+def test_hydra_instantiates_the_section_with_objects_already_built(recipes):
+    """``instantiate(cfg.dataset)`` builds nested _target_ entries before the organizer sees them."""
+    from hydra.utils import instantiate
+
+    section = OmegaConf.create(
+        {
+            "_target_": "espnet3.components.data.data_organizer.DataOrganizer",
+            "recipe_dir": str(recipes / "recipe"),
+            "train": [{"dataset": listed(1, 2), "transform": {"_target_": f"{__name__}.Times"}}],
+            "valid": [{"data_src_args": {"n": 1}}],
+            "test": [{"name": "t", "dataset": listed(3)}],
+        }
+    )
+    org = instantiate(section)
+    assert [org.train[i] for i in range(2)] == [{"v": 3}, {"v": 6}]
+    assert org.valid[0] == {"tag": "local", "i": 0} and org.test["t"][0] == {"v": 3}
+
+
+def test_from_config_hands_another_organizer_class_to_hydra():
+    org = DataOrganizer.from_config(
+        {"_target_": f"{__name__}.MyOrganizer", "test": [{"anything": 1}], "extra": 2}
+    )
+    assert isinstance(org, MyOrganizer) and org.kwargs["extra"] == 2
+
+
+class Times:
+    def __call__(self, sample):
+        return {"v": sample["v"] * 3}
+
+
+class MyOrganizer:
+    def __init__(self, **kwargs):
+        self.kwargs = kwargs
+
+
+def test_dataset_config_entry_keeps_only_what_is_set():
+    cfg = DatasetConfig.from_any({"data_src": "x/y", "data_src_args": {"split": "a"}})
+    assert cfg.entry() == {"data_src": "x/y", "data_src_args": {"split": "a"}}
+    assert cfg.uses_reference and not DatasetConfig.from_any({"dataset": [1]}).uses_reference

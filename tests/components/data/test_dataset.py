@@ -7,9 +7,14 @@ import pytest
 from espnet3.components.data.data_organizer import (
     CombinedDataset as ReexportedCombined,
 )
-from espnet3.components.data.dataset import CombinedDataset, DatasetWithTransform, ShardedDataset
+from espnet3.components.data.dataset import (
+    CombinedDataset,
+    DatasetWithTransform,
+    ShardedDataset,
+    do_nothing,
+)
 from espnet3.components.data.preprocessor import AbsPreprocessor
-from espnet3.errors import ConfigError
+from espnet3.errors import ConfigError, ContractError, SetupError, UnknownIdError
 
 
 class Named:
@@ -31,12 +36,13 @@ class Named:
 
 
 class Stride(ShardedDataset):
-    def __init__(self, items, num_shards=2):
+    def __init__(self, items, total_shards=2, dist_world_size=1):
         self.items = items
-        self.num_shards = num_shards
+        self.total_shards = total_shards
+        self.dist_world_size = dist_world_size
 
     def shard(self, idx):
-        return Stride(self.items[idx :: self.num_shards], self.num_shards)
+        return Stride(self.items[idx :: self.total_shards], self.total_shards)
 
     def __len__(self):
         return len(self.items)
@@ -81,7 +87,7 @@ def test_transform_then_preprocessor_and_uid_convention():
     combined.use_espnet_collator = True
     assert combined["a0"] == ("a0", {"uid": "a0", "v": 10, "seen_uid": "a0"})
     assert combined["2"][0] == "2"
-    with pytest.raises(KeyError, match="utterance id 'zz' is in none of the 2 combined datasets"):
+    with pytest.raises(UnknownIdError, match="Utterance ID 'zz' is in none of the 2 combined"):
         combined["zz"]
 
 
@@ -91,9 +97,10 @@ def test_plain_preprocessor_gets_only_the_sample():
     )
     assert ds[1] == ("u1", {"only": 1})
     assert ds["u0"] == ("u0", {"only": 0})
-    with pytest.raises(KeyError, match="utterance id 'nope' is not in Named"):
-        ds["nope"]
-    with pytest.raises(ConfigError, match="preprocessor must be callable, got int 3"):
+    for kind in (KeyError, ValueError):  # a mapping's error, and upstream ESPnet3's
+        with pytest.raises(kind, match="Utterance ID 'nope' is not in Named"):
+            ds["nope"]
+    with pytest.raises(AssertionError, match="preprocessor must be callable, got int 3"):
         DatasetWithTransform([], preprocessor=3)
 
 
@@ -103,7 +110,7 @@ def test_key_consistency_is_checked_once_on_first_items():
     assert (first.reads, second.reads) == (1, 1)
     combined[4]
     assert second.reads == 2
-    with pytest.raises(ConfigError) as err:
+    with pytest.raises(ContractError) as err:
         CombinedDataset([[{"a": 1, "b": 2}], [], DatasetWithTransform([{"a": 1}])])
     assert str(err.value) == (
         "combined dataset 2 (list) gives items with keys ['a'] but dataset 0 gives ['a', 'b']: "
@@ -111,33 +118,61 @@ def test_key_consistency_is_checked_once_on_first_items():
     )
 
 
-def test_duplicate_uids_across_datasets_are_reported():
-    combined = CombinedDataset([Named("a", 2), Named("a", 1)])
-    with pytest.raises(ConfigError, match="utterance id 'a0' appears in combined datasets 0 and 1"):
-        combined["a1"]
+def test_duplicate_uids_across_datasets_are_refused_at_once():
+    with pytest.raises(
+        ConfigError, match="Duplicate utterance ID 'a0': it is in combined datasets"
+    ):
+        CombinedDataset([Named("a", 2), Named("a", 1)])
 
 
 def test_sharding_all_sharded_datasets():
     combined = CombinedDataset(
         [Stride(list(range(6))), DatasetWithTransform(Stride([100, 101]), lambda s: {"v": -s["v"]})]
     )
-    assert combined.is_sharded and combined.num_shards == 2
+    assert combined.is_sharded and (combined.total_shards, combined.dist_world_size) == (2, 1)
     shard = combined.shard(1)
     assert [shard[i]["v"] for i in range(len(shard))] == [1, 3, 5, -101]
-    with pytest.raises(IndexError, match="shard 2 out of range: there are 2 shards"):
-        combined.shard(2)
 
 
-def test_sharding_mixed_or_mismatched_datasets_is_refused():
-    mixed = CombinedDataset([Stride([1, 2]), [{"v": 3}]])
-    assert not mixed.is_sharded
+def test_sharding_mixed_or_mismatched_datasets_is_refused_when_combined():
     with pytest.raises(
-        ConfigError,
-        match="cannot shard a combination of Stride, list .*every dataset must be a ShardedDataset",
+        SetupError, match="If any dataset is a subclass of ShardedDataset.*Stride, list"
     ):
-        mixed.shard(0)
-    with pytest.raises(ConfigError, match=r"num_shards \['2', '3'\]"):
-        CombinedDataset([Stride([1, 2]), Stride([3], num_shards=3)]).shard(0)
+        CombinedDataset([Stride([1, 2]), [{"v": 3}]])
+    with pytest.raises(
+        RuntimeError, match=r"same total_shards and dist_world_size, got .*\(2, 1\), \(3, 1\)"
+    ):
+        CombinedDataset([Stride([1, 2]), Stride([3], total_shards=3)])
+    with pytest.raises(SetupError, match="requires total_shards and dist_world_size"):
+        CombinedDataset([Stride([1], dist_world_size=None)])
+    plain = CombinedDataset([[{"v": 1}]])
+    assert not plain.is_sharded
+    with pytest.raises(SetupError, match="list has no shard"):
+        plain.shard(0)
+
+
+def test_transform_pairs_keyed_datasets_and_the_preprocessor_flag():
+    """The ``(transform, preprocessor)`` pairs and ``keys()`` datasets of upstream ESPnet3."""
+    calls = []
+
+    def tag(uid, sample):
+        calls.append(uid)
+        return {**sample, "uid": uid}
+
+    keyed = {"spk1-u1": {"v": 1}, "spk1-u2": {"v": 2}}
+    combined = CombinedDataset(
+        [[{"v": 0}], keyed], [(do_nothing, tag), (lambda s: {"v": s["v"] * 10}, tag)], True
+    )
+    assert combined.datasets[1] is keyed and combined.transforms[0] == (do_nothing, tag)
+    assert [combined[i] for i in range(3)] == [
+        {"v": 0, "uid": "0"},
+        {"v": 10, "uid": "spk1-u1"},
+        {"v": 20, "uid": "spk1-u2"},
+    ]
+    assert combined["spk1-u2"] == {"v": 20, "uid": "spk1-u2"} and calls[-1] == "spk1-u2"
+    with pytest.raises(ConfigError, match="2 datasets but 1 \\(transform, preprocessor\\) pairs"):
+        CombinedDataset([[], []], [(None, None)])
+    assert do_nothing("u", {"v": 1}) == ("u", {"v": 1})
 
 
 def test_wrapped_wrappers_keep_their_ids():

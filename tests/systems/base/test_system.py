@@ -1,7 +1,7 @@
 """BaseSystem.create_dataset: builder lifecycle, idempotency, crash safety and locking.
 
 The recipe written here is a real one in miniature: its builder extracts the real mini AN4
-archive and writes a JSONL manifest of the SPHERE files of one split.
+archive and writes a JSONL manifest of the SPHERE files of each split.
 """
 
 from __future__ import annotations
@@ -38,23 +38,24 @@ class DatasetBuilder(Base):
     def prepare_source(self, *, data_dir, archive, **kw):
         extract_archive(archive, Path(data_dir) / "source")
 
-    def is_built(self, *, data_dir, split, **kw):
-        return (Path(data_dir) / f"{split}.jsonl").is_file()
+    def is_built(self, *, data_dir, **kw):
+        return all((Path(data_dir) / f"{split}.jsonl").is_file() for split in SPLITS)
 
-    def build(self, *, data_dir, split, crash_after=None, pause=0, **kw):
+    def build(self, *, data_dir, crash_after=None, pause=0, **kw):
         with open(Path(data_dir) / "build.log", "a") as log:
-            log.write(f"{split} {os.getpid()}\\n")
+            log.write(f"{os.getpid()}\\n")
         time.sleep(pause)
-        wavs = sorted((Path(data_dir) / "source/downloads/an4/wav" / SPLITS[split]).rglob("*.sph"))
+        for split, folder in SPLITS.items():
+            wavs = sorted((Path(data_dir) / "source/downloads/an4/wav" / folder).rglob("*.sph"))
 
-        def records():
-            for i, wav in enumerate(wavs):
-                if crash_after is not None and i == crash_after:
-                    raise OSError("disk full")
-                yield {"uid": wav.stem, "path": str(wav)}
+            def records():
+                for i, wav in enumerate(wavs):
+                    if crash_after is not None and i == crash_after:
+                        raise OSError("disk full")
+                    yield {"uid": wav.stem, "path": str(wav)}
 
-        atomic_write_jsonl(Path(data_dir) / f"{split}.jsonl", records())
-        atomic_write_json(Path(data_dir) / f"{split}.meta.json", {"parallel": get_parallel_config().env})
+            atomic_write_jsonl(Path(data_dir) / f"{split}.jsonl", records())
+        atomic_write_json(Path(data_dir) / "meta.json", {"parallel": get_parallel_config().env})
 """
 
 DATASET = """
@@ -90,17 +91,15 @@ def write_recipe(recipe: Path) -> Path:
 
 
 def make_config(tmp_path: Path, archive: Path, **create_dataset) -> dict:
-    data_dir = tmp_path / "data"
+    data_dir = str(tmp_path / "data")
     return {
         "recipe_dir": str(write_recipe(tmp_path / "recipe")),
         "dataset": {
-            "train": [{"data_src_args": {"split": "train", "data_dir": str(data_dir)}}],
-            "valid": [{"data_src_args": {"split": "test", "data_dir": str(data_dir)}}],
-            "test": [
-                {"name": "test", "data_src_args": {"split": "test", "data_dir": str(data_dir)}}
-            ],
+            "train": [{"data_src_args": {"split": "train", "data_dir": data_dir}}],
+            "valid": [{"data_src_args": {"split": "test", "data_dir": data_dir}}],
+            "test": [{"name": "test", "data_src_args": {"split": "test", "data_dir": data_dir}}],
         },
-        "create_dataset": {"archive": str(archive), **create_dataset},
+        "create_dataset": {"archive": str(archive), "data_dir": data_dir, **create_dataset},
         "parallel": {"env": "local", "n_workers": 1},
     }
 
@@ -109,34 +108,67 @@ def snapshot(root: Path) -> dict[str, int]:
     return {str(p.relative_to(root)): p.stat().st_mtime_ns for p in sorted(root.rglob("*"))}
 
 
-def test_create_dataset_builds_each_reference_once_and_then_does_nothing(
+def test_create_dataset_runs_the_lifecycle_once_per_source_and_then_does_nothing(
     tmp_path, mini_an4_archive
 ):
     system = BaseSystem(OmegaConf.create(make_config(tmp_path, mini_an4_archive)))
-    first = system.create_dataset()
-    # train and test are distinct references; valid and test share one.
-    assert [r["steps"] for r in first] == [["prepare_source", "build"], ["build"]]
-    assert [r["data_src_args"]["split"] for r in first] == ["train", "test"]
+    # train, valid and test come from the same (recipe-local) source: one builder run.
+    assert system.prepare_datasets() == [{"data_src": None, "steps": ["prepare_source", "build"]}]
     data = tmp_path / "data"
     before = snapshot(data)
     assert len((data / "train.jsonl").read_text().splitlines()) == 6
-    assert json.loads((data / "train.meta.json").read_text()) == {"parallel": "local"}
+    assert json.loads((data / "meta.json").read_text()) == {"parallel": "local"}
 
-    second = system.create_dataset()
-    assert [r["steps"] for r in second] == [[], []]
+    assert system.create_dataset() is None
+    assert system.prepare_datasets() == [{"data_src": None, "steps": []}]
     assert snapshot(data) == before
+    assert len((data / "build.log").read_text().splitlines()) == 1
 
     org = system.data_organizer()
     assert len(org.train) == 6 and len(org.valid) == 2
     assert org.test["test"]["cen8-fcaw-b"]["path"].endswith("fcaw/cen8-fcaw-b.sph")
 
 
-def test_entry_args_override_recipe_level_kwargs(tmp_path, mini_an4_archive):
-    config = make_config(tmp_path, mini_an4_archive, split="train", data_dir="/nonexistent")
-    config["dataset"] = {"test": config["dataset"]["test"]}
-    BaseSystem(config).create_dataset()
-    assert (tmp_path / "data" / "test.jsonl").is_file()
-    assert not (tmp_path / "data" / "train.jsonl").exists()
+def test_steps_run_in_the_documented_order_with_the_create_dataset_kwargs(tmp_path):
+    """is_source_prepared, prepare_source, is_built, build; recipe_dir added when unset."""
+    pkg = tmp_path / "recipe" / "dataset"
+    pkg.mkdir(parents=True)
+    (pkg / "__init__.py").write_text(
+        textwrap.dedent(
+            """
+            import json, pathlib
+            Dataset = list
+            LOG = pathlib.Path(__file__).parent / "calls.jsonl"
+            class DatasetBuilder:
+                def _log(self, step, kw):
+                    with open(LOG, "a") as f:
+                        f.write(json.dumps([step, kw]) + "\\n")
+                def is_source_prepared(self, **kw): self._log("is_source_prepared", kw)
+                def prepare_source(self, **kw): self._log("prepare_source", kw)
+                def is_built(self, **kw): self._log("is_built", kw); return True
+                def build(self, **kw): self._log("build", kw)
+            """
+        )
+    )
+    system = BaseSystem(
+        {
+            "recipe_dir": str(tmp_path / "recipe"),
+            "create_dataset": {"archive": "a.tar.gz"},
+            "dataset": {
+                "train": [{"data_src_args": {"split": "train"}}],
+                "valid": [{"data_src_args": {"split": "valid"}}],
+                "test": None,
+            },
+        }
+    )
+    assert system.prepare_datasets() == [{"data_src": None, "steps": ["prepare_source"]}]
+    kwargs = {"archive": "a.tar.gz", "recipe_dir": str((tmp_path / "recipe").resolve())}
+    calls = [json.loads(line) for line in (pkg / "calls.jsonl").read_text().splitlines()]
+    assert calls == [
+        ["is_source_prepared", kwargs],
+        ["prepare_source", kwargs],
+        ["is_built", kwargs],
+    ]
 
 
 def test_crash_mid_build_leaves_nothing_is_built_accepts(tmp_path, mini_an4_archive):
@@ -144,51 +176,60 @@ def test_crash_mid_build_leaves_nothing_is_built_accepts(tmp_path, mini_an4_arch
     with pytest.raises(Espnet3Error) as err:
         system.create_dataset()
     assert "DatasetBuilder.build() failed with OSError: disk full" in str(err.value)
-    assert "split': 'train'" in str(err.value)
     builder = system_builder(system)
-    kwargs = {"data_dir": str(tmp_path / "data"), "split": "train"}
+    kwargs = {"data_dir": str(tmp_path / "data")}
     assert builder.is_source_prepared(**kwargs) and not builder.is_built(**kwargs)
     assert not (tmp_path / "data" / "train.jsonl").exists()
 
     config = make_config(tmp_path / "again", mini_an4_archive)
     config["recipe_dir"] = str(tmp_path / "recipe")
-    config["dataset"]["train"][0]["data_src_args"]["data_dir"] = str(tmp_path / "data")
-    config["dataset"]["valid"][0]["data_src_args"]["data_dir"] = str(tmp_path / "data")
-    config["dataset"].pop("test")
-    steps = [r["steps"] for r in BaseSystem(config).create_dataset()]
-    assert steps == [["build"], ["build"]]
+    config["create_dataset"]["data_dir"] = str(tmp_path / "data")
+    assert BaseSystem(config).prepare_datasets()[0]["steps"] == ["build"]
     assert len((tmp_path / "data" / "train.jsonl").read_text().splitlines()) == 6
 
 
 def system_builder(system: BaseSystem):
-    from espnet3.components.data.dataset_reference import builder_class, resolve_dataset_module
+    from espnet3.components.data.dataset_module import builder_class, load_dataset_module
 
-    return builder_class(resolve_dataset_module(None, recipe_dir=system.recipe_dir))()
+    return builder_class(load_dataset_module(None, recipe_dir=system.recipe_dir))()
 
 
-def test_builder_that_does_not_produce_what_is_built_checks(tmp_path):
-    pkg = tmp_path / "recipe" / "dataset"
-    pkg.mkdir(parents=True)
-    (pkg / "__init__.py").write_text(
-        textwrap.dedent(
-            """
-            from espnet3.components.data.dataset_builder import DatasetBuilder as Base
-            Dataset = list
-            class DatasetBuilder(Base):
-                def is_source_prepared(self, **kw): return True
-                def prepare_source(self, **kw): pass
-                def is_built(self, **kw): return False
-                def build(self, **kw): pass
-            """
-        )
-    )
+def test_dataset_section_is_required_and_must_name_something(tmp_path):
+    with pytest.raises(RuntimeError, match="training_config.dataset must be set"):
+        BaseSystem({"recipe_dir": str(tmp_path)}).create_dataset()
+    empty = {"recipe_dir": str(tmp_path), "dataset": {"train": None, "valid": None, "test": None}}
+    with pytest.raises(RuntimeError, match="must include at least one entry"):
+        BaseSystem(empty).create_dataset()
+    with pytest.raises(TypeError, match="Stage 'create_dataset' does not accept arguments"):
+        BaseSystem().create_dataset(1)
+
+
+def test_stage_log_dirs_follow_the_configs(tmp_path):
     system = BaseSystem(
-        {"recipe_dir": str(tmp_path / "recipe"), "dataset": {"test": [{"name": "t"}]}}
+        {"exp_dir": str(tmp_path / "exp"), "data_dir": str(tmp_path / "data")},
+        inference_config={"inference_dir": str(tmp_path / "infer")},
+        stage_log_mapping={"infer": ["training_config.nowhere", "inference_config.inference_dir"]},
     )
-    with pytest.raises(
-        Espnet3Error, match=r"build\(\) returned but DatasetBuilder.is_built\(\) is still False"
-    ):
-        system.create_dataset()
+    assert (tmp_path / "exp").is_dir() and system.stage_log_dirs["default"] == tmp_path / "exp"
+    assert system.stage_log_dirs["create_dataset"] == tmp_path / "data"
+    assert system.stage_log_dirs["infer"] == tmp_path / "infer"
+    assert "collect_stats" not in system.stage_log_dirs
+    with pytest.raises(RuntimeError, match="the train stage is not part of espnet3"):
+        system.train()
+
+
+def test_a_custom_organizer_target_is_built_and_its_references_prepared(tmp_path, mini_an4_archive):
+    config = make_config(tmp_path, mini_an4_archive)
+    config["dataset"]["_target_"] = f"{__name__}.CountingOrganizer"
+    system = BaseSystem(config)
+    assert system.prepare_datasets()[0]["steps"] == ["prepare_source", "build"]
+    organizer = system.data_organizer()
+    assert isinstance(organizer, CountingOrganizer) and organizer.sizes == {"train": 1, "test": 1}
+
+
+class CountingOrganizer:
+    def __init__(self, train, valid, test):
+        self.sizes = {"train": len(train), "test": len(test)}
 
 
 def test_two_processes_never_build_the_same_dataset_at_once(tmp_path, mini_an4_archive):
@@ -197,7 +238,7 @@ def test_two_processes_never_build_the_same_dataset_at_once(tmp_path, mini_an4_a
     (tmp_path / "config.yaml").write_text(OmegaConf.to_yaml(config))
     script = (
         "import sys, json; from espnet3.systems.base.system import BaseSystem; "
-        "print(json.dumps(BaseSystem(sys.argv[1]).create_dataset()))"
+        "print(json.dumps(BaseSystem(sys.argv[1]).prepare_datasets()))"
     )
     procs = [
         subprocess.Popen(
@@ -230,7 +271,7 @@ def test_yaml_in_conf_dir_defaults_recipe_dir_to_its_parent(tmp_path):
             {"dataset": {"test": [{"nmae": "x"}]}},
             "dataset.test[0]: unknown key 'nmae' (did you mean 'name'?)",
         ),
-        ({"dataset": {}, "create_dataset": [1]}, "create_dataset must be a mapping"),
+        ({"dataset": {"test": [{}]}, "create_dataset": [1]}, "create_dataset must be a mapping"),
         ({"dataset": {}, "parallel": {"env": "local", "n_workers": 0}}, "n_workers"),
         (
             {"dataset": {"test": [{"name": "t", "data_src": "nowhere/none"}]}},
@@ -244,19 +285,15 @@ def test_bad_configs_are_explained(tmp_path, config, message):
     assert message in str(err.value)
 
 
-def test_packaged_reference_is_built_from_extra_recipe_root(tmp_path, mini_an4_archive):
+def test_packaged_reference_is_built_from_a_recipe_root(tmp_path, mini_an4_archive, monkeypatch):
     write_recipe(tmp_path / "roots" / "toy" / "asr")
+    monkeypatch.setenv("ESPNET3_RECIPES", str(tmp_path / "roots"))
     config = make_config(tmp_path, mini_an4_archive)
-    config["dataset"] = {
-        "test": [
-            {
-                "name": "t",
-                "data_src": "toy/asr",
-                "data_src_args": {"split": "test", "data_dir": str(tmp_path / "data")},
-            }
-        ]
-    }
-    system = BaseSystem(config, recipe_roots=[tmp_path / "roots"])
-    assert system.create_dataset()[0]["steps"] == ["prepare_source", "build"]
+    test_args = {"split": "test", "data_dir": str(tmp_path / "data")}
+    config["dataset"] = {"test": [{"name": "t", "data_src": "toy/asr", "data_src_args": test_args}]}
+    system = BaseSystem(config)
+    assert system.prepare_datasets() == [
+        {"data_src": "toy/asr", "steps": ["prepare_source", "build"]}
+    ]
     assert len(system.data_organizer().test["t"]) == 2
     assert os.listdir(system.lock_dir)

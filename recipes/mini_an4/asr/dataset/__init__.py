@@ -1,8 +1,8 @@
 """mini AN4 for ASR: the builder that prepares the data, the dataset that reads it, features.
 
 Example:
-    >>> from espnet3.components.data.dataset_reference import resolve_dataset_module
-    >>> package = resolve_dataset_module("mini_an4/asr")
+    >>> from espnet3.components.data.dataset_module import load_dataset_module
+    >>> package = load_dataset_module("mini_an4/asr")
     >>> sorted(name for name in ("Dataset", "DatasetBuilder") if hasattr(package, name))
     ['Dataset', 'DatasetBuilder']
 """
