@@ -28,6 +28,7 @@ from espnet3.parallel import get_parallel_config
 from espnet3.runner import jobs_dir
 from espnet3.runner.class_path import class_path
 from espnet3.runner.outcomes import as_index
+from espnet3.runner.provider import plain_config
 from espnet3.runner.shard_spec import ShardSpec, default_shard_size, split_indices
 from espnet3.runner.submit import shard_python, submit_local, submit_slurm
 
@@ -78,8 +79,8 @@ def submit_async(runner: Any, indices: Iterable[int]) -> AsyncSubmission:
         ShardSpec.for_work(
             runner=class_path(type(runner)),
             provider=class_path(type(provider)),
-            config=provider.plain_config,
-            params=provider.params,
+            config=plain_config(getattr(provider, "config", None)),
+            params=dict(getattr(provider, "params", None) or {}),
             indices=chunk,
             batch_size=runner.batch_size,
             on_error=runner.on_error,

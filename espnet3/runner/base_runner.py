@@ -1,8 +1,10 @@
 """Apply a runner's ``forward`` to indices: in process, on Dask, or as detached shard jobs.
 
 Subclass :class:`BaseRunner`, write a static ``forward(idx, *, dataset, model, **params)``
-and give it a provider. Results come back in the order of the indices; ``None`` results are
-filtered out. The backend follows :func:`espnet3.parallel.get_parallel_config` (or the
+and give it a provider (an :class:`~espnet3.runner.provider.EnvironmentProvider`, or any
+object with ``build_env_local()``). Results come back in the order of the indices; ``None``
+results are filtered out. With ``batch_size``, ``forward`` gets lists of indices and the call
+returns one result per batch. The backend follows :func:`espnet3.parallel.get_parallel_config` (or the
 innermost open :func:`espnet3.parallel.get_client`); ``async_mode=True`` writes shard specs
 and submits them as scheduler jobs instead (see :mod:`espnet3.runner.async_backend`).
 
@@ -40,6 +42,7 @@ from espnet3.runner.outcomes import ItemFailure, Unit, as_index
 from espnet3.runner.provider import EnvironmentProvider
 from espnet3.runner.sync_backend import iter_outcomes
 from espnet3.utils.atomic import atomic_write_jsonl
+from espnet3.utils.config import check_positive
 
 ERROR_POLICIES = ("raise", "skip")
 log = logging.getLogger(__name__)
@@ -49,9 +52,11 @@ class BaseRunner:
     """Runs ``forward`` over indices with the environment of ``provider``.
 
     Args:
-        provider: builds ``{dataset, model, **params}`` once per process.
-        batch_size: when set, ``forward`` receives lists of up to this many indices and
-            returns a list with one result (or ``None``) per index.
+        provider: builds ``{dataset, model, **params}`` once per process: an
+            :class:`EnvironmentProvider`, or any object with ``build_env_local()`` (and
+            ``build_worker_setup_fn()`` to run on a cluster).
+        batch_size: when set, ``forward`` receives lists of up to this many indices and its
+            return value is the result of that batch (a positive integer, checked per call).
         async_mode: submit detached shard jobs instead of waiting for results; the call then
             returns an :class:`~espnet3.runner.async_backend.AsyncSubmission`.
         async_specs_dir, async_result_dir: where shard specs and shard results go.
@@ -68,19 +73,20 @@ class BaseRunner:
     def __init__(
         self,
         provider: EnvironmentProvider,
-        *,
         batch_size: int | None = None,
         async_mode: bool = False,
         async_specs_dir: str | os.PathLike = "async_specs",
         async_result_dir: str | os.PathLike = "async_results",
+        *,
         async_shard_size: int | None = None,
         async_max_running: int | None = None,
         on_error: str = "raise",
         errors_path: str | os.PathLike = "errors.jsonl",
     ):
-        if not isinstance(provider, EnvironmentProvider):
+        if not callable(getattr(provider, "build_env_local", None)):
             raise ConfigError(
-                f"{type(self).__name__} needs an EnvironmentProvider, got {type(provider).__name__}"
+                f"{type(self).__name__} needs a provider with build_env_local() (e.g. an "
+                f"EnvironmentProvider), got {type(provider).__name__}"
             )
         if type(self).forward is BaseRunner.forward:
             raise ConfigError(
@@ -98,14 +104,10 @@ class BaseRunner:
                 f"{did_you_mean(str(on_error), ERROR_POLICIES)}"
             )
         for name, value in (
-            ("batch_size", batch_size),
             ("async_shard_size", async_shard_size),
             ("async_max_running", async_max_running),
         ):
-            if value is not None and (
-                isinstance(value, bool) or not isinstance(value, int) or value < 1
-            ):
-                raise ConfigError(f"{name} must be a positive integer or None, got {value!r}")
+            check_positive(name, value)
         self.provider = provider
         self.batch_size = batch_size
         self.async_mode = async_mode
@@ -124,18 +126,21 @@ class BaseRunner:
         )
 
     def __call__(self, indices: Iterable[int]) -> Any:
-        """Results of every index, in order, ``None`` left out; or the async submission.
+        """Results of every index (or batch), in order, ``None`` left out; or the async submission.
 
         The list holds every result: for a very large run, stream with :meth:`iter`.
         """
+        check_positive("batch_size", self.batch_size)
         if self.async_mode:
             from espnet3.runner.async_backend import submit_async
 
             return submit_async(self, indices)
         return [result for _, result in self.iter(indices)]
 
-    def iter(self, indices: Iterable[int]) -> Iterator[tuple[int, Any]]:
+    def iter(self, indices: Iterable[int]) -> Iterator[tuple[Any, Any]]:
         """Yield ``(index, result)`` in the order of ``indices``, holding only what is in flight.
+
+        With ``batch_size`` the first element is the batch: the list of its indices.
 
         Example:
             >>> class Echo(BaseRunner):
@@ -148,6 +153,7 @@ class BaseRunner:
             >>> list(Echo(Empty()).iter([3, 1]))
             [(3, 30), (1, 10)]
         """
+        check_positive("batch_size", self.batch_size)
         units: Iterable[Unit] = _Units(indices, self.batch_size)
         sized = hasattr(indices, "__len__")
         if not sized:  # a generator of indices: no length for chunk sizing or the bar
@@ -162,10 +168,10 @@ class BaseRunner:
                     failures += outcome.records()
                     progress.update(len(outcome.indices))
                     continue
-                progress.update(len(outcome))
-                for index, result in outcome:
+                for unit, result in outcome:
+                    progress.update(len(unit) if isinstance(unit, list) else 1)
                     if result is not None:
-                        yield index, result
+                        yield unit, result
         finally:
             progress.close()
             if self.on_error == "skip":

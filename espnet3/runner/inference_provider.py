@@ -15,6 +15,7 @@ Example:
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from espnet3.errors import ConfigError
@@ -25,7 +26,13 @@ class InferenceProvider(EnvironmentProvider):
     """Environment ``{"dataset": build_dataset(cfg), "model": build_model(cfg), **params}``.
 
     Subclasses implement the two static builders; both receive the resolved ``DictConfig``.
+    As in upstream ESPnet3, this process's environment is built when the provider is made,
+    so a bad config fails at once; each worker builds its own.
     """
+
+    def __init__(self, config: Any = None, params: Mapping[str, Any] | None = None):
+        super().__init__(config, params)
+        self.build_env_local()
 
     @staticmethod
     def build_dataset(cfg: Any) -> Any:

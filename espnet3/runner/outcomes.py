@@ -10,6 +10,8 @@ Example:
     ...     return {"idx": idx, "value": 10 // dataset[idx]}
     >>> run_unit(1, runner_forward=forward, dataset=[0, 5])
     [(1, {'idx': 1, 'value': 2})]
+    >>> run_unit([1], runner_forward=lambda idx, **env: len(idx))
+    [([1], 1)]
     >>> run_unit(0, runner_forward=forward, dataset=[0, 5]).exc_type
     'ZeroDivisionError'
 """
@@ -18,11 +20,11 @@ from __future__ import annotations
 
 import operator
 import traceback
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from espnet3.errors import ConfigError, Espnet3Error, ItemError
+from espnet3.errors import ConfigError, ItemError
 
 Unit = int | list[int]
 
@@ -61,25 +63,18 @@ class ItemFailure:
 
 def run_unit(
     unit: Unit, *, runner_forward: Callable[..., Any], **env: Any
-) -> list[tuple[int, Any]] | ItemFailure:
-    """Call ``runner_forward(unit, **env)``; pair results with indices or return the failure."""
+) -> list[tuple[Unit, Any]] | ItemFailure:
+    """Call ``runner_forward(unit, **env)``; pair the result with its unit, or return the failure.
+
+    A batch (a list of indices) gives one result, whatever ``forward`` returns for it.
+    """
     indices = list(unit) if isinstance(unit, list) else [unit]
     try:
         result = runner_forward(unit, **env)
     except Exception as exc:
         utt_id = find_utt_id(env.get("dataset"), indices[0]) if len(indices) == 1 else None
         return ItemFailure(indices, utt_id, type(exc).__name__, str(exc), traceback.format_exc())
-    if not isinstance(unit, list):
-        return [(unit, result)]
-    if result is None:
-        return [(index, None) for index in indices]
-    if not isinstance(result, Sequence) or len(result) != len(indices):
-        raise Espnet3Error(
-            f"forward got the batch {indices} and must return a list of {len(indices)} results "
-            f"(None for a filtered item), got {type(result).__name__}"
-            f"{f' of length {len(result)}' if isinstance(result, Sequence) else ''}"
-        )
-    return list(zip(indices, result, strict=True))
+    return [(unit, result)]
 
 
 def find_utt_id(dataset: Any, index: int) -> str | None:

@@ -1,8 +1,9 @@
 """Build a runner's environment (dataset, model, helpers) once per process.
 
 A provider is made from a config and ``params``. In this process :meth:`build_env_local`
-builds the environment once and keeps it; on Dask workers the function returned by
-:meth:`make_worker_setup_fn` builds it once per worker. That function carries only the
+builds the environment once and keeps it (each call returns a fresh dict of the same
+objects); on Dask workers the function returned by :meth:`build_worker_setup_fn` (also named
+:meth:`make_worker_setup_fn`) builds it once per worker. That function carries only the
 provider's class path, its plain config and its params, never a built model or dataset, so
 shipping it to a thousand workers costs a few bytes each.
 
@@ -13,7 +14,7 @@ Example:
     >>> provider = Squares({"size": 4}, {"offset": 1})
     >>> provider.build_env_local()
     {'table': [0, 1, 4, 9], 'offset': 1}
-    >>> provider.build_env_local() is provider.build_env_local()
+    >>> provider.build_env_local()["table"] is provider.build_env_local()["table"]
     True
 """
 
@@ -30,11 +31,12 @@ from espnet3.runner.class_path import class_path, load_class, stable_hash
 class EnvironmentProvider:
     """Builds ``{name: object}`` for a runner's ``forward`` from ``config`` and ``params``.
 
-    Subclasses implement :meth:`build_env`. ``config`` (a mapping, an OmegaConf
-    ``DictConfig`` or ``None``) is resolved and kept as a ``DictConfig``; ``params`` are
-    small keyword values (decoding options, paths) merged into the environment. A subclass
-    must keep the constructor ``cls(config, params)``: workers and shard jobs rebuild the
-    provider that way.
+    Subclasses implement :meth:`build_env`, or override :meth:`build_env_local` and
+    :meth:`build_worker_setup_fn` themselves as upstream ESPnet3 providers do. ``config`` (a
+    mapping, an OmegaConf ``DictConfig`` or ``None``) is resolved and kept as a
+    ``DictConfig``; ``params`` are small keyword values (decoding options, paths) merged into
+    the environment. A subclass must keep the constructor ``cls(config, params)``: workers
+    and shard jobs rebuild the provider that way.
     """
 
     def __init__(self, config: Any = None, params: Mapping[str, Any] | None = None):
@@ -55,7 +57,10 @@ class EnvironmentProvider:
         raise NotImplementedError(f"{type(self).__qualname__} must implement build_env()")
 
     def build_env_local(self) -> dict[str, Any]:
-        """The environment of this process, built on first use and then reused.
+        """The environment of this process, built on first use; a new dict on every call.
+
+        The objects are built once and shared; the dict is new, so a caller that replaces an
+        entry does not change what the next caller gets.
 
         Example:
             >>> class One(EnvironmentProvider):
@@ -68,7 +73,14 @@ class EnvironmentProvider:
             from espnet3.parallel.worker_env import build_env
 
             self._env = dict(build_env(self.build_env))
-        return self._env
+        return dict(self._env)
+
+    def build_worker_setup_fn(self) -> Any:
+        """The zero-argument function that builds this environment in a worker.
+
+        By default :meth:`make_worker_setup_fn`'s; override either one.
+        """
+        return self.make_worker_setup_fn()
 
     def make_worker_setup_fn(self) -> WorkerSetup:
         """A picklable zero-argument function that builds this environment in a worker.
@@ -84,7 +96,28 @@ class EnvironmentProvider:
         """
         return WorkerSetup(class_path(type(self)), self.plain_config, dict(self.params))
 
-    build_worker_setup_fn = make_worker_setup_fn
+
+def worker_setup_fn(provider: Any) -> Any:
+    """The setup function that builds ``provider``'s environment on a worker.
+
+    Any provider works that has ``build_worker_setup_fn()`` (upstream ESPnet3's name) or
+    ``make_worker_setup_fn()``.
+
+    Example:
+        >>> class One(EnvironmentProvider):
+        ...     def build_env(self):
+        ...         return {"one": 1}
+        >>> type(worker_setup_fn(One())).__name__
+        'WorkerSetup'
+    """
+    for name in ("build_worker_setup_fn", "make_worker_setup_fn"):
+        make = getattr(provider, name, None)
+        if callable(make):
+            return make()
+    raise ConfigError(
+        f"provider {type(provider).__name__} has no build_worker_setup_fn(): a cluster run "
+        "builds the environment on each worker with it; add one, or subclass EnvironmentProvider"
+    )
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,8 @@
 """Run one shard spec in this process: ``python -m espnet3.runner.shard SPEC.json``.
 
 The job rebuilds the provider and the runner from their class paths, runs the spec's indices
-sequentially, and streams the results into the spec's results file (atomically, with a
-completion line). A failure writes ``<shard>.failed.json`` (exception, message, index and
+sequentially, and streams the results into the spec's results file (atomically, then a
+``.done`` marker beside it). A failure writes ``<shard>.failed.json`` (exception, message, index and
 traceback) and exits with status 1, so both the scheduler and the files say what happened.
 
 Example (a spec written by an async runner call)::

@@ -1,8 +1,9 @@
-"""A shard's results file: one JSON line per result, then a line that marks it complete.
+"""A shard's results file: one JSON line ``{"index", "result"}`` per result, nothing else.
 
 The file is written through a temporary file and an atomic rename, so it either does not
-exist or is whole; the closing ``{"complete": true, "count": N}`` line and a line count check
-also reject a file that was truncated or copied partially afterwards.
+exist or is whole. A marker beside it, ``<results>.done``, is written after the rename and
+holds the file's size and line count: a file truncated or copied partially afterwards no
+longer matches it, and a file whose marker is missing is not taken as finished.
 
 Example:
     >>> import tempfile, pathlib
@@ -11,10 +12,13 @@ Example:
     2
     >>> is_complete(path), list(read_results(path))
     (True, [(0, {'y': 1}), (2, {'y': 5})])
+    >>> path.read_text().splitlines()[-1]
+    '{"index": 2, "result": {"y": 5}}'
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from collections.abc import Iterable, Iterator
@@ -22,14 +26,23 @@ from pathlib import Path
 from typing import Any
 
 from espnet3.errors import Espnet3Error
-from espnet3.utils.atomic import atomic_open
+from espnet3.utils.atomic import atomic_open, atomic_write_json
+
+DONE_SUFFIX = ".done"
 
 
-def write_results(path: str | os.PathLike, results: Iterable[tuple[int, Any]]) -> int:
-    """Stream ``(index, result)`` pairs into ``path`` atomically; return how many.
+def done_path(path: str | os.PathLike) -> str:
+    """Where the completion marker of results file ``path`` lives."""
+    return f"{os.fspath(path)}{DONE_SUFFIX}"
+
+
+def write_results(path: str | os.PathLike, results: Iterable[tuple[Any, Any]]) -> int:
+    """Stream ``(index, result)`` pairs into ``path`` atomically, then mark it done.
 
     A result JSON cannot encode is an error naming its index, and nothing is written.
     """
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(done_path(path))  # an earlier run's marker does not describe this file
     count = 0
     with atomic_open(path) as f:
         for index, result in results:
@@ -42,29 +55,20 @@ def write_results(path: str | os.PathLike, results: Iterable[tuple[int, Any]]) -
                 ) from None
             f.write(line + "\n")
             count += 1
-        f.write(json.dumps({"complete": True, "count": count}) + "\n")
+    atomic_write_json(done_path(path), {"count": count, "bytes": os.path.getsize(path)})
     return count
 
 
 def is_complete(path: str | os.PathLike) -> bool:
-    """True when ``path`` ends with its completion line and holds the lines it announces."""
+    """True when ``path`` has its marker and is still the size the marker records."""
     try:
-        with open(path, "rb") as f:
-            n_lines = sum(chunk.count(b"\n") for chunk in iter(lambda: f.read(1 << 20), b""))
-            f.seek(0, 2)
-            f.seek(max(0, f.tell() - 4096))
-            last = f.read().rstrip(b"\n").rsplit(b"\n", 1)[-1]
-        marker = json.loads(last)
+        marker = json.loads(Path(done_path(path)).read_text())
+        return isinstance(marker, dict) and marker.get("bytes") == os.path.getsize(path)
     except (OSError, ValueError):
         return False
-    return (
-        isinstance(marker, dict)
-        and marker.get("complete") is True
-        and marker.get("count") == n_lines - 1
-    )
 
 
-def read_results(path: str | os.PathLike) -> Iterator[tuple[int, Any]]:
+def read_results(path: str | os.PathLike) -> Iterator[tuple[Any, Any]]:
     """Yield the ``(index, result)`` pairs of a complete results file, one line at a time."""
     if not is_complete(path):
         raise Espnet3Error(
@@ -74,6 +78,4 @@ def read_results(path: str | os.PathLike) -> Iterator[tuple[int, Any]]:
     with open(Path(path), encoding="utf-8") as f:
         for line in f:
             record = json.loads(line)
-            if "index" not in record:
-                return
             yield record["index"], record["result"]

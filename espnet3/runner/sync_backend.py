@@ -2,12 +2,12 @@
 
 Which one is decided by the innermost open :func:`espnet3.parallel.get_client`, else by
 :func:`espnet3.parallel.get_parallel_config`: sequential runs here with the provider's local
-environment; anything else goes through :func:`espnet3.parallel.parallel_for` (adaptive
+environment; anything else goes through :func:`espnet3.parallel.map_indexed` (adaptive
 chunks, a bounded number in flight) with the provider's worker setup function, so each worker
 builds the environment once.
 
 Example:
-    >>> from espnet3.runner.provider import EnvironmentProvider
+    >>> from espnet3.runner.provider import EnvironmentProvider, worker_setup_fn
     >>> class Table(EnvironmentProvider):
     ...     def build_env(self):
     ...         return {"dataset": [5, 6, 7]}
@@ -22,10 +22,10 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from espnet3.parallel import get_parallel_config, parallel_for
+from espnet3.parallel import get_parallel_config, map_indexed
 from espnet3.parallel.client import open_client
 from espnet3.runner.outcomes import ItemFailure, Unit, run_unit
-from espnet3.runner.provider import EnvironmentProvider
+from espnet3.runner.provider import EnvironmentProvider, worker_setup_fn
 
 Outcome = list[tuple[int, Any]] | ItemFailure
 
@@ -41,9 +41,7 @@ def iter_outcomes(
         for unit in units:
             yield run_unit(unit, runner_forward=forward, **env)
         return
-    done = parallel_for(
-        run_unit, units, client, provider.make_worker_setup_fn(), runner_forward=forward
-    )
+    done = map_indexed(run_unit, units, client, worker_setup_fn(provider), runner_forward=forward)
     yield from in_order(done)
 
 

@@ -68,6 +68,28 @@ def test_async_local_matches_sequential_and_skips_done_shards(local_parallel, tm
     assert again.shards == submission.shards
     assert again.submitted == [] and again.already_done == submission.shards
 
+    # Every line of a results file is a result record; completion is the marker beside it.
+    for name in submission.shards:
+        result = tmp_path / "results" / f"{name}.jsonl"
+        lines = [json.loads(line) for line in result.read_text().splitlines()]
+        assert lines and all(set(line) == {"index", "result"} for line in lines)
+        done = json.loads((tmp_path / "results" / f"{name}.jsonl.done").read_text())
+        assert done == {"count": len(lines), "bytes": result.stat().st_size}
+
+    # A later Python process collects the directory with the public function alone.
+    code = (
+        "import json, sys\n"
+        "from espnet3.runner import collect\n"
+        "print(json.dumps([index for index, _ in collect(sys.argv[1])]))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path / "specs")],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert json.loads(out.stdout) == [i for i in indices if i != 4]
+
 
 def test_resume_resubmits_only_the_killed_shard(local_parallel, tmp_path):
     params = {"sleep": 0.3}

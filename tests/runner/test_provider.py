@@ -14,13 +14,17 @@ from espnet3.runner.provider import EnvironmentProvider, WorkerSetup
 
 
 def test_build_env_local_builds_once_and_merges_params():
-    provider = ToyProvider({"n": 3, "scale": 2}, {"beam": 5})
     before = sum(BUILDS.values())
+    provider = ToyProvider({"n": 3, "scale": 2}, {"beam": 5})
+    assert sum(BUILDS.values()) == before + 1  # an InferenceProvider builds when it is made
     env = provider.build_env_local()
-    assert provider.build_env_local() is env
+    again = provider.build_env_local()
+    assert again is not env and again["dataset"] is env["dataset"]  # new dict, same objects
+    env["dataset"] = "replaced"
+    assert provider.build_env_local()["dataset"] != "replaced"
     assert sum(BUILDS.values()) == before + 1
-    assert [item["utt_id"] for item in env["dataset"]] == ["utt000", "utt001", "utt002"]
-    assert env["model"](4) == 8 and env["beam"] == 5
+    assert [item["utt_id"] for item in again["dataset"]] == ["utt000", "utt001", "utt002"]
+    assert again["model"](4) == 8 and again["beam"] == 5
 
 
 def test_config_is_resolved_and_copied():
@@ -65,7 +69,7 @@ def test_build_failure_keeps_the_traceback():
     with pytest.raises(
         ItemError, match="build_env failed: RuntimeError: no checkpoint at /nowhere"
     ) as err:
-        BrokenProvider({"n": 1, "scale": 1, "checkpoint": "/nowhere"}).build_env_local()
+        BrokenProvider({"n": 1, "scale": 1, "checkpoint": "/nowhere"})
     assert "build_model" in err.value.worker_traceback
 
 
@@ -75,7 +79,7 @@ def test_bad_config_params_and_env_are_explained():
     with pytest.raises(ConfigError, match="params must be a mapping"):
         ToyProvider({}, params=[("a", 1)])
     with pytest.raises(ConfigError, match=r"params \['model'\] would replace"):
-        ToyProvider({"n": 1, "scale": 1}, {"model": 1}).build_env_local()
+        ToyProvider({"n": 1, "scale": 1}, {"model": 1})
 
     class ListEnv(EnvironmentProvider):
         def build_env(self):
