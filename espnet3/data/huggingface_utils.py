@@ -143,7 +143,7 @@ def cutset_from_huggingface(
         ...         audio_dir="data/cv/audio", load_kwargs={"name": "hi"})
         >>> cuts.to_file("data/cv/cuts_test.jsonl.gz")   # doctest: +SKIP
     """
-    from espnet3.parallel import parallel_for
+    from espnet3.parallel import map_indexed
 
     fields = resolve_fields(data_info)
     if on_error not in _ON_ERROR:
@@ -185,7 +185,7 @@ def cutset_from_huggingface(
     failures: list[dict] = []
     first_bad = None  # lowest chunk with a bad row, when on_error='raise'
     try:
-        for position, (cuts, bad) in parallel_for(
+        for position, (cuts, bad) in map_indexed(
             convert_chunk, _Chunks(total, size, dataset, reference), client, chunk_size=1, **options
         ):
             by_chunk[position] = cuts
@@ -231,7 +231,7 @@ def _row_locator(location: tuple | None, data_info: Mapping[str, Any] | None) ->
 
 
 class _Chunks:
-    """The chunks of ``total`` rows, made on demand; the length lets parallel_for plan tasks.
+    """The chunks of ``total`` rows, made on demand; the length lets map_indexed plan tasks.
 
     A dataset object is sent as row slices (each task carries only its rows); a reference is
     sent as is and each worker opens it.

@@ -4,17 +4,26 @@ Example:
     >>> from espnet3.parallel import get_client, parallel_map
     >>> with get_client({"env": "local", "n_workers": 2}) as client:   # doctest: +SKIP
     ...     parallel_map(pow, [1, 2, 3], client, exp=2)
+    [1, 4, 9]
 """
 
-from espnet3.parallel.client import active_client, get_client, get_parallel_config, set_parallel
+from espnet3.parallel.client import (
+    active_client,
+    build_client,
+    get_client,
+    get_parallel_config,
+    set_parallel,
+)
 from espnet3.parallel.config import ParallelConfig
-from espnet3.parallel.mapping import parallel_for, parallel_map
+from espnet3.parallel.mapping import map_indexed, parallel_for, parallel_map
 
 __all__ = [
     "ParallelConfig",
     "active_client",
+    "build_client",
     "get_client",
     "get_parallel_config",
+    "map_indexed",
     "parallel_for",
     "parallel_map",
     "set_parallel",

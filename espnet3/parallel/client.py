@@ -20,7 +20,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from espnet3.errors import Espnet3Error
+from espnet3.errors import ConfigError, Espnet3Error
 from espnet3.parallel.clusters import cluster_kind, start_cluster
 from espnet3.parallel.config import ParallelConfig
 from espnet3.parallel.identity import check_worker_identities, process_identity
@@ -71,9 +71,14 @@ def get_parallel_config() -> ParallelConfig:
     return copy.deepcopy(_CONFIG)
 
 
-def open_client() -> OpenClient | None:
-    """The innermost open :func:`get_client` block, or ``None``."""
-    return _OPEN[-1] if _OPEN else None
+def open_client(client: Any = None) -> OpenClient | None:
+    """The innermost open :func:`get_client` block (of ``client``, when given), or ``None``.
+
+    A map given a client that a block opened runs with that block's ``setup_fn``.
+    """
+    if client is None:
+        return _OPEN[-1] if _OPEN else None
+    return next((entry for entry in reversed(_OPEN) if entry.client is client), None)
 
 
 def active_client() -> Any:
@@ -134,6 +139,41 @@ def get_client(config: Any = None, setup_fn: SetupFn | None = None) -> Iterator[
             client.register_plugin(SetupPlugin(setup_fn, key))
         with _opened(OpenClient(client, setup_fn, key)):
             yield client
+
+
+def build_client(config: Any = None) -> Any:
+    """Start the configured cluster and return a client that owns it.
+
+    Closing the client (``client.close()``, or leaving ``with build_client(...) as client:``)
+    also closes the cluster and cancels every job it submitted. Prefer :func:`get_client`,
+    which closes both for you; this form is for code that keeps a client open across calls.
+
+    Example (starts two worker processes)::
+
+        client = build_client({"env": "local", "n_workers": 2})
+        try:
+            print(client.gather(client.map(abs, [-1, -2])))
+        finally:
+            client.close()
+    """
+    stack = contextlib.ExitStack()
+    client = stack.enter_context(get_client(config))
+    if client is None:
+        stack.close()
+        raise ConfigError(
+            "build_client needs a cluster, but parallel.env is sequential: set parallel.env "
+            "(e.g. local), or use get_client, which runs sequential work in this process"
+        )
+    close_client = client.close
+
+    def close(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return close_client(*args, **kwargs)
+        finally:
+            stack.close()  # the cluster, its jobs and the signal handlers of this client
+
+    client.close = close  # this client owns its cluster; a plain Client does not
+    return client
 
 
 def _check_identities(client: Any) -> None:

@@ -9,7 +9,7 @@ Example:
     >>> cluster_kind("slrum")
     Traceback (most recent call last):
     ...
-    espnet3.errors.ConfigError: parallel.env 'slrum' is not supported (did you mean 'slurm'?); supported: none, sequential, local, local_cuda, slurm, pbs, sge, lsf, htcondor, oar, moab, ssh, kube
+    espnet3.errors.ConfigError: Unknown env 'slrum' in parallel.env (did you mean 'slurm'?); supported: none, sequential, local, local_cuda, local_gpu, slurm, pbs, sge, lsf, htcondor, oar, moab, ssh, kube
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
-from espnet3.errors import ConfigError, did_you_mean
+from espnet3.errors import ConfigError, SetupError, did_you_mean
 
 #: Where workers, scheduler and client talk when nothing else is asked for.
 LOOPBACK = "127.0.0.1"
@@ -54,9 +54,10 @@ class ClusterKind:
                 importlib.import_module(module)
             return getattr(importlib.import_module(self.module), self.attr)
         except ImportError as exc:
-            raise ConfigError(
-                f"parallel.env needs {self.qualname}, which cannot be imported ({exc}): "
-                f"install it with `pip install {self.package}`"
+            missing = getattr(exc, "name", None) or self.module.split(".")[0]
+            raise SetupError(
+                f"parallel.env needs {self.qualname}, which cannot be imported ({exc}). "
+                f"Please install {missing} (`pip install {self.package}`)"
             ) from None
 
     @cached_property
@@ -136,6 +137,7 @@ KINDS: dict[str, ClusterKind] = {
     "sequential": ClusterKind("sequential"),
     "local": ClusterKind("local", "distributed", "LocalCluster", "distributed"),
     "local_cuda": ClusterKind("local", "dask_cuda", "LocalCUDACluster", "dask-cuda"),
+    "local_gpu": ClusterKind("local", "dask_cuda", "LocalCUDACluster", "dask-cuda"),  # upstream's
     **{
         env: ClusterKind("jobqueue", "dask_jobqueue", attr, "dask-jobqueue")
         for env, attr in _JOBQUEUE.items()
@@ -161,7 +163,7 @@ def cluster_kind(env: str) -> ClusterKind:
         return KINDS[env]
     except KeyError:
         raise ConfigError(
-            f"parallel.env '{env}' is not supported{did_you_mean(env, KINDS)}; "
+            f"Unknown env '{env}' in parallel.env{did_you_mean(env, KINDS)}; "
             f"supported: {', '.join(KINDS)}"
         ) from None
 

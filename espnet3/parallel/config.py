@@ -103,6 +103,13 @@ class ParallelConfig:
             raise ConfigError(
                 f"parallel.startup_timeout must be a positive number of seconds, got {timeout!r}"
             )
+        options = data.get("options") or {}
+        if not isinstance(options, Mapping):
+            raise ConfigError(
+                f"parallel.options must be a mapping of cluster arguments, "
+                f"got {type(options).__name__}"
+            )
+        kind.check_options(env, options)  # first: a missing package is the first thing to fix
         security = _security(data.get("security"))
         if security != "none" and not kind.temporary_tls:
             raise ConfigError(
@@ -110,13 +117,6 @@ class ParallelConfig:
                 f"certificate, so security: {security} cannot be honoured: use a batch-scheduler "
                 f"env, or set parallel.security: none only on a network you trust"
             )
-        options = data.get("options") or {}
-        if not isinstance(options, Mapping):
-            raise ConfigError(
-                f"parallel.options must be a mapping of cluster arguments, "
-                f"got {type(options).__name__}"
-            )
-        kind.check_options(env, options)
         container = ContainerSpec.from_any(data.get("container"))
         if container is not None and "python" in options:
             raise ConfigError(

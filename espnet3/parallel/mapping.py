@@ -6,13 +6,18 @@ run time later chunks are sized to last about :data:`TARGET_TASK_SECONDS`, cappe
 last chunks still spread over every worker. Only a bounded number of chunks is in flight, so a
 million items never become a million futures.
 
+A task's exception reaches the caller with its own type, with a note naming the item
+(:pep:`678`), as upstream ESPnet3's maps raise it. Inside espnet3, :func:`map_indexed` is the
+engine: it yields ``(index, result)`` pairs and wraps a failure in
+:class:`~espnet3.errors.ItemError` (the task's exception as its ``__cause__``).
+
 Example:
     >>> def square(x):
     ...     return x * x
     >>> parallel_map(square, range(5))          # no client, no parallel config: in process
     [0, 1, 4, 9, 16]
     >>> sorted(parallel_for(square, [3, 4]))
-    [(0, 9), (1, 16)]
+    [9, 16]
 """
 
 from __future__ import annotations
@@ -28,8 +33,9 @@ import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
-from espnet3.errors import ConfigError, Espnet3Error, ItemError
+from espnet3.errors import ConfigError, ItemError
 from espnet3.parallel.worker_env import SetupFn, bind_env, build_env, process_env, setup_key
+from espnet3.utils.config import check_positive
 
 #: How long one chunk should take once the per-item cost is known (seconds). Each chunk costs
 #: the parent about 5 ms of CPU (client, scheduler), taken from the workers on a small machine.
@@ -45,37 +51,44 @@ def parallel_map(
     items: Iterable[Any],
     client: Any = None,
     setup_fn: SetupFn | None = None,
-    *,
-    chunk_size: int | None = None,
-    max_in_flight: int | None = None,
     **kwargs: Any,
 ) -> list[Any]:
     """Apply ``func`` to every item; return the results in input order.
 
-    ``kwargs`` are passed to every call; the ``setup_fn`` environment is injected by parameter
-    name (or whole into ``**kwargs``). On the first failing item the remaining work is
-    cancelled and :class:`~espnet3.errors.ItemError` names the item's index. See
-    :func:`parallel_for` for ``client``, ``chunk_size`` and ``max_in_flight``.
+    ``kwargs`` are passed to every call (except ``chunk_size`` and ``max_in_flight``, which
+    tune the map: see :func:`map_indexed`, also for ``client``); the ``setup_fn`` environment
+    is injected by parameter name (or whole into ``**kwargs``). On the first failing item the
+    remaining work is cancelled and the item's exception is raised, noted with its index.
 
     Example:
         >>> parallel_map(lambda x, k: x + k, [1, 2], k=10)
         [11, 12]
     """
-    results: dict[int, Any] = dict(
-        parallel_for(
-            func,
-            items,
-            client,
-            setup_fn,
-            chunk_size=chunk_size,
-            max_in_flight=max_in_flight,
-            **kwargs,
-        )
-    )
+    results = dict(_task_errors(map_indexed(func, items, client, setup_fn, **kwargs)))
     return [results[i] for i in range(len(results))]
 
 
 def parallel_for(
+    func: Callable,
+    items: Iterable[Any],
+    client: Any = None,
+    setup_fn: SetupFn | None = None,
+    **kwargs: Any,
+) -> Iterator[Any]:
+    """Yield ``func(item)`` for every item as results complete (any order on a cluster).
+
+    Arguments as for :func:`parallel_map`. To know which item a result belongs to, return
+    the index with it, or use :func:`map_indexed`.
+
+    Example:
+        >>> list(parallel_for(str.upper, ["a", "b"]))
+        ['A', 'B']
+    """
+    for _, result in _task_errors(map_indexed(func, items, client, setup_fn, **kwargs)):
+        yield result
+
+
+def map_indexed(
     func: Callable,
     items: Iterable[Any],
     client: Any = None,
@@ -85,29 +98,30 @@ def parallel_for(
     max_in_flight: int | None = None,
     **kwargs: Any,
 ) -> Iterator[tuple[int, Any]]:
-    """Yield ``(index, func(item))`` as results complete (any order on a cluster).
+    """Yield ``(index, func(item))`` as results complete; a failure is an :class:`ItemError`.
 
     ``client`` is a ``distributed.Client``; when omitted, the innermost open
-    :func:`~espnet3.parallel.get_client` block is used (with its ``setup_fn`` unless one is
-    given here), else the :func:`~espnet3.parallel.set_parallel` config decides: sequential
-    when unset, otherwise a cluster is started for this call and closed after it.
-    ``chunk_size`` fixes the items per task (adaptive when ``None``); ``max_in_flight`` bounds
-    the tasks submitted at once (default: twice the worker threads, at least 4). Items are read
-    lazily, so ``items`` may be an endless generator consumed in step with the results.
+    :func:`~espnet3.parallel.get_client` block is used, else the
+    :func:`~espnet3.parallel.set_parallel` config decides: sequential when unset, otherwise a
+    cluster is started for this call and closed after it. A client opened by ``get_client``
+    brings that block's ``setup_fn`` unless one is given here. ``chunk_size`` fixes the items
+    per task (adaptive when ``None``); ``max_in_flight`` bounds the tasks submitted at once
+    (default: twice the worker threads, at least 4). Items are read lazily, so ``items`` may
+    be an endless generator consumed in step with the results.
 
     Example:
-        >>> [r for _, r in parallel_for(str.upper, ["a", "b"])]
-        ['A', 'B']
+        >>> list(map_indexed(str.upper, ["a", "b"]))
+        [(0, 'A'), (1, 'B')]
     """
-    _check_positive("chunk_size", chunk_size)
-    _check_positive("max_in_flight", max_in_flight)
+    check_positive("chunk_size", chunk_size)
+    check_positive("max_in_flight", max_in_flight)
     from espnet3.parallel.client import get_client, get_parallel_config, open_client
 
-    current = open_client() if client is None else None
+    current = open_client(client)
     if client is None and current is None and not get_parallel_config().is_sequential:
         # Nothing open but a cluster configured: start one for this call only.
         with get_client(None, setup_fn):
-            yield from parallel_for(
+            yield from map_indexed(
                 func, items, chunk_size=chunk_size, max_in_flight=max_in_flight, **kwargs
             )
         return
@@ -125,9 +139,24 @@ def parallel_for(
     yield from _dask_for(func, items, client, (key, setup_fn), chunk_size, max_in_flight, kwargs)
 
 
-def _check_positive(name: str, value: int | None) -> None:
-    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-        raise ConfigError(f"{name} must be a positive integer or None (automatic), got {value!r}")
+def _task_errors(pairs: Iterator[tuple[int, Any]]) -> Iterator[tuple[int, Any]]:
+    """``pairs``, with a failed item's own exception raised in place of its ItemError."""
+    try:
+        yield from pairs
+        return
+    except ItemError as err:
+        cause = err.__cause__
+        if cause is None:
+            raise
+    raise cause
+
+
+def add_note(exc: BaseException, note: str) -> None:
+    """Attach ``note`` to ``exc`` (:pep:`678`; tracebacks show it on Python 3.11 and later)."""
+    if hasattr(exc, "add_note"):
+        exc.add_note(note)
+    else:  # Python 3.10: kept where 3.11 keeps it, for code that reads __notes__
+        exc.__notes__ = [*getattr(exc, "__notes__", []), note]
 
 
 def _apply(call: Callable[[Any], Any], start: int, items: Iterable[Any]) -> Iterator[Any]:
@@ -135,6 +164,7 @@ def _apply(call: Callable[[Any], Any], start: int, items: Iterable[Any]) -> Iter
         try:
             result = call(item)
         except Exception as exc:
+            add_note(exc, f"espnet3: raised by item {start + offset} of the map")
             raise ItemError(
                 f"item {start + offset} failed: {type(exc).__name__}: {exc}",
                 index=start + offset,
@@ -156,8 +186,38 @@ def run_chunk(
     """
     call = bind_env(func, process_env(*setup), kwargs)
     t0 = time.perf_counter()
-    results = list(_apply(call, start, items))
-    return results, time.perf_counter() - t0
+    try:
+        return list(_apply(call, start, items)), time.perf_counter() - t0
+    except ItemError as err:  # chaining does not travel: send the item's own exception
+        failure = _sendable(err.__cause__)
+        if failure is None:
+            raise
+    # Raised outside the handler, so the exception keeps no reference back to the ItemError
+    # (a cycle that pickling it to the client cannot follow).
+    raise failure
+
+
+def _sendable(exc: BaseException | None) -> BaseException | None:
+    """``exc`` if it survives a trip to the client, else without its chained exceptions.
+
+    The client re-raises a task's exception with its ``__cause__``/``__context__`` chain; one
+    link that cannot be unpickled there (a library's exception with required arguments) would
+    replace the whole error by a bare ``Exception(repr)``. ``None`` when even ``exc`` alone
+    cannot travel (the ItemError, which names the item, is sent instead).
+    """
+    from distributed.protocol import pickle
+
+    if exc is None:
+        return None
+    for attempt in range(2):
+        if attempt:
+            exc.__cause__ = exc.__context__ = None
+        try:
+            pickle.loads(pickle.dumps(exc))
+            return exc
+        except Exception:
+            continue
+    return None
 
 
 class ChunkSizer:
@@ -311,7 +371,7 @@ def _dask_for(
             start, count = spans.pop(future.key)
             try:
                 results, seconds = future.result()
-            except Espnet3Error:
+            except ItemError:  # the worker already said what failed (its setup)
                 raise
             except Exception as exc:
                 raise ItemError(

@@ -18,7 +18,7 @@ from distributed.diagnostics.plugin import WorkerPlugin
 
 from espnet3.errors import Espnet3Error
 from espnet3.parallel.identity import identity_differences, mismatch_error, process_identity
-from espnet3.parallel.worker_env import SetupFn, process_env, refuse_tasks
+from espnet3.parallel.worker_env import SetupFn, process_env, refuse_tasks, setup_key
 
 
 class SetupPlugin(WorkerPlugin):
@@ -30,10 +30,10 @@ class SetupPlugin(WorkerPlugin):
     that needs the environment, so it reaches the caller instead of only the worker's log.
     """
 
-    def __init__(self, setup_fn: SetupFn, key: str):
+    def __init__(self, setup_fn: SetupFn, key: str | None = None):
         self.setup_fn = setup_fn
-        self.key = key
-        self.name = key
+        self.key = key or setup_key(setup_fn)
+        self.name = self.key
 
     async def setup(self, worker: Any) -> None:
         loop = asyncio.get_running_loop()

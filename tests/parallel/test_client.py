@@ -9,11 +9,12 @@ from pathlib import Path
 import psutil
 import pytest
 
-from espnet3.errors import ItemError
 from espnet3.parallel import (
     active_client,
+    build_client,
     get_client,
     get_parallel_config,
+    map_indexed,
     parallel_for,
     parallel_map,
     set_parallel,
@@ -72,7 +73,7 @@ def test_two_worker_processes_setup_once_each_errors_and_clean_shutdown(tmp_path
         assert parallel_map(sleep_then_square, range(6), chunk_size=1, slow=0) == [
             i * i for i in range(6)
         ]
-        order = [i for i, _ in parallel_for(sleep_then_square, range(6), chunk_size=1, slow=0)]
+        order = [i for i, _ in map_indexed(sleep_then_square, range(6), chunk_size=1, slow=0)]
         assert sorted(order) == list(range(6)) and order[0] != 0
 
         # The plugin's environment reaches maps that do not name a setup_fn.
@@ -81,9 +82,9 @@ def test_two_worker_processes_setup_once_each_errors_and_clean_shutdown(tmp_path
         assert {tuple(names) for names, _ in seen} == {("model", "scale")}
         assert {pid for _, pid in seen} == workers
 
-        with pytest.raises(ItemError, match=r"^item 3 failed: ValueError: item 3 is bad") as err:
+        with pytest.raises(ValueError, match=r"^item 3 is bad") as err:
             parallel_map(mark_then_work, range(200), out=str(marks), bad=3)
-        assert err.value.index == 3
+        assert err.value.__notes__ == ["espnet3: raised by item 3 of the map"]
         time.sleep(1.0)
         assert len(list(marks.iterdir())) < 200
     assert active_client() is None
@@ -141,3 +142,38 @@ def test_a_container_for_local_workers_is_named_as_unused(caplog, tmp_path):
         with get_client({"env": "none", "container": {"image": str(image)}}):
             pass
     assert f"env 'none' runs this map on this host, outside {image}" in caplog.text
+
+
+def test_a_client_passed_explicitly_brings_its_blocks_setup(tmp_path):
+    """``with get_client(cfg, setup_fn=f) as client: parallel_map(g, items, client=client)``."""
+
+    def setup():
+        (tmp_path / f"setup-{os.getpid()}").touch(exist_ok=False)  # a second run would fail
+        return {"scale": 10}
+
+    def named(x, scale=-1):
+        return x * scale, os.getpid()
+
+    def var_kw(x, **env):
+        return sorted(env)
+
+    with get_client(LOCAL, setup_fn=setup) as client:
+        results = parallel_map(named, range(20), client=client, chunk_size=1)
+        assert [r for r, _ in results] == [10 * i for i in range(20)]
+        assert list(parallel_for(var_kw, range(4), client=client)) == [["scale"]] * 4
+        workers = _worker_pids(client)
+    assert {int(p.name.split("-")[1]) for p in tmp_path.iterdir()} == workers
+    assert {pid for _, pid in results} <= workers
+
+
+def test_build_client_owns_its_cluster():
+    client = build_client(LOCAL)
+    try:
+        assert client.gather(client.map(abs, [-1, -2])) == [1, 2]
+        pids = _worker_pids(client)
+        assert len(pids) == 2
+    finally:
+        client.close()
+    assert _gone(pids)
+    with pytest.raises(ValueError, match="build_client needs a cluster"):
+        build_client({"env": "none"})

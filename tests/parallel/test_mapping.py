@@ -9,12 +9,13 @@ from __future__ import annotations
 import itertools
 import os
 import time
+import traceback
 from pathlib import Path
 
 import pytest
 
 from espnet3.errors import ConfigError, ItemError
-from espnet3.parallel import get_client, parallel_for, parallel_map
+from espnet3.parallel import get_client, map_indexed, parallel_for, parallel_map
 from espnet3.parallel.mapping import MAX_CHUNK_SIZE, ChunkSizer
 
 
@@ -57,8 +58,11 @@ def test_map_returns_results_in_input_order(backend):
     assert parallel_map(slow_first, range(30), n=30) == [i * i for i in range(30)]
 
 
-def test_for_yields_every_index_once_from_a_generator(backend):
-    tagged = list(parallel_for(scaled, (i for i in range(50)), scale=2))
+def test_for_yields_every_result_once_from_a_generator(backend):
+    assert sorted(parallel_for(scaled, (i for i in range(50)), scale=2)) == [
+        2 * i for i in range(50)
+    ]
+    tagged = list(map_indexed(scaled, (i for i in range(50)), scale=2))
     assert sorted(tagged) == [(i, 2 * i) for i in range(50)]
 
 
@@ -81,15 +85,20 @@ def test_empty_input(backend):
     assert parallel_map(abs, []) == []
 
 
-def test_error_names_the_item_index(backend, tmp_path):
-    with pytest.raises(ItemError, match=r"^item 7 failed: ValueError: item 7 is bad") as err:
+def test_error_keeps_its_type_and_notes_the_item_index(backend, tmp_path):
+    with pytest.raises(ValueError, match=r"^item 7 is bad") as err:
         parallel_map(mark_then_work, range(10), chunk_size=1, out=str(tmp_path), bad=7)
-    assert err.value.index == 7
-    assert "mark_then_work" in err.value.worker_traceback
+    assert err.value.__notes__ == ["espnet3: raised by item 7 of the map"]
+    assert "mark_then_work" in "".join(traceback.format_exception(err.value))
+    with pytest.raises(ValueError, match="item 2 is bad"):
+        list(parallel_for(mark_then_work, range(5), chunk_size=1, out=str(tmp_path), bad=2))
+    with pytest.raises(ItemError, match=r"^items? 4(\.\.4)? failed.*ValueError: item 4 is bad") as wrapped:
+        list(map_indexed(mark_then_work, range(5), chunk_size=1, out=str(tmp_path), bad=4))
+    assert isinstance(wrapped.value.__cause__, ValueError)
 
 
 def test_error_cancels_the_remaining_items(backend, tmp_path):
-    with pytest.raises(ItemError, match="item 3 failed"):
+    with pytest.raises(ValueError, match="item 3 is bad"):
         parallel_map(mark_then_work, range(60), out=str(tmp_path), bad=3)
     time.sleep(1.0)  # whatever was already running has finished by now
     started = {int(path.name) for path in tmp_path.iterdir()}

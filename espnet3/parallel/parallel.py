@@ -1,0 +1,37 @@
+"""Upstream ESPnet3's import path of the parallel API (one implementation, in this package).
+
+``build_local_gpu_cluster`` is upstream's name for a client on ``env: local_gpu`` (one worker
+per GPU, needs ``dask_cuda``); ``DictReturnWorkerPlugin`` is the worker plugin that builds a
+``setup_fn`` environment once per worker.
+
+Example:
+    >>> from espnet3.parallel.parallel import get_client, parallel_map, set_parallel
+    >>> parallel_map(abs, [-1, -2])
+    [1, 2]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from espnet3.parallel.client import build_client, get_client, get_parallel_config, set_parallel
+from espnet3.parallel.mapping import parallel_for, parallel_map
+from espnet3.parallel.worker_plugin import SetupPlugin as DictReturnWorkerPlugin
+
+
+def build_local_gpu_cluster(n_workers: int, options: Mapping[str, Any]) -> Any:
+    """A client of a local GPU cluster (``env: local_gpu``); see :func:`build_client`."""
+    return build_client({"env": "local_gpu", "n_workers": n_workers, "options": dict(options)})
+
+
+__all__ = [
+    "DictReturnWorkerPlugin",
+    "build_client",
+    "build_local_gpu_cluster",
+    "get_client",
+    "get_parallel_config",
+    "parallel_for",
+    "parallel_map",
+    "set_parallel",
+]
