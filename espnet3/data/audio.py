@@ -8,6 +8,10 @@ separately) or a file path. :func:`load_audio` accepts them all and keeps the en
 the path when there is one, so that writers can store the original file unchanged instead of
 re-encoding it.
 
+Rows read undecoded hold ``{"bytes", "path"}``; :class:`AudioValue` wraps such a value so that
+``value["array"]`` and ``value["sampling_rate"]`` answer as a decoded ``datasets`` value does
+(decoded here with soundfile, so torchcodec is not needed).
+
 Example:
     >>> import io, numpy as np, soundfile as sf
     >>> buf = io.BytesIO(); sf.write(buf, np.array([0, 7, -7], np.int16), 8000, format="WAV")
@@ -18,10 +22,11 @@ Example:
 
 from __future__ import annotations
 
+import hashlib
 import io
 import os
 import struct
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -96,6 +101,8 @@ def load_audio(value: Any, sampling_rate: int | None = None) -> LoadedAudio:
     """
     if value is None:
         raise Espnet3Error("audio is missing (None): give every row an audio value")
+    if isinstance(value, AudioValue):  # before Mapping: its "array" would decode the audio
+        return value.loaded()
     if isinstance(value, (str, os.PathLike)):
         return _probe(path=str(value))
     if isinstance(value, Mapping):
@@ -118,6 +125,92 @@ def load_audio(value: Any, sampling_rate: int | None = None) -> LoadedAudio:
         f"cannot read audio from a {type(value).__name__}: give a path, bytes/path or "
         "array/sampling_rate dict, an array with data_info['sampling_rate'], or an AudioDecoder"
     )
+
+
+class AudioValue(Mapping):
+    """An undecoded ``{"bytes", "path"}`` audio value that also answers like a decoded one.
+
+    ``value["array"]`` decodes the audio (float32; several channels are averaged to one, as
+    ``datasets`` does) and ``value["sampling_rate"]`` reads the rate from the header, so a
+    ``data_info`` written for decoded rows (``lambda x: x["audio"]["array"]``) works on
+    undecoded ones. Iterating it gives only ``bytes`` and ``path``, so copying it never
+    decodes. ``column`` names the dataset column it came from.
+
+    Example:
+        >>> import numpy as np, soundfile as sf
+        >>> buf = io.BytesIO(); sf.write(buf, np.array([0, 8192], np.int16), 8000, format="WAV")
+        >>> value = AudioValue({"bytes": buf.getvalue(), "path": None}, column="audio")
+        >>> value["array"].tolist(), value["sampling_rate"], sorted(value)
+        ([0.0, 0.25], 8000, ['bytes', 'path'])
+    """
+
+    __slots__ = ("column", "_value", "_loaded", "_array", "_digest")
+
+    def __init__(self, value: Mapping[str, Any], column: str | None = None):
+        self.column = column
+        self._value = value
+        self._loaded: LoadedAudio | None = None
+        self._array: np.ndarray | None = None
+        self._digest: bytes | None = None
+
+    def __getitem__(self, key: str) -> Any:
+        if key == "array":
+            return self.array()
+        if key == "sampling_rate":
+            return self.loaded().sampling_rate
+        if key in ("bytes", "path"):
+            return self._value.get(key)
+        raise KeyError(key)
+
+    def __contains__(self, key: object) -> bool:  # Mapping's would decode to find "array"
+        return key in ("bytes", "path", "array", "sampling_rate")
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(("bytes", "path"))
+
+    def __len__(self) -> int:
+        return 2
+
+    def __repr__(self) -> str:
+        return f"AudioValue(column={self.column!r}, path={self._value.get('path')!r})"
+
+    def loaded(self) -> LoadedAudio:
+        """The encoded audio, probed (not decoded) once."""
+        if self._loaded is None:
+            data, path = self._value.get("bytes"), self._value.get("path")
+            if data is None and not path:
+                raise Espnet3Error(
+                    f"audio column {self.column!r} holds neither bytes nor a path: give every "
+                    "row an audio value"
+                )
+            self._loaded = _probe(data=data, path=path) if data is not None else _probe(path=path)
+        return self._loaded
+
+    def array(self) -> np.ndarray:
+        """The samples as ``datasets`` decodes them: float32, ``(frames,)``."""
+        if self._array is None:
+            samples = self.loaded().read("float32")
+            if samples.ndim > 1:
+                samples = samples.mean(axis=1, dtype=np.float32)
+            self._array, self._digest = samples, _digest(samples)
+        return self._array
+
+    def is_own_array(self, value: Any) -> bool:
+        """True when ``value`` is this audio's :meth:`array`, unchanged, of a one-channel file.
+
+        Such an array is the file itself, so a cut can point at the encoded audio instead of
+        storing the samples again.
+        """
+        return (
+            value is self._array
+            and self.loaded().num_channels == 1
+            and _digest(value) == self._digest
+        )
+
+
+def _digest(samples: np.ndarray) -> bytes:
+    # Catches arrays a data_info function changed in place before returning them.
+    return hashlib.blake2b(np.ascontiguousarray(samples).data, digest_size=16).digest()
 
 
 def _from_samples(array: Any, sampling_rate: int | None) -> LoadedAudio:

@@ -1,19 +1,26 @@
 """``ESPnet3Dataset``: one indexable dataset over HF datasets, Lhotse cuts and local manifests.
 
-Every item is a dict with ``utt_id``, ``speech`` (float32 numpy, ``(frames,)`` for mono,
-``(frames, channels)`` otherwise), ``sampling_rate``, ``text`` and the source's other fields
-(``speaker``, ``language``, custom metadata). ``uids()`` lists the ids in index order, which
+Every audio item is a dict with ``utt_id``, ``speech`` (float32 numpy, ``(frames,)`` for
+mono, ``(frames, channels)`` otherwise), ``sampling_rate``, ``text`` and the source's other
+fields (``speaker``, ``language``, custom metadata). Feature stores give ``feats`` (float32
+``(frames, dims)``) instead of ``speech`` and ``sampling_rate``. ``uids()`` lists the ids in index order, which
 :class:`~espnet3.components.data.dataset.DatasetWithTransform` uses for ``(uid, sample)``.
 
 Sources:
 
-- a ``datasets.Dataset`` (or ``DatasetDict`` with ``split``), read through ``data_info`` as
-  in :func:`~espnet3.data.huggingface_utils.convert_to_dataset`;
+- a ``datasets.Dataset``, or a ``DatasetDict`` (what ``load_dataset(name)`` returns: its
+  only split, or the one ``split`` names), read through ``data_info`` as in
+  :func:`~espnet3.data.huggingface_utils.convert_to_dataset`;
 - a Lhotse ``CutSet`` (lazy ones are made eager), or a path to a cut manifest
   (``*.jsonl.gz``/``*.jsonl`` written by ``CutSet.to_file``, or a directory holding
   ``cuts.jsonl.gz``);
 - a ``save_to_disk`` directory;
-- a JSONL/TSV manifest or a Kaldi data directory (see :mod:`espnet3.data.manifests`).
+- a JSONL/TSV manifest or a Kaldi data directory with ``wav.scp`` (see
+  :mod:`espnet3.data.manifests`);
+- Kaldi features: a data directory with ``feats.scp`` and no ``wav.scp``, or the
+  ``feats.scp`` file itself (see :mod:`espnet3.data.kaldi_feats`);
+- an HDF5 file (``*.h5``, ``*.hdf5``), one dataset per utterance (see
+  :mod:`espnet3.data.hdf5_store`).
 
 Example:
     >>> import tempfile, pathlib, numpy as np, soundfile as sf
@@ -35,8 +42,10 @@ from typing import Any
 import numpy as np
 
 from espnet3.data.fields import plain
+from espnet3.data.hdf5_store import HDF5Store, is_hdf5_file
 from espnet3.data.hf_open import open_split
 from espnet3.data.huggingface_utils import convert_to_dataset
+from espnet3.data.kaldi_feats import FEATS_SCP, KaldiFeats, is_feats_dir
 from espnet3.data.manifests import is_kaldi_dir, read_manifest
 from espnet3.errors import ConfigError
 
@@ -45,7 +54,15 @@ LHOTSE_CUTS = "cuts.jsonl.gz"
 
 
 class ESPnet3Dataset:
-    """Index a HF dataset, a Lhotse ``CutSet`` or a local manifest as ESPnet3 items."""
+    """Index a HF dataset, a Lhotse ``CutSet``, a local manifest or a feature store.
+
+    Example:
+        >>> import datasets
+        >>> rows = {"audio": [{"array": [0.0, 0.5], "sampling_rate": 8000}], "text": ["hi"]}
+        >>> loaded = datasets.DatasetDict({"train": datasets.Dataset.from_dict(rows)})
+        >>> ESPnet3Dataset(loaded)[0]["text"]   # its only split, as load_dataset(name) gives
+        'hi'
+    """
 
     def __init__(
         self,
@@ -55,7 +72,7 @@ class ESPnet3Dataset:
     ):
         self.split = split
         self.data_info = data_info
-        self._cuts = self._rows = self._hf = None
+        self._cuts = self._rows = self._hf = self._store = None
         if _is_cutset(source):
             self._cuts = source.to_eager() if source.is_lazy else source
         elif isinstance(source, (str, os.PathLike)):
@@ -66,7 +83,7 @@ class ESPnet3Dataset:
             raise ConfigError(
                 f"ESPnet3Dataset cannot read a {type(source).__name__}: give a datasets.Dataset, "
                 "a lhotse CutSet, or a path to a save_to_disk directory, a cut manifest, a "
-                "JSONL/TSV manifest or a Kaldi data directory"
+                "JSONL/TSV manifest, a Kaldi data directory or an HDF5 file"
             )
 
     def _open_path(self, path: Path) -> None:
@@ -76,6 +93,12 @@ class ESPnet3Dataset:
             self._cuts = CutSet.from_file(path / LHOTSE_CUTS).to_eager()
         elif path.name.endswith(".jsonl.gz") or (path.suffix == ".jsonl" and _is_cut_jsonl(path)):
             self._cuts = CutSet.from_file(path).to_eager()
+        elif is_hdf5_file(path):
+            self._store = HDF5Store(path)
+        elif (path.name == FEATS_SCP and path.is_file()) or (
+            path.is_dir() and is_feats_dir(path) and not (path / "wav.scp").is_file()
+        ):
+            self._store = KaldiFeats(path)
         elif path.is_dir() and not is_kaldi_dir(path):
             self._open_hf(str(path))
         else:
@@ -91,9 +114,10 @@ class ESPnet3Dataset:
                 self.data_info["id"] = "utt_id"
 
     def __len__(self) -> int:
-        if self._cuts is not None:
-            return len(self._cuts)
-        return len(self._rows if self._rows is not None else self._hf)
+        for source in (self._cuts, self._store, self._rows):
+            if source is not None:
+                return len(source)
+        return len(self._hf)
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         if index < 0:
@@ -102,6 +126,8 @@ class ESPnet3Dataset:
             raise IndexError(f"index {index} out of range for a dataset of {len(self)} items")
         if self._cuts is not None:
             return _cut_item(self._cuts[index])
+        if self._store is not None:
+            return self._store[index]
         if self._hf is not None:
             return convert_to_dataset(
                 self._hf[index], self.data_info, index, id_prefix=self._prefix()
@@ -120,6 +146,8 @@ class ESPnet3Dataset:
         """
         if self._cuts is not None:
             return list(self._cuts.ids)
+        if self._store is not None:
+            return self._store.uids()
         if self._rows is not None:
             return [row["utt_id"] for row in self._rows]
         id_field = (self.data_info or {}).get("id")

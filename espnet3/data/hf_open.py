@@ -42,12 +42,28 @@ def open_split(dataset: Any, split: str | None, raw_audio: bool = True) -> Any:
 
 
 def select_split(dataset: Any, split: str | None) -> Any:
-    """``dataset[split]`` of a ``DatasetDict``; a ``Dataset`` itself."""
+    """``dataset[split]`` of a ``DatasetDict``; a ``Dataset`` itself.
+
+    Without ``split``, a ``DatasetDict`` of one split (what ``load_dataset(name)`` returns for
+    a dataset with only a train split) is that split; one of several needs ``split``.
+
+    Example:
+        >>> import datasets
+        >>> only = datasets.DatasetDict({"train": datasets.Dataset.from_dict({"x": [1, 2]})})
+        >>> select_split(only, None).num_rows
+        2
+    """
     if hasattr(dataset, "keys") and not hasattr(dataset, "features"):  # a DatasetDict
-        if split not in dataset:
+        names = sorted(dataset)
+        if split is None and len(names) == 1:
+            return dataset[names[0]]
+        if split is None:
             raise ConfigError(
-                f"split {split!r} is not in the dataset (it has {sorted(dataset)}): pick one"
+                f"the dataset has {len(names)} splits {names}: choose one with split= "
+                f"(e.g. split={names[0]!r}), or pass dataset[{names[0]!r}]"
             )
+        if split not in dataset:
+            raise ConfigError(f"split {split!r} is not in the dataset (it has {names}): pick one")
         return dataset[split]
     return dataset
 

@@ -19,29 +19,24 @@ Example:
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
 from typing import Any
 
 from lhotse import CutSet, MonoCut
 
-from espnet3.data.audio import load_audio
-from espnet3.data.fields import DEFAULT_DATA_INFO, custom_names, plain, resolve_fields
-from espnet3.data.hf_open import (
-    fingerprint,
-    open_reference,
-    open_split,
-    saved_location,
-    select_split,
-)
-from espnet3.data.row_cuts import row_to_cut, utt_id
-from espnet3.data.row_source import row_url
+from espnet3.data.fields import custom_names, plain, resolve_fields
+from espnet3.data.hf_open import open_reference, open_split, saved_location, select_split
+from espnet3.data.row_audio import row_audio, with_audio_values
+from espnet3.data.row_cuts import CACHE_ENV, RowLocator, audio_cache_dir, row_to_cut, utt_id
 from espnet3.errors import ConfigError, Espnet3Error, ItemError
 from espnet3.utils.atomic import atomic_write_jsonl
+
+log = logging.getLogger(__name__)
 
 #: Rows per task when not given: large enough to amortise Dask's per-task cost.
 DEFAULT_ROWS_PER_CHUNK = 200
@@ -58,8 +53,10 @@ def convert_to_dataset(
 ) -> dict[str, Any]:
     """One row -> the item an ESPnet3 dataset yields: ``utt_id``, ``speech``, ``text``, ...
 
-    ``speech`` is float32 in [-1, 1), ``(frames,)`` or ``(frames, channels)``. It is a
-    module-level function of plain arguments, so it pickles to Dask workers.
+    ``speech`` is float32 in [-1, 1), ``(frames,)`` or ``(frames, channels)``. Undecoded
+    audio values (``{"bytes", "path"}``) also answer ``["array"]`` and ``["sampling_rate"]``,
+    and a bare array takes the rate of the row's audio (see :mod:`espnet3.data.row_audio`).
+    It is a module-level function of plain arguments, so it pickles to Dask workers.
 
     Example:
         >>> row = {"audio": {"array": [0.0, 0.5], "sampling_rate": 8000}, "text": "hi"}
@@ -69,8 +66,8 @@ def convert_to_dataset(
         >>> # on a cluster: client.map(convert_to_dataset, rows, data_info=info)
     """
     fields = resolve_fields(data_info)
-    rate = fields["sampling_rate"](row) if "sampling_rate" in fields else None
-    audio = load_audio(fields["audio"](row), rate)
+    row = with_audio_values(row)
+    audio, _ = row_audio(row, fields, keep_encoded=False)
     item = {
         "utt_id": utt_id(row, index, fields, id_prefix),
         "speech": audio.read("float32"),
@@ -119,12 +116,22 @@ def cutset_from_huggingface(
     converted (``None``: all). Cut ids are ``data_info['id']`` or ``<id_prefix><row>``
     (``id_prefix`` defaults to ``"<split>-"``), so they are the same on every run.
 
+    ``data_info['audio']`` may return the column's value or its decoded ``["array"]`` (as in
+    the guide); a bare array takes the sampling rate of the row's audio, so
+    ``data_info['sampling_rate']`` is needed only when the row has no audio value or several
+    at different rates.
+
     Where each cut's audio is read from later:
 
     - without ``audio_dir``, encoded audio stays in the dataset: the cut's source names its
-      row (see :mod:`espnet3.data.row_source`; needs ``data_info['audio']`` to be a column
-      name and a dataset that can be re-opened: an id, a directory, or a dataset object
-      loaded unchanged by ``load_from_disk``). Nothing is copied, so this is the fast way;
+      row (see :mod:`espnet3.data.row_source`; needs ``data_info['audio']`` to return an
+      audio column's value or its unchanged ``["array"]``, and a dataset that can be
+      re-opened: an id, a directory, or a dataset object loaded unchanged by
+      ``load_from_disk``). Nothing is copied, so this is the fast way;
+    - without ``audio_dir``, audio the dataset cannot hold for the cuts (an in-memory
+      dataset, changed samples, SPHERE files) is written under a cache directory, named in a
+      log line (:func:`~espnet3.data.row_cuts.audio_cache_dir`; ``ESPNET3_CACHE_DIR`` moves
+      it);
     - with ``audio_dir``, every row's audio is written there as a file (see
       :mod:`espnet3.data.row_cuts`), so the cuts no longer need the dataset;
     - audio given as a path to an existing file is used where it is, either way.
@@ -169,6 +176,12 @@ def cutset_from_huggingface(
         if audio_dir is None:  # only cuts that point at rows need to know where they are
             location = saved_location(select_split(dataset_id, split))
         dataset = open_split(dataset_id, split, raw_audio)
+    locate_row, cache_dir = None, None
+    if audio_dir is None:
+        locate_row = _row_locator(location)
+        cache_dir = str(
+            audio_cache_dir(locate_row.fingerprint if locate_row else dataset._fingerprint)
+        )
     total = len(dataset) if dataset is not None else dataset_length
     if dataset is not None and dataset_length is not None:
         total = min(total, dataset_length)
@@ -176,7 +189,8 @@ def cutset_from_huggingface(
     options = {
         "fields": fields,
         "audio_dir": None if audio_dir is None else str(Path(audio_dir).resolve()),
-        "locate_row": None if audio_dir is not None else _row_locator(location, data_info),
+        "locate_row": locate_row,
+        "cache_dir": cache_dir,
         "id_prefix": f"{split}-" if id_prefix is None and split else (id_prefix or ""),
         "audio_format": audio_format,
     }
@@ -217,17 +231,37 @@ def cutset_from_huggingface(
         atomic_write_jsonl(errors_path, failures)
     if errors is not None:
         errors.extend(failures)
-    return _assemble(by_chunk)
+    cuts = _assemble(by_chunk)
+    if cache_dir is not None:
+        _report_cached(cuts, cache_dir, where)
+    return cuts
 
 
-def _row_locator(location: tuple | None, data_info: Mapping[str, Any] | None) -> Any:
-    """``locate_row`` for cuts whose audio stays in the dataset; ``None`` when it cannot."""
-    column = (DEFAULT_DATA_INFO if data_info is None else data_info)["audio"]
-    if location is None or not isinstance(column, str):
+def _row_locator(location: tuple | None) -> RowLocator | None:
+    """Names rows of the dataset for cuts whose audio stays there; ``None`` when it cannot."""
+    if location is None:
         return None
-    if column not in open_reference(location).column_names:
-        return None  # renamed since it was saved: the rows cannot be named
-    return partial(row_url, location, fingerprint(location), column)
+    dataset = open_reference(location)
+    return RowLocator(location, dataset._fingerprint, frozenset(dataset.column_names))
+
+
+def _report_cached(cuts: CutSet, cache_dir: str, where: str) -> None:
+    """One log line when some audio went to the cache: where it is, and how to choose."""
+    inside = cache_dir + os.sep
+    cached = sum(
+        1 for cut in cuts if any(s.source.startswith(inside) for s in cut.recording.sources)
+    )
+    if cached:
+        log.warning(
+            "wrote the audio of %d of %d rows of %s under %s (rows whose audio the dataset "
+            "cannot hold for the cuts: in memory, changed samples, or SPHERE); the cuts read "
+            "it from there: pass audio_dir=... or set %s to choose another directory",
+            cached,
+            len(cuts),
+            where,
+            cache_dir,
+            CACHE_ENV,
+        )
 
 
 class _Chunks:
@@ -256,9 +290,10 @@ def convert_chunk(
     chunk: _Chunk,
     fields: Mapping[str, Callable],
     audio_dir: str | None,
-    locate_row: Callable[[int, str], str] | None,
+    locate_row: RowLocator | None,
     id_prefix: str,
     audio_format: str,
+    cache_dir: str | None = None,
 ) -> tuple[list[MonoCut], list[dict]]:
     """Convert one chunk of rows on a worker; return its cuts and its bad rows."""
     rows = chunk.rows
@@ -279,6 +314,7 @@ def convert_chunk(
                     id_prefix=id_prefix,
                     audio_format=audio_format,
                     locate_row=locate_row,
+                    cache_dir=cache_dir,
                 )
             )
         except Exception as exc:  # a user's data_info function may raise anything

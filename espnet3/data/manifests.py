@@ -6,8 +6,8 @@ the manifest's own directory (so a data directory can move as a whole):
 - JSONL: one object per line with ``utt_id``, ``audio`` (a path) and ``text``; other keys
   are kept.
 - TSV: ``utt_id<TAB>path<TAB>text`` per line.
-- Kaldi: a directory with ``wav.scp`` (``utt_id path``) and ``text`` (``utt_id words...``);
-  ``utt2spk`` is read when present. Piped ``wav.scp`` entries (``cmd |``) are refused: run the
+- Kaldi: a directory with ``wav.scp`` (``utt_id path``) and ``text`` (``utt_id words...``),
+  or its ``wav.scp`` file; ``utt2spk`` is read when present. Piped ``wav.scp`` entries (``cmd |``) are refused: run the
   command once and point ``wav.scp`` at the files.
 
 Example:
@@ -42,11 +42,13 @@ def read_manifest(path: str | os.PathLike) -> list[dict]:
     """Rows of a JSONL or TSV manifest file, or of a Kaldi data directory.
 
     Example:
-        >>> read_manifest("data/train/wav.scp")   # doctest: +SKIP
+        >>> read_manifest("data/train/utt2spk")   # doctest: +SKIP
         Traceback (most recent call last):
         espnet3.errors.Espnet3Error: ...
     """
     path = Path(path)
+    if path.name == "wav.scp" and path.is_file():  # the file names the directory to read
+        path = path.parent
     if path.is_dir() and is_kaldi_dir(path):
         return _read_kaldi(path)
     if path.suffix == ".jsonl" and path.is_file():
@@ -55,7 +57,7 @@ def read_manifest(path: str | os.PathLike) -> list[dict]:
         return _read_tsv(path)
     raise Espnet3Error(
         f"{path} is not a manifest: give a .jsonl or .tsv file, or a Kaldi directory with "
-        "wav.scp and text"
+        "wav.scp and text (or feats.scp)"
     )
 
 
@@ -107,7 +109,17 @@ def _read_tsv(path: Path) -> list[dict]:
     return rows
 
 
-def _read_table(path: Path) -> dict[str, str]:
+def read_table(path: str | os.PathLike) -> dict[str, str]:
+    """A Kaldi table file (``key value...`` per line) as a dict.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> f = pathlib.Path(tempfile.mkdtemp()) / "utt2spk"
+        >>> _ = f.write_text("u1 spk1\\nu2 spk2\\n")
+        >>> read_table(f)
+        {'u1': 'spk1', 'u2': 'spk2'}
+    """
+    path = Path(path)
     table = {}
     for line in path.read_text(encoding="utf-8").splitlines():
         key, _, value = line.strip().partition(" ")
@@ -117,9 +129,9 @@ def _read_table(path: Path) -> dict[str, str]:
 
 
 def _read_kaldi(directory: Path) -> list[dict]:
-    wavs = _read_table(directory / "wav.scp")
-    texts = _read_table(directory / "text")
-    speakers = _read_table(directory / "utt2spk") if (directory / "utt2spk").is_file() else {}
+    wavs = read_table(directory / "wav.scp")
+    texts = read_table(directory / "text")
+    speakers = read_table(directory / "utt2spk") if (directory / "utt2spk").is_file() else {}
     missing = sorted(set(wavs) - set(texts))
     if missing:
         raise Espnet3Error(

@@ -88,6 +88,14 @@ def generated_utterances(tmp_path_factory) -> list[dict]:
     return utterances
 
 
+@pytest.fixture(autouse=True)
+def audio_cache(tmp_path_factory, monkeypatch) -> Path:
+    """``ESPNET3_CACHE_DIR`` of every data test: a fresh directory, never the user's cache."""
+    path = tmp_path_factory.mktemp("espnet3_cache")
+    monkeypatch.setenv("ESPNET3_CACHE_DIR", str(path))
+    return path
+
+
 @pytest.fixture(scope="module")
 def dask_client():
     """A real 2-worker Dask LocalCluster on this machine, shared by a test module."""

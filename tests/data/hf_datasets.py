@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import soundfile as sf
 
 
 def hf_dataset(utterances: list[dict], mode: str):
@@ -46,3 +47,42 @@ def hf_dataset(utterances: list[dict], mode: str):
             }
         )
     raise ValueError(mode)
+
+
+def saved(dataset, tmp_path):
+    """``dataset`` written with ``save_to_disk`` and loaded back (memory-mapped)."""
+    import datasets
+
+    dataset.save_to_disk(tmp_path / "saved")
+    return datasets.load_from_disk(tmp_path / "saved")
+
+
+def assert_same_audio(cuts, utterances):
+    """The cuts hold exactly the utterances' samples, rates and texts (matched by id)."""
+    by_id = {u["utt_id"]: u for u in utterances}
+    assert sorted(cuts.ids) == sorted(by_id)
+    for cut in cuts:
+        source = by_id[cut.id]
+        assert cut.sampling_rate == source["sampling_rate"]
+        assert cut.num_samples == len(source["samples"])
+        loaded = np.rint(cut.load_audio()[0] * 32768).astype(np.int16)
+        np.testing.assert_array_equal(loaded, source["samples"])
+        if cut.recording.sources[0].type == "file":
+            on_disk, _ = sf.read(cut.recording.sources[0].source, dtype="int16")
+            np.testing.assert_array_equal(on_disk, source["samples"])
+        assert cut.supervisions[0].text == source["text"]
+
+
+def data_directory(utterances: list[dict], directory: Path, splits=("train",)) -> Path:
+    """A local data directory laid out as the hub serves datasets; ``load_dataset`` reads it.
+
+    One parquet file per split under ``data/``, the audio embedded as encoded bytes in an
+    ``Audio()`` column (decoded on access, as hub datasets are).
+    """
+    import datasets
+
+    (directory / "data").mkdir(parents=True)
+    for split in splits:
+        table = hf_dataset(utterances, "bytes").cast_column("audio", datasets.Audio())
+        table.to_parquet(str(directory / "data" / f"{split}-00000-of-00001.parquet"))
+    return directory

@@ -3,7 +3,7 @@ import json
 import numpy as np
 import pytest
 import soundfile as sf
-from hf_datasets import hf_dataset
+from hf_datasets import data_directory, hf_dataset
 from lhotse import CutSet
 
 from espnet3.components.data.collate import CommonCollateFn
@@ -45,6 +45,36 @@ def test_hf_dataset_dict_split_default_ids(utterances):
     assert dataset[-1]["utt_id"] == f"dev-{len(utterances) - 1:08d}"
     with pytest.raises(IndexError, match="out of range"):
         dataset[len(utterances)]
+
+
+def test_the_guides_sharing_example_loads_without_a_split(utterances, tmp_path, monkeypatch):
+    """Guide section 2: ``ESPnet3Dataset(load_dataset(name))``, a DatasetDict of one split."""
+    from datasets import load_dataset
+
+    monkeypatch.chdir(tmp_path)
+    data_directory(utterances, tmp_path / "your_dataset_name")
+
+    hf_dataset = load_dataset("your_dataset_name")
+    dataset = ESPnet3Dataset(hf_dataset)
+
+    assert len(dataset) == len(utterances)
+    for item, source in zip(dataset, utterances, strict=True):
+        np.testing.assert_array_equal(as_int16(item["speech"]), source["samples"])
+        assert (item["text"], item["sampling_rate"]) == (source["text"], source["sampling_rate"])
+    hf_dataset.save_to_disk(tmp_path / "saved")  # a DatasetDict directory, by path
+    assert len(ESPnet3Dataset(tmp_path / "saved")) == len(utterances)
+
+
+def test_several_splits_need_split_and_the_error_lists_them(utterances, tmp_path):
+    from datasets import load_dataset
+
+    data_directory(utterances, tmp_path / "d", splits=("train", "test"))
+    both = load_dataset(str(tmp_path / "d"))
+    with pytest.raises(ConfigError, match=r"2 splits \['test', 'train'\]: choose one with split="):
+        ESPnet3Dataset(both)
+    assert_items(ESPnet3Dataset(both, split="test", data_info=INFO), utterances)
+    with pytest.raises(ConfigError, match=r"2 splits \['test', 'train'\]: choose one with split="):
+        cutset_from_huggingface(INFO, None, str(tmp_path / "d"), None, audio_dir=tmp_path / "a")
 
 
 @pytest.mark.parametrize("where", ["audio_dir", "dataset rows"])

@@ -10,30 +10,17 @@ import datasets
 import numpy as np
 import pytest
 import soundfile as sf
-from hf_datasets import hf_dataset
+from hf_datasets import assert_same_audio, data_directory, hf_dataset, saved
 from lhotse import CutSet, validate
 
 from espnet3.data import row_source
+from espnet3.data.fields import resolve_fields
 from espnet3.data.huggingface_utils import convert_to_dataset, cutset_from_huggingface
+from espnet3.data.row_cuts import row_to_cut
 from espnet3.errors import ConfigError, Espnet3Error, ItemError
 
 INFO = {"audio": "audio", "text": "text", "speaker": "speaker", "id": "utt"}
 ARRAY_INFO = {"audio": "samples", "sampling_rate": "rate", "text": "text", "id": "utt"}
-
-
-def assert_same_audio(cuts, utterances):
-    by_id = {u["utt_id"]: u for u in utterances}
-    assert sorted(cuts.ids) == sorted(by_id)
-    for cut in cuts:
-        source = by_id[cut.id]
-        assert cut.sampling_rate == source["sampling_rate"]
-        assert cut.num_samples == len(source["samples"])
-        loaded = np.rint(cut.load_audio()[0] * 32768).astype(np.int16)
-        np.testing.assert_array_equal(loaded, source["samples"])
-        if cut.recording.sources[0].type == "file":
-            on_disk, _ = sf.read(cut.recording.sources[0].source, dtype="int16")
-            np.testing.assert_array_equal(on_disk, source["samples"])
-        assert cut.supervisions[0].text == source["text"]
 
 
 @pytest.mark.parametrize("mode", ["bytes", "paths", "decoded", "arrays"])
@@ -57,12 +44,6 @@ def test_torchcodec_decoded_audio(utterances, tmp_path):
     dataset = hf_dataset(utterances, "bytes").cast_column("audio", datasets.Audio(decode=True))
     cuts = cutset_from_huggingface(INFO, None, dataset, "x", audio_dir=tmp_path, raw_audio=False)
     assert_same_audio(cuts, utterances)
-
-
-def saved(dataset, tmp_path):
-    """``dataset`` written with ``save_to_disk`` and loaded back (memory-mapped)."""
-    dataset.save_to_disk(tmp_path / "saved")
-    return datasets.load_from_disk(tmp_path / "saved")
 
 
 @pytest.mark.parametrize("where", ["audio_dir", "dataset rows"])
@@ -113,19 +94,22 @@ def test_audio_stays_in_the_dataset_rows_without_audio_dir(
     assert source.endswith("|audio|0.wav")
 
 
-def test_rows_a_cut_cannot_point_at_need_audio_dir(utterances, tmp_path):
+def test_rows_a_cut_cannot_point_at_go_to_the_cache_dir(utterances, tmp_path, audio_cache):
+    """In memory, no longer as saved, decoded: written under the cache; paths used in place."""
     in_memory = hf_dataset(utterances, "bytes")
-    with pytest.raises(ItemError, match=r"row 0 .*cannot be re-opened as it is.*give audio_dir"):
-        cutset_from_huggingface(INFO, None, in_memory, "t")
     loaded = saved(in_memory, tmp_path)
     # Rows no longer where they were saved: an index mapping, or a slice of the same files.
-    for changed in (loaded.select([2, 0, 1]), loaded.select(range(3, 6)), loaded.skip(1)):
-        with pytest.raises(ItemError, match="give audio_dir"):
-            cutset_from_huggingface(INFO, None, changed, "t")
-    with pytest.raises(ItemError, match=r"decoded samples.*give audio_dir"):
-        cutset_from_huggingface(INFO, None, hf_dataset(utterances, "decoded"), "t")
+    changed = (loaded.select([2, 0, 1]), loaded.select(range(3, 6)), loaded.skip(1))
+    for dataset in (in_memory, *changed, hf_dataset(utterances, "decoded")):
+        cuts = cutset_from_huggingface(INFO, None, dataset, "t")
+        folder = audio_cache / "hf_audio" / dataset._fingerprint
+        assert {c.recording.sources[0].source.startswith(f"{folder}/") for c in cuts} == {True}
+        assert_same_audio(cuts, [u for u in utterances if u["utt_id"] in set(cuts.ids)])
     paths = cutset_from_huggingface(INFO, None, hf_dataset(utterances, "paths"), "t")
     assert [c.recording.sources[0].source for c in paths] == [u["path"] for u in utterances]
+    row = {"audio": {"bytes": open(utterances[0]["path"], "rb").read(), "path": None}, "text": "a"}
+    with pytest.raises(Espnet3Error, match=r"cannot be re-opened as it is.*give audio_dir"):
+        row_to_cut(row, 0, resolve_fields(None), None)  # neither a dataset nor a cache to use
 
 
 def _reopened_elsewhere():
@@ -324,7 +308,7 @@ def test_multichannel_rows_keep_every_channel(tmp_path):
         assert from_cuts.shape == ESPnet3Dataset(dataset, data_info=None)[0]["speech"].shape
 
 
-def test_sphere_audio_becomes_flac_lhotse_can_read(an4_sphere_dir, tmp_path):
+def test_sphere_audio_becomes_flac_lhotse_can_read(an4_sphere_dir, tmp_path, audio_cache):
     sph = sorted(an4_sphere_dir.glob("wav/*/*/*.sph"))[0]
     rows = {"audio": [{"bytes": sph.read_bytes(), "path": None}], "text": ["a"], "p": [str(sph)]}
     dataset = datasets.Dataset.from_dict(rows)
@@ -334,10 +318,12 @@ def test_sphere_audio_becomes_flac_lhotse_can_read(an4_sphere_dir, tmp_path):
         assert cuts[0].recording.sources[0].source.endswith(".flac")
         validate(cuts, read_data=True)
         np.testing.assert_array_equal(np.rint(cuts[0].load_audio()[0] * 32768), samples)
-    with pytest.raises(
-        ItemError, match=r"SPHERE audio, which Lhotse reads only through.*audio_dir"
-    ):
-        cutset_from_huggingface({"audio": "p", "text": "text"}, None, dataset, "t")
+    cached = cutset_from_huggingface({"audio": "p", "text": "text"}, None, dataset, "t")
+    assert cached[0].recording.sources[0].source.startswith(f"{audio_cache}/")
+    np.testing.assert_array_equal(np.rint(cached[0].load_audio()[0] * 32768), samples)
+    fields = resolve_fields({"audio": "p", "text": "text"})
+    with pytest.raises(Espnet3Error, match=r"SPHERE audio, which Lhotse reads only through"):
+        row_to_cut(dataset[0], 0, fields, None)  # neither audio_dir nor a cache to use
 
 
 @pytest.mark.parametrize("mode", ["bytes", "decoded"])
@@ -356,3 +342,42 @@ def test_convert_to_dataset_via_client_map(mode, utterances, dask_client):
             source["speaker"],
             source["sampling_rate"],
         )
+
+
+def test_the_guides_hf_example_as_written(utterances, tmp_path, monkeypatch, audio_cache):
+    """Guide section 1: a dataset name, no sampling rate, no audio_dir, env: local from YAML."""
+    from omegaconf import OmegaConf
+
+    from espnet3.parallel import get_client
+
+    monkeypatch.chdir(tmp_path)
+    data_directory(utterances, tmp_path / "an4_corpus")  # what the hub would serve
+    (tmp_path / "parallel.yaml").write_text("parallel:\n  env: local\n  n_workers: 2\n")
+
+    # The guide's code, its placeholders filled in.
+    dataset_id = "an4_corpus"
+    split = "train"
+    dataset = datasets.load_dataset(dataset_id, split=split)
+    data_info = {"audio": lambda x: x["audio"]["array"], "text": lambda x: x["text"]}
+    config = OmegaConf.load("parallel.yaml")
+    with get_client(config.parallel) as client:
+        cuts = cutset_from_huggingface(
+            data_info=data_info,
+            dataset_length=len(dataset),
+            dataset_id=dataset_id,
+            split=split,
+            client=client,
+        )
+    validate(cuts)
+    cuts.to_file("cuts_train.jsonl.gz")
+
+    _reopened_elsewhere()
+    back = CutSet.from_file(tmp_path / "cuts_train.jsonl.gz").to_eager()
+    assert back == cuts
+    assert {c.recording.sources[0].type for c in back} == {"url"}  # read from the dataset
+    assert not list(audio_cache.iterdir())  # nothing copied
+    assert list(back.ids) == [f"train-{i:08d}" for i in range(len(utterances))]
+    for cut, source in zip(back, utterances, strict=True):
+        assert cut.sampling_rate == source["sampling_rate"]
+        np.testing.assert_array_equal(np.rint(cut.load_audio()[0] * 32768), source["samples"])
+        assert cut.supervisions[0].text == source["text"]
