@@ -110,6 +110,7 @@ class ParallelConfig:
                 f"got {type(options).__name__}"
             )
         kind.check_options(env, options)  # first: a missing package is the first thing to fix
+        options = _walltime_as_clock(options)
         security = _security(data.get("security"))
         if security != "none" and not kind.temporary_tls:
             raise ConfigError(
@@ -147,6 +148,29 @@ class ParallelConfig:
             "startup_timeout": self.startup_timeout,
             "log_dir": self.log_dir,
         }
+
+
+def _walltime_as_clock(options: Mapping[str, Any]) -> dict[str, Any]:
+    """``options`` with an integer ``walltime`` written as ``HH:MM:SS``, and the walltime checked.
+
+    YAML 1.1 (which OmegaConf follows) reads ``walltime: 30:00`` as the base-60 number 1800;
+    passed on as is, SLURM would read ``-t 1800`` as 1800 minutes. An integer walltime is
+    therefore taken as seconds, the value YAML computed.
+
+    Example:
+        >>> _walltime_as_clock({"walltime": 1800})
+        {'walltime': '00:30:00'}
+    """
+    from espnet3.parallel.jobqueue import parse_walltime
+
+    options = dict(options)
+    walltime = options.get("walltime")
+    if isinstance(walltime, int) and not isinstance(walltime, bool):
+        hours, rest = divmod(walltime, 3600)
+        options["walltime"] = f"{hours:02d}:{rest // 60:02d}:{rest % 60:02d}"
+    elif walltime is not None:
+        parse_walltime(walltime)  # a walltime the scheduler cannot read fails now, not at start
+    return options
 
 
 def _positive_int(name: str, value: Any) -> int:
