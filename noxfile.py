@@ -7,7 +7,12 @@ once instead of once per session keeps a fresh run short.
     nox                      # lint, local, multiprocessing
     nox -s slurm             # starts a single-node SLURM (slurm/local-cluster.sh) and runs its tests
     nox -s compose           # builds images, starts the docker-compose SLURM cluster, runs its tests
+    nox -s espnet2           # ESPnet2's own collate/preprocessor/iterators against espnet3
+    nox -s upstream -- PATH  # upstream ESPnet3's tests of this scope, unchanged, from a checkout
     nox -s bench             # runs every benchmark and rewrites benchmarks/RESULTS.md
+
+``espnet2`` and ``upstream`` share a second environment (.nox/espnet2) with ESPnet2 installed;
+it needs torchaudio, so a different torch (tests/espnet2/requirements.txt says why).
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import os
 import sys
+import zipfile
 from pathlib import Path
 
 import nox
@@ -22,6 +28,16 @@ import nox
 ROOT = Path(__file__).resolve().parent
 VENV = ROOT / ".nox" / "espnet3"
 BIN = VENV / "bin"
+ESPNET2_VENV = ROOT / ".nox" / "espnet2"
+ESPNET2_REQUIREMENTS = ROOT / "tests" / "espnet2" / "requirements.txt"
+ESPNET2_RELEASE = "espnet==202511"
+# g2p_en, imported by espnet2's tokenizers, downloads these NLTK resources on import when they
+# are missing; empty placeholders keep that import offline (no test uses g2p).
+NLTK_PLACEHOLDERS = (
+    "taggers/averaged_perceptron_tagger_eng.zip",
+    "taggers/averaged_perceptron_tagger.zip",
+    "corpora/cmudict.zip",
+)
 
 nox.options.sessions = ["lint", "local", "multiprocessing"]
 nox.options.default_venv_backend = "none"
@@ -29,28 +45,40 @@ nox.options.default_venv_backend = "none"
 
 def _env_ready(session: nox.Session) -> dict[str, str]:
     """Create or refresh the shared environment; return the variables that activate it."""
-    digest = hashlib.sha256(
-        (ROOT / "pyproject.toml").read_bytes() + (ROOT / "constraints.txt").read_bytes()
-    ).hexdigest()
-    stamp = VENV / ".installed"
-    if not stamp.exists() or stamp.read_text() != digest:
-        if not (BIN / "python").exists():
-            session.run(sys.executable, "-m", "venv", str(VENV))
+    inputs = (ROOT / "pyproject.toml", ROOT / "constraints.txt")
+    return _venv(session, VENV, inputs, ["-c", "constraints.txt", "-e", ".[test]", "ruff"])
+
+
+def _espnet2_env_ready(session: nox.Session) -> dict[str, str]:
+    """The environment with ESPnet2 (and torchaudio) beside espnet3 and its test tools."""
+    inputs = (ROOT / "pyproject.toml", ESPNET2_REQUIREMENTS)
+    requirements = ["-c", str(ESPNET2_REQUIREMENTS), "-r", str(ESPNET2_REQUIREMENTS)]
+
+    def extra(python: str) -> None:
         session.run(
-            str(BIN / "python"),
-            "-m",
-            "pip",
-            "install",
-            "-q",
-            "-c",
-            "constraints.txt",
-            "-e",
-            ".[test]",
-            "ruff",
-            external=True,
+            python, "-m", "pip", "install", "-q", "--no-deps", ESPNET2_RELEASE, external=True
         )
+        for name in NLTK_PLACEHOLDERS:
+            path = ESPNET2_VENV / "nltk_data" / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with zipfile.ZipFile(path, "w"):
+                pass
+
+    return _venv(session, ESPNET2_VENV, inputs, [*requirements, "-e", ".[test]"], extra)
+
+
+def _venv(session, venv: Path, inputs, install: list[str], extra=None) -> dict[str, str]:
+    """Create or refresh ``venv`` from ``inputs``; return the variables that activate it."""
+    digest = hashlib.sha256(b"".join(p.read_bytes() for p in inputs)).hexdigest()
+    stamp, python = venv / ".installed", str(venv / "bin" / "python")
+    if not stamp.exists() or stamp.read_text() != digest:
+        if not Path(python).exists():
+            session.run(sys.executable, "-m", "venv", str(venv))
+        session.run(python, "-m", "pip", "install", "-q", *install, external=True)
+        if extra is not None:
+            extra(python)
         stamp.write_text(digest)
-    return {"PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "VIRTUAL_ENV": str(VENV)}
+    return {"PATH": f"{venv / 'bin'}{os.pathsep}{os.environ['PATH']}", "VIRTUAL_ENV": str(venv)}
 
 
 def _pytest(session: nox.Session, *args: str, **env: str) -> None:
@@ -66,6 +94,22 @@ def _pytest(session: nox.Session, *args: str, **env: str) -> None:
 
 
 @nox.session
+def espnet2(session: nox.Session) -> None:
+    """ESPnet2's own CommonCollateFn, preprocessors and iterators on espnet3's datasets."""
+    env = {**_espnet2_env_ready(session), "ESPNET3_REQUIRE_ESPNET2": "1"}
+    python = str(ESPNET2_VENV / "bin" / "python")
+    session.run(python, "-m", "pytest", "-m", "espnet2", *session.posargs, env=env, external=True)
+
+
+@nox.session
+def upstream(session: nox.Session) -> None:
+    """Upstream ESPnet3's tests of this scope, unchanged: ``nox -s upstream -- CHECKOUT``."""
+    env = _espnet2_env_ready(session)
+    python = str(ESPNET2_VENV / "bin" / "python")
+    session.run(python, "tests/upstream/run.py", *session.posargs, env=env, external=True)
+
+
+@nox.session
 def lint(session: nox.Session) -> None:
     """ruff: lint and formatting."""
     env = _env_ready(session)
@@ -76,7 +120,9 @@ def lint(session: nox.Session) -> None:
 @nox.session
 def local(session: nox.Session) -> None:
     """The suite on the sequential (in-process) backend."""
-    _pytest(session, "-m", "not slurm and not compose", ESPNET3_TEST_PARALLEL="none")
+    _pytest(
+        session, "-m", "not slurm and not compose and not espnet2", ESPNET3_TEST_PARALLEL="none"
+    )
 
 
 @nox.session
@@ -85,7 +131,7 @@ def multiprocessing(session: nox.Session) -> None:
     _pytest(
         session,
         "-m",
-        "not slurm and not compose",
+        "not slurm and not compose and not espnet2",
         ESPNET3_TEST_PARALLEL="local",
         ESPNET3_TEST_BACKEND_ONLY="1",
     )

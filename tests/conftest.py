@@ -9,11 +9,13 @@ run exactly as they did in the sequential session.
 Tests marked ``slurm`` need a running SLURM (``slurm/local-cluster.sh up``; nox session
 ``slurm``). Without one they are skipped, except under ``CI=true`` or
 ``ESPNET3_REQUIRE_SLURM=1``, where a missing SLURM is a failure. The same holds for ``compose``
-with ``ESPNET3_REQUIRE_COMPOSE=1``.
+with ``ESPNET3_REQUIRE_COMPOSE=1``, and for ``espnet2`` (ESPnet2 importable; nox session
+``espnet2`` builds that environment) with ``ESPNET3_REQUIRE_ESPNET2=1``.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import subprocess
@@ -49,11 +51,16 @@ def compose_available() -> bool:
     return subprocess.run(["bash", str(script), "status"], capture_output=True).returncode == 0
 
 
-_PROBES = {"slurm": slurm_available, "compose": compose_available}
+def espnet2_available() -> bool:
+    return importlib.util.find_spec("espnet2") is not None
+
+
+_PROBES = {"slurm": slurm_available, "compose": compose_available, "espnet2": espnet2_available}
 _SEEN: dict[str, bool] = {}
 _HOW = {
     "slurm": "start it with `bash slurm/local-cluster.sh up` (or run `nox -s slurm`)",
     "compose": "start it with `nox -s compose`",
+    "espnet2": "run these tests with `nox -s espnet2`, which installs ESPnet2",
 }
 
 
@@ -65,7 +72,7 @@ def pytest_runtest_setup(item):
             _SEEN[name] = probe()
         if _SEEN[name]:
             continue
-        message = f"no running {name} cluster: {_HOW[name]}"
+        message = f"{name} is not available here: {_HOW[name]}"
         if _required(name.upper()):
             pytest.fail(
                 f"{message} (required here because CI=true or ESPNET3_REQUIRE_{name.upper()}=1)"
