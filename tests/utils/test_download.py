@@ -120,3 +120,20 @@ def test_missing_url_is_not_retried(server, tmp_path):
     with pytest.raises(Espnet3Error, match="HTTP 404 .*check the URL"):
         download(server.url + "-nope", tmp_path / "f.bin", backoff=0)
     assert server.ranges == []
+
+
+def test_progress_counts_the_bytes_kept_from_an_interrupted_attempt(server, tmp_path):
+    server.drops = [300_000]
+    seen: list[tuple[int, int | None]] = []
+    download(
+        server.url,
+        tmp_path / "f.bin",
+        backoff=0,
+        progress=lambda done, total: seen.append((done, total)),
+    )
+    assert len(server.ranges) == 2
+    assert {total for _, total in seen} == {len(PAYLOAD)}
+    done = [d for d, _ in seen]
+    # The resumed attempt goes on from the 300 000 bytes on disk instead of starting at zero.
+    assert done[0] == 0 and 300_000 in done and done[-1] == len(PAYLOAD)
+    assert done == sorted(done)
