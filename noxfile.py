@@ -12,7 +12,7 @@ once instead of once per session keeps a fresh run short.
     nox -s bench             # runs every benchmark and rewrites benchmarks/RESULTS.md
 
 ``espnet2`` and ``upstream`` share a second environment (.nox/espnet2) with ESPnet2 installed;
-it needs torchaudio, so a different torch (tests/espnet2/requirements.txt says why).
+it needs torchaudio, so a different torch (tests/interop/requirements.txt says why).
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parent
 VENV = ROOT / ".nox" / "espnet3"
 BIN = VENV / "bin"
 ESPNET2_VENV = ROOT / ".nox" / "espnet2"
-ESPNET2_REQUIREMENTS = ROOT / "tests" / "espnet2" / "requirements.txt"
+ESPNET2_REQUIREMENTS = ROOT / "tests" / "interop" / "requirements.txt"
 ESPNET2_RELEASE = "espnet==202511"
 # g2p_en, imported by espnet2's tokenizers, downloads these NLTK resources on import when they
 # are missing; empty placeholders keep that import offline (no test uses g2p).

@@ -19,10 +19,13 @@ import importlib.util
 import os
 import shutil
 import subprocess
+import tarfile
 from pathlib import Path
 
 import pytest
+import soundfile as sf
 
+from espnet3.data.sphere import read_sphere
 from espnet3.parallel import set_parallel
 
 REPO = Path(__file__).resolve().parents[1]
@@ -52,7 +55,10 @@ def compose_available() -> bool:
 
 
 def espnet2_available() -> bool:
-    return importlib.util.find_spec("espnet2") is not None
+    try:
+        return importlib.util.find_spec("espnet2.train.collate_fn") is not None
+    except ModuleNotFoundError:
+        return False
 
 
 _PROBES = {"slurm": slurm_available, "compose": compose_available, "espnet2": espnet2_available}
@@ -109,3 +115,53 @@ def mini_an4_archive() -> Path:
     if not MINI_AN4_ARCHIVE.is_file():
         pytest.fail(f"test data missing: {MINI_AN4_ARCHIVE} (expected ../shared beside the clone)")
     return MINI_AN4_ARCHIVE
+
+
+def _an4_transcripts(etc: Path) -> dict[str, str]:
+    texts = {}
+    for name in ("an4_train.transcription", "an4_test.transcription"):
+        for line in (etc / name).read_text().splitlines():
+            words, _, utt = line.rpartition("(")
+            texts[utt.rstrip(") ")] = " ".join(w for w in words.split() if w not in ("<s>", "</s>"))
+    return texts
+
+
+_EXTRACTED: dict[Path, Path] = {}
+
+
+@pytest.fixture
+def an4_sphere_dir(tmp_path_factory, mini_an4_archive) -> Path:
+    """The mini AN4 archive extracted (tarfile's ``data`` filter) once per test session."""
+    if mini_an4_archive not in _EXTRACTED:
+        target = tmp_path_factory.mktemp("an4")
+        with tarfile.open(mini_an4_archive) as tar:
+            tar.extractall(target, filter="data")
+        _EXTRACTED[mini_an4_archive] = target / "downloads" / "an4"
+    return _EXTRACTED[mini_an4_archive]
+
+
+@pytest.fixture
+def an4_utterances(an4_sphere_dir) -> list[dict]:
+    """The 8 AN4 utterances converted to 16-bit WAV: utt_id, path, samples (int16), text."""
+    wav_dir = an4_sphere_dir.parent / "wav16"
+    wav_dir.mkdir(exist_ok=True)
+    texts = _an4_transcripts(an4_sphere_dir / "etc")
+    utterances = []
+    for sph in sorted(an4_sphere_dir.glob("wav/*/*/*.sph")):
+        if sph.stem not in texts:  # cen7-fash-b has no transcript in the archive
+            continue
+        samples, rate = read_sphere(sph)
+        wav = wav_dir / f"{sph.stem}.wav"
+        sf.write(wav, samples, rate, subtype="PCM_16")
+        speaker = sph.parent.name
+        utterances.append(
+            {
+                "utt_id": sph.stem,
+                "path": str(wav),
+                "samples": samples,
+                "sampling_rate": rate,
+                "text": texts[sph.stem],
+                "speaker": speaker,
+            }
+        )
+    return utterances

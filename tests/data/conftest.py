@@ -1,65 +1,15 @@
-"""Fixtures for the data tests: real AN4 audio (SPHERE and WAV) and generated audio."""
+"""Fixtures for the data tests: generated audio, the audio cache, a shared cluster.
+
+The real AN4 fixtures (``an4_sphere_dir``, ``an4_utterances``) live in tests/conftest.py.
+"""
 
 from __future__ import annotations
 
-import tarfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
-
-from espnet3.data.sphere import read_sphere
-
-
-def _an4_transcripts(etc: Path) -> dict[str, str]:
-    texts = {}
-    for name in ("an4_train.transcription", "an4_test.transcription"):
-        for line in (etc / name).read_text().splitlines():
-            words, _, utt = line.rpartition("(")
-            texts[utt.rstrip(") ")] = " ".join(w for w in words.split() if w not in ("<s>", "</s>"))
-    return texts
-
-
-_EXTRACTED: dict[Path, Path] = {}
-
-
-@pytest.fixture
-def an4_sphere_dir(tmp_path_factory, mini_an4_archive) -> Path:
-    """The mini AN4 archive extracted (tarfile's ``data`` filter) once per test session."""
-    if mini_an4_archive not in _EXTRACTED:
-        target = tmp_path_factory.mktemp("an4")
-        with tarfile.open(mini_an4_archive) as tar:
-            tar.extractall(target, filter="data")
-        _EXTRACTED[mini_an4_archive] = target / "downloads" / "an4"
-    return _EXTRACTED[mini_an4_archive]
-
-
-@pytest.fixture
-def an4_utterances(an4_sphere_dir) -> list[dict]:
-    """The 8 AN4 utterances converted to 16-bit WAV: utt_id, path, samples (int16), text."""
-    wav_dir = an4_sphere_dir.parent / "wav16"
-    wav_dir.mkdir(exist_ok=True)
-    texts = _an4_transcripts(an4_sphere_dir / "etc")
-    utterances = []
-    for sph in sorted(an4_sphere_dir.glob("wav/*/*/*.sph")):
-        if sph.stem not in texts:  # cen7-fash-b has no transcript in the archive
-            continue
-        samples, rate = read_sphere(sph)
-        wav = wav_dir / f"{sph.stem}.wav"
-        sf.write(wav, samples, rate, subtype="PCM_16")
-        speaker = sph.parent.name
-        utterances.append(
-            {
-                "utt_id": sph.stem,
-                "path": str(wav),
-                "samples": samples,
-                "sampling_rate": rate,
-                "text": texts[sph.stem],
-                "speaker": speaker,
-            }
-        )
-    return utterances
 
 
 @pytest.fixture(scope="session")

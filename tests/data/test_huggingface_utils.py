@@ -10,7 +10,7 @@ import datasets
 import numpy as np
 import pytest
 import soundfile as sf
-from hf_datasets import assert_same_audio, data_directory, hf_dataset, saved
+from hf_datasets import assert_same_audio, hf_dataset, saved
 from lhotse import CutSet, validate
 
 from espnet3.data import row_source
@@ -342,42 +342,3 @@ def test_convert_to_dataset_via_client_map(mode, utterances, dask_client):
             source["speaker"],
             source["sampling_rate"],
         )
-
-
-def test_the_guides_hf_example_as_written(utterances, tmp_path, monkeypatch, audio_cache):
-    """Guide section 1: a dataset name, no sampling rate, no audio_dir, env: local from YAML."""
-    from omegaconf import OmegaConf
-
-    from espnet3.parallel import get_client
-
-    monkeypatch.chdir(tmp_path)
-    data_directory(utterances, tmp_path / "an4_corpus")  # what the hub would serve
-    (tmp_path / "parallel.yaml").write_text("parallel:\n  env: local\n  n_workers: 2\n")
-
-    # The guide's code, its placeholders filled in.
-    dataset_id = "an4_corpus"
-    split = "train"
-    dataset = datasets.load_dataset(dataset_id, split=split)
-    data_info = {"audio": lambda x: x["audio"]["array"], "text": lambda x: x["text"]}
-    config = OmegaConf.load("parallel.yaml")
-    with get_client(config.parallel) as client:
-        cuts = cutset_from_huggingface(
-            data_info=data_info,
-            dataset_length=len(dataset),
-            dataset_id=dataset_id,
-            split=split,
-            client=client,
-        )
-    validate(cuts)
-    cuts.to_file("cuts_train.jsonl.gz")
-
-    _reopened_elsewhere()
-    back = CutSet.from_file(tmp_path / "cuts_train.jsonl.gz").to_eager()
-    assert back == cuts
-    assert {c.recording.sources[0].type for c in back} == {"url"}  # read from the dataset
-    assert not list(audio_cache.iterdir())  # nothing copied
-    assert list(back.ids) == [f"train-{i:08d}" for i in range(len(utterances))]
-    for cut, source in zip(back, utterances, strict=True):
-        assert cut.sampling_rate == source["sampling_rate"]
-        np.testing.assert_array_equal(np.rint(cut.load_audio()[0] * 32768), source["samples"])
-        assert cut.supervisions[0].text == source["text"]

@@ -92,7 +92,9 @@ def test_error_keeps_its_type_and_notes_the_item_index(backend, tmp_path):
     assert "mark_then_work" in "".join(traceback.format_exception(err.value))
     with pytest.raises(ValueError, match="item 2 is bad"):
         list(parallel_for(mark_then_work, range(5), chunk_size=1, out=str(tmp_path), bad=2))
-    with pytest.raises(ItemError, match=r"^items? 4(\.\.4)? failed.*ValueError: item 4 is bad") as wrapped:
+    with pytest.raises(
+        ItemError, match=r"^items? 4(\.\.4)? failed.*ValueError: item 4 is bad"
+    ) as wrapped:
         list(map_indexed(mark_then_work, range(5), chunk_size=1, out=str(tmp_path), bad=4))
     assert isinstance(wrapped.value.__cause__, ValueError)
 

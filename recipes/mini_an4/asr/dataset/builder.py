@@ -49,27 +49,42 @@ def an4_root(data_dir: str | os.PathLike) -> Path:
     return Path(data_dir) / "source" / "downloads" / "an4"
 
 
+def resolve_data_dir(data_dir: str | None, recipe_dir: str | None) -> Path:
+    """``data_dir``, else ``<recipe_dir>/data`` (where the guide's recipes keep their data)."""
+    if data_dir is None and recipe_dir is None:
+        raise ConfigError(
+            "mini AN4 needs create_dataset.data_dir (or a recipe_dir, whose data/ is used): "
+            "set data_dir to where the prepared data should go"
+        )
+    return Path(data_dir) if data_dir is not None else Path(recipe_dir) / "data"
+
+
 class DatasetBuilder(BaseDatasetBuilder):
     """The mini AN4 builder; every method takes the ``create_dataset`` keyword arguments.
 
-    Keyword arguments: ``data_dir`` (required), ``archive`` (a local copy of the archive;
-    ``None`` downloads ``url``), ``url``, ``sha256`` (checked for local and downloaded
-    archives; ``None`` skips the check) and ``num_valid``. Others are ignored.
+    Keyword arguments: ``data_dir`` (default ``<recipe_dir>/data``), ``archive`` (a local
+    copy of the archive; ``None`` downloads ``url`` to ``<data_dir>/archive`` unless a copy
+    with the right checksum is already there), ``url``, ``sha256`` (checked for local and
+    downloaded archives; ``None`` skips the check) and ``num_valid``. Others are ignored.
     """
 
-    def is_source_prepared(self, *, data_dir: str, **kwargs: Any) -> bool:
+    def is_source_prepared(
+        self, *, data_dir: str | None = None, recipe_dir: str | None = None, **kwargs: Any
+    ) -> bool:
         # extract_archive renames the unpacked tree into place only when it is complete.
-        return (Path(data_dir) / "source").is_dir()
+        return (resolve_data_dir(data_dir, recipe_dir) / "source").is_dir()
 
     def prepare_source(
         self,
         *,
-        data_dir: str,
+        data_dir: str | None = None,
+        recipe_dir: str | None = None,
         archive: str | None = None,
         url: str = MINI_AN4_URL,
         sha256: str | None = MINI_AN4_SHA256,
         **kwargs: Any,
     ) -> None:
+        data_dir = resolve_data_dir(data_dir, recipe_dir)
         if sha256 is not None and not re.fullmatch(r"[0-9a-fA-F]{64}", str(sha256)):
             raise ConfigError(
                 f"create_dataset.sha256 must be 64 hex digits or null, got {sha256!r} (an "
@@ -91,7 +106,10 @@ class DatasetBuilder(BaseDatasetBuilder):
                 )
         extract_archive(path, Path(data_dir) / "source")
 
-    def is_built(self, *, data_dir: str, **kwargs: Any) -> bool:
+    def is_built(
+        self, *, data_dir: str | None = None, recipe_dir: str | None = None, **kwargs: Any
+    ) -> bool:
+        data_dir = resolve_data_dir(data_dir, recipe_dir)
         if not all(manifest_path(data_dir, split).is_file() for split in SPLITS):
             return False
         return all(
@@ -100,7 +118,15 @@ class DatasetBuilder(BaseDatasetBuilder):
             for entry in read_manifest(data_dir, split)
         )
 
-    def build(self, *, data_dir: str, num_valid: int = 1, **kwargs: Any) -> None:
+    def build(
+        self,
+        *,
+        data_dir: str | None = None,
+        recipe_dir: str | None = None,
+        num_valid: int = 1,
+        **kwargs: Any,
+    ) -> None:
+        data_dir = resolve_data_dir(data_dir, recipe_dir)
         splits = split_sets(
             {name: read_set(an4_root(data_dir), name) for name in AN4_SETS}, num_valid
         )

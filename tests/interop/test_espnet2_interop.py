@@ -44,7 +44,7 @@ class WavText:
 
 @pytest.fixture
 def wav_dir(tmp_path):
-    for i, text in enumerate(TEXTS):
+    for i in range(len(TEXTS)):
         t = np.arange(400 * (i + 2)) / 16000
         sf.write(tmp_path / f"spk-utt{i}.wav", (0.2 * np.sin(900 * t)).astype(np.float32), 16000)
     return tmp_path
