@@ -1,11 +1,14 @@
 """Extract tar and zip archives without letting any member escape the target directory.
 
-Every member is checked before anything is written: absolute names, ``..`` components, links
-pointing outside the target (symbolic or hard), devices and FIFOs are refused with an error
-naming the member. Tar extraction also uses tarfile's ``data`` filter where Python has it, as
-a second line of defence. Members are extracted into a temporary directory beside the target
-which is renamed into place only when everything succeeded, so a crash or a refused member
-leaves no partial target behind.
+Every member is checked before anything is written, against the tree the members build (as
+the filesystem would resolve it, links included): absolute names, ``..`` components, a member
+under a symbolic link, a name given twice (a later member would replace the first), links
+that resolve outside the target through earlier or later links, devices and FIFOs are refused
+with an error naming the member. The order of the members cannot change the verdict. Tar
+extraction then runs with tarfile's ``data`` filter as a second line of defence (Pythons
+without it, before 3.10.12 and 3.11.4, are refused). Members are extracted into a temporary
+directory beside the target which is renamed into place only when everything succeeded, so a
+crash or a refused member leaves no partial target behind.
 
 Example:
     >>> import io, pathlib, tarfile, tempfile
@@ -21,13 +24,14 @@ Example:
 from __future__ import annotations
 
 import os
+import platform
 import shutil
 import tarfile
 import tempfile
 import zipfile
 from pathlib import Path, PurePosixPath
 
-from espnet3.errors import Espnet3Error
+from espnet3.errors import Espnet3Error, SetupError
 from espnet3.utils.atomic import plain_mode
 
 
@@ -75,47 +79,91 @@ def _safe_name(archive: Path, name: str) -> PurePosixPath:
     return path
 
 
-def _check_link(archive: Path, member: tarfile.TarInfo, name: PurePosixPath) -> None:
-    link = PurePosixPath(member.linkname.replace("\\", "/"))
-    # Symlink targets are relative to the link's directory, hard-link targets to the root.
-    resolved = (name.parent if member.issym() else PurePosixPath()) / link
-    depth = 0
-    for part in resolved.parts:
-        depth += -1 if part == ".." else 0 if part == "." else 1
-        if depth < 0:
-            break
-    if link.is_absolute() or depth < 0:
+class _Plan:
+    """The tree a tar archive's members build, checked member by member and as a whole."""
+
+    def __init__(self, archive: Path):
+        self.archive = archive
+        self.kinds: dict[PurePosixPath, str] = {}  # "file" | "dir" | "link"
+        self.links: dict[PurePosixPath, PurePosixPath] = {}  # symbolic link -> its target
+
+    def add(self, member: tarfile.TarInfo) -> None:
+        name = _safe_name(self.archive, member.name)
+        if name == PurePosixPath("."):
+            return
+        kind = "link" if member.issym() else "dir" if member.isdir() else "file"
+        if not (member.isfile() or member.isdir() or member.issym() or member.islnk()):
+            self._refuse(member, "is a device or FIFO; refusing to create special files")
+        for parent in list(name.parents)[:-1]:
+            if self.kinds.get(parent) == "link":
+                self._refuse(member, "lies under a symbolic link of the same archive")
+            if self.kinds.setdefault(parent, "dir") != "dir":
+                self._refuse(member, f"lies under {str(parent)!r}, which the archive made a file")
+        if name in self.kinds and not (kind == "dir" == self.kinds[name]):
+            self._refuse(member, "appears twice (a later member would replace what the first made)")
+        self.kinds[name] = kind
+        if member.issym():
+            self.links[name] = PurePosixPath(member.linkname.replace("\\", "/"))
+        elif member.islnk():  # a hard link's target is a file the archive already holds
+            target = PurePosixPath(member.linkname.replace("\\", "/"))
+            if target.is_absolute() or ".." in target.parts:
+                raise UnsafeArchiveError(
+                    f"{self.archive}: link {member.name!r} points to {member.linkname!r}, outside "
+                    "the target directory; the archive is corrupt or malicious, do not use it"
+                )
+            if self.kinds.get(target) != "file" or any(p in self.links for p in target.parents):
+                self._refuse(member, f"is a hard link to {member.linkname!r}, not a file of it")
+
+    def check_links(self) -> None:
+        """Every symbolic link, resolved through all the others, stays inside the target."""
+        for name, target in self.links.items():
+            if target.is_absolute() or self._resolve(name.parent / target, 0) is None:
+                raise UnsafeArchiveError(
+                    f"{self.archive}: link {str(name)!r} points to {str(target)!r}, outside the "
+                    "target directory; the archive is corrupt or malicious, do not use it"
+                )
+
+    def _resolve(self, path: PurePosixPath, depth: int) -> PurePosixPath | None:
+        """``path`` as the filesystem resolves it in this tree; ``None`` if it leaves it."""
+        if depth > 40:  # a loop of links: the filesystem gives up too
+            return None
+        current = PurePosixPath()
+        for part in path.parts:
+            if part == "..":
+                if current == PurePosixPath():
+                    return None
+                current = current.parent
+            elif part != ".":
+                current = current / part
+                if current in self.links:
+                    target = self.links[current]
+                    if target.is_absolute():
+                        return None
+                    current = self._resolve(current.parent / target, depth + 1)
+                    if current is None:
+                        return None
+        return current
+
+    def _refuse(self, member: tarfile.TarInfo, why: str) -> None:
         raise UnsafeArchiveError(
-            f"{archive}: link {member.name!r} points to {member.linkname!r}, outside the "
-            "target directory; the archive is corrupt or malicious, do not use it"
+            f"{self.archive}: member {member.name!r} {why}; the archive is corrupt or "
+            "malicious, do not use it"
         )
 
 
 def _extract_tar(archive: Path, staging: Path) -> None:
+    if not hasattr(tarfile, "data_filter"):
+        raise SetupError(
+            f"extracting {archive} needs tarfile's data filter, which this Python "
+            f"({platform.python_version()}) lacks: use Python 3.10.12+, 3.11.4+ or 3.12+"
+        )
     with tarfile.open(archive) as tar:
         members = tar.getmembers()
-        symlinks: set[PurePosixPath] = set()
+        plan = _Plan(archive)
         for member in members:
-            name = _safe_name(archive, member.name)
-            # Writing through an archived symlink could land anywhere its target leads.
-            if any(parent in symlinks for parent in name.parents):
-                raise UnsafeArchiveError(
-                    f"{archive}: member {member.name!r} lies under a symbolic link of the same "
-                    "archive; the archive is corrupt or malicious, do not use it"
-                )
-            if member.issym() or member.islnk():
-                _check_link(archive, member, name)
-                if member.issym():
-                    symlinks.add(name)
-            elif not (member.isfile() or member.isdir()):
-                raise UnsafeArchiveError(
-                    f"{archive}: member {member.name!r} is a device or FIFO; refusing to "
-                    "create special files"
-                )
-        if hasattr(tarfile, "data_filter"):
-            tar.extractall(staging, members=members, filter="data")
-        else:  # Python without extraction filters: the checks above are the defence
-            tar.extractall(staging, members=members)
+            plan.add(member)
+        plan.check_links()
+        tar.extractall(staging, members=members, filter="data")
 
 
 def _extract_zip(archive: Path, staging: Path) -> None:

@@ -131,3 +131,44 @@ def test_existing_target_missing_archive_and_non_archive_are_explained(tmp_path)
     with pytest.raises(Espnet3Error, match="x.tar is neither a tar nor a zip archive"):
         extract_archive(tmp_path / "x.tar", tmp_path / "o3")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "x.tar"]
+
+
+ESCAPE = [  # the members of a link-ordering attack: each link alone looks harmless
+    file_member("a/b"),
+    link_member("c", "a/b/..", tarfile.SYMTYPE),
+    link_member("a/b", "..", tarfile.SYMTYPE),
+]
+
+
+@pytest.mark.parametrize(
+    "order", [(0, 1, 2), (2, 1, 0), (1, 2, 0), (1, 2), (2, 1)], ids=lambda o: "-".join(map(str, o))
+)
+def test_links_that_escape_through_other_links_are_refused_in_any_order(tmp_path, order):
+    """file a/b, link c -> a/b/.., link a/b -> ..: c then resolves to the target's parent."""
+    archive = make_tar(tmp_path / "bad.tar", [ESCAPE[i] for i in order])
+    work = tmp_path / "work"
+    work.mkdir()
+    with pytest.raises(UnsafeArchiveError, match="appears twice|link 'c' points to 'a/b/..'"):
+        extract_archive(archive, work / "out")
+    assert tree(work) == []
+
+
+def test_a_link_loop_and_a_member_under_a_directory_made_a_file_are_refused(tmp_path):
+    loop = make_tar(
+        tmp_path / "loop.tar",
+        [link_member("x", "y", tarfile.SYMTYPE), link_member("y", "x", tarfile.SYMTYPE)],
+    )
+    with pytest.raises(UnsafeArchiveError, match="link 'x' points to 'y'"):
+        extract_archive(loop, tmp_path / "o1")
+    clash = make_tar(tmp_path / "clash.tar", [file_member("f"), file_member("f/g")])
+    with pytest.raises(UnsafeArchiveError, match="lies under 'f', which the archive made a file"):
+        extract_archive(clash, tmp_path / "o2")
+
+
+def test_a_python_without_the_data_filter_is_refused(tmp_path, monkeypatch):
+    """A stand-in for Python 3.10.0-3.10.11/3.11.0-3.11.3, which cannot run here: no filter."""
+    monkeypatch.delattr(tarfile, "data_filter")
+    archive = make_tar(tmp_path / "ok.tar", [])
+    with pytest.raises(RuntimeError, match="needs tarfile's data filter, which this Python"):
+        extract_archive(archive, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
