@@ -28,6 +28,7 @@ from espnet3.errors import ConfigError, SetupError, did_you_mean
 
 #: Where workers, scheduler and client talk when nothing else is asked for.
 LOOPBACK = "127.0.0.1"
+LOOPBACK_HOSTS = (LOOPBACK, "localhost", "::1")
 
 
 @dataclass(frozen=True)
@@ -180,7 +181,53 @@ def wants_tls(config: Any, listen_host: str | None) -> bool:
         return True
     if config.security == "none":
         return False
-    return listen_host not in (LOOPBACK, "localhost", "::1")
+    return listen_host not in LOOPBACK_HOSTS
+
+
+def listen_host(options: Mapping[str, Any]) -> str:
+    """The address a local cluster's scheduler will bind, from wherever the options set it.
+
+    ``scheduler_kwargs`` (host, then interface) win over the cluster's own host and interface;
+    loopback when none is set.
+
+    Example:
+        >>> listen_host({"host": "127.0.0.1", "scheduler_kwargs": {"host": "0.0.0.0"}})
+        '0.0.0.0'
+        >>> listen_host({"interface": "lo"})
+        '127.0.0.1'
+    """
+    for source in (options.get("scheduler_kwargs") or {}, options):
+        if source.get("host"):
+            return str(source["host"])
+        if source.get("interface"):
+            from distributed.utils import get_ip_interface
+
+            try:
+                return get_ip_interface(source["interface"])
+            except ValueError as err:
+                raise ConfigError(
+                    f"parallel.options interface {source['interface']!r} is not usable here "
+                    f"({err}): name a network interface of this machine, e.g. lo"
+                ) from None
+    return LOOPBACK
+
+
+def check_exposure(cluster: Any, config: Any) -> None:
+    """Refuse a scheduler that listens beyond loopback without TLS (unless security: none).
+
+    The decision before the start (:func:`wants_tls`) reads the options; this reads the
+    address the scheduler really bound, whatever set it.
+    """
+    scheme, _, location = str(cluster.scheduler_address).partition("://")
+    host = location.rsplit(":", 1)[0].strip("[]")
+    if config.security == "none" or scheme == "tls" or host in LOOPBACK_HOSTS:
+        return
+    cluster.close()
+    raise SetupError(
+        f"the scheduler of parallel.env '{config.env}' listens on {cluster.scheduler_address} "
+        "without TLS, so anyone who can reach it can run code here: set parallel.security: tls "
+        "(or leave it auto and say where it listens in options.host), or listen on 127.0.0.1"
+    )
 
 
 def cluster_options(config: Any) -> dict[str, Any]:
@@ -195,13 +242,14 @@ def cluster_options(config: Any) -> dict[str, Any]:
     family = cluster_kind(config.env).family
     options = copy.deepcopy(dict(config.options))
     if family == "local":
-        options.setdefault("host", LOOPBACK)
+        if "interface" not in options:  # distributed refuses host and interface together
+            options.setdefault("host", LOOPBACK)
         options.setdefault("threads_per_worker", 1)
         options.setdefault("processes", True)
         # The dashboard shows task code and data: loopback only unless asked for.
         options.setdefault("dashboard_address", f"{LOOPBACK}:0")
         options["n_workers"] = config.n_workers
-        if wants_tls(config, options["host"]):
+        if wants_tls(config, listen_host(options)):
             options.update(_tls_options())
     elif family == "ssh":
         scheduler_options = options.setdefault("scheduler_options", {})
@@ -232,7 +280,9 @@ def start_cluster(config: Any) -> Any:
         return start_jobqueue_cluster(config, kind)
     if kind.family == "local":
         with _environ_restored():
-            return kind.load()(**cluster_options(config))
+            cluster = kind.load()(**cluster_options(config))
+        check_exposure(cluster, config)
+        return cluster
     cluster = kind.load()(**cluster_options(config))
     if kind.family == "kube":
         cluster.scale(config.n_workers)

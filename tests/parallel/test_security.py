@@ -78,3 +78,44 @@ def test_default_local_cluster_listens_on_loopback_only():
         services = client.scheduler_info()["services"]
     assert listening and set(listening) == {LOOPBACK}
     assert set(services) <= {"dashboard"}
+
+
+def _listening(pids) -> set[str]:
+    return {
+        conn.laddr.ip
+        for pid in pids
+        for conn in psutil.Process(pid).net_connections(kind="inet")
+        if conn.status == psutil.CONN_LISTEN
+    }
+
+
+def test_auto_decides_from_where_scheduler_kwargs_bind_the_scheduler():
+    """``scheduler_kwargs: {host: 0.0.0.0}`` binds every interface: TLS, and strangers are out."""
+    config = {"env": "local", "n_workers": 1, "options": {"scheduler_kwargs": {"host": "0.0.0.0"}}}
+    with get_client(config) as client:
+        address = client.scheduler.address
+        assert address.startswith("tls://")
+        assert "0.0.0.0" in _listening([psutil.Process().pid])  # the scheduler lives here
+        with pytest.raises((OSError, TimeoutError)):
+            Client(f"tcp://{LOOPBACK}:{_port(address)}", timeout="3s")
+        assert client.submit(pow, 3, 2).result() == 9
+
+
+def test_a_scheduler_bound_beyond_loopback_without_tls_is_refused_and_closed():
+    """Whatever bound it (here LocalCluster's own host), the bound address decides."""
+    from distributed import LocalCluster
+
+    from espnet3.errors import SetupError
+    from espnet3.parallel.clusters import check_exposure
+
+    cluster = LocalCluster(n_workers=0, host="0.0.0.0", dashboard_address=None)
+    with pytest.raises(SetupError, match=r"listens on tcp://.* without TLS"):
+        check_exposure(cluster, ParallelConfig.from_any({"env": "local"}))
+    assert cluster.status.name == "closed"
+    check_exposure(cluster, ParallelConfig.from_any({"env": "local", "security": "none"}))
+
+
+def test_interface_lo_is_a_loopback_cluster():
+    with get_client({"env": "local", "n_workers": 1, "options": {"interface": "lo"}}) as client:
+        assert client.scheduler.address.startswith(f"tcp://{LOOPBACK}:")
+        assert client.submit(sum, [2, 3]).result() == 5
