@@ -37,11 +37,11 @@ from __future__ import annotations
 import hashlib
 import io
 import os
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
+from urllib.parse import quote
 
 import soundfile as sf
 from lhotse import AudioSource, MonoCut, MultiCut, Recording, SupervisionSegment
@@ -57,7 +57,6 @@ from espnet3.utils.atomic import atomic_write_bytes
 CACHE_ENV = "ESPNET3_CACHE_DIR"
 #: soundfile format name -> file extension that Lhotse and soundfile recognise.
 _EXTENSIONS = {"nist": "sph", "wav": "wav", "flac": "flac", "ogg": "ogg", "mp3": "mp3"}
-_UNSAFE = re.compile(r"[^\w.\-]")
 
 
 def utt_id(row: Any, index: int, fields: Mapping[str, Callable], id_prefix: str) -> str:
@@ -228,13 +227,25 @@ def _written(
         extension, data = _EXTENSIONS.get(audio.format, audio.format), audio.data
     else:
         extension, data = audio_format, _encode(audio, audio_format)
-    stem = _UNSAFE.sub("_", cut_id)
+    stem = file_stem(cut_id)
     if hashed:
         stem += "." + hashlib.blake2b(data, digest_size=8).hexdigest()
     target = os.path.join(os.path.abspath(directory), f"{index // 1000:05d}", f"{stem}.{extension}")
     # Not flushed to disk one by one: a re-run rewrites the same bytes (see atomic_open).
     atomic_write_bytes(target, data, durable=False)
     return AudioSource(type="file", channels=channels, source=target)
+
+
+def file_stem(cut_id: str) -> str:
+    """A file name for ``cut_id``: characters a path cannot hold are %-escaped, ``%`` too.
+
+    Distinct ids give distinct names (``spk/utt1`` and ``spk_utt1`` must not share a file).
+
+    Example:
+        >>> file_stem("spk/utt1"), file_stem("spk_utt1"), file_stem("50%/x y")
+        ('spk%2Futt1', 'spk_utt1', '50%25%2Fx%20y')
+    """
+    return quote(cut_id, safe="-_.")
 
 
 def _encode(audio: LoadedAudio, audio_format: str) -> bytes:

@@ -4,6 +4,7 @@ import json
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 from urllib.parse import quote
 
 import datasets
@@ -342,3 +343,19 @@ def test_convert_to_dataset_via_client_map(mode, utterances, dask_client):
             source["speaker"],
             source["sampling_rate"],
         )
+
+
+def test_ids_that_differ_only_in_unsafe_characters_get_their_own_files(
+    generated_utterances, tmp_path
+):
+    """``spk/utt1`` and ``spk_utt1`` once shared one file: the second replaced the first."""
+    two = [
+        dict(generated_utterances[0], utt_id="spk/utt1"),
+        dict(generated_utterances[3], utt_id="spk_utt1"),
+    ]
+    dataset = hf_dataset(two, "bytes")
+    info = {"audio": "audio", "text": "text", "id": "utt"}
+    cuts = cutset_from_huggingface(info, None, dataset, "t", audio_dir=tmp_path / "audio")
+    paths = [cut.recording.sources[0].source for cut in cuts]
+    assert len(set(paths)) == 2 and Path(paths[0]).name.startswith("spk%2Futt1.")
+    assert_same_audio(cuts, two)
