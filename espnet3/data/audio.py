@@ -60,7 +60,12 @@ class LoadedAudio:
             [0.5, -1.0]
         """
         if self.samples is None:
-            return sf.read(self._file(), dtype=dtype, always_2d=False)[0]
+            try:
+                return sf.read(self._file(), dtype=dtype, always_2d=False)[0]
+            except Exception as exc:  # soundfile names a BytesIO by its repr
+                reason = getattr(exc, "error_string", None) or str(exc)
+                where = f"{len(self.data)} bytes" if self.data is not None else repr(self.path)
+                raise Espnet3Error(f"audio ({where}) cannot be decoded: {reason}") from None
         if dtype == "int16":
             return to_int16(self.samples)
         if np.issubdtype(self.samples.dtype, np.integer):
@@ -241,6 +246,11 @@ def _probe(data: bytes | None = None, path: str | None = None) -> LoadedAudio:
         raise Espnet3Error(f"audio ({where}) is unreadable: {reason}") from None
     if info.frames <= 0:
         raise Espnet3Error(f"audio ({where}) is empty (0 samples)")
+    if info.channels < 1 or info.samplerate <= 0:
+        raise Espnet3Error(
+            f"audio ({where}) declares {info.channels} channel(s) at {info.samplerate} Hz: the "
+            "header is corrupt; replace the file"
+        )
     return LoadedAudio(
         int(info.samplerate),
         int(info.frames),
@@ -284,7 +294,9 @@ def _pcm_wav_header(data: bytes) -> tuple[int, int, int] | None:
         elif chunk == b"data":
             if fmt is None or fmt[0] != _WAVE_FORMAT_PCM or fmt[4] == 0:
                 return None
-            _, channels, rate, _, block_align, _ = fmt
+            _, channels, rate, _, block_align, bits = fmt
+            if channels < 1 or block_align != channels * ((bits + 7) // 8):
+                return None  # an inconsistent header: soundfile says what is wrong
             frames = min(size, len(data) - body) // block_align
             return (rate, frames, channels) if frames > 0 and rate > 0 else None
         offset = body + size + (size & 1)  # chunks are padded to an even size

@@ -47,7 +47,7 @@ from espnet3.data.hf_open import open_split
 from espnet3.data.huggingface_utils import convert_to_dataset
 from espnet3.data.kaldi_feats import FEATS_SCP, KaldiFeats, is_feats_dir
 from espnet3.data.manifests import is_kaldi_dir, read_manifest
-from espnet3.errors import ConfigError
+from espnet3.errors import ConfigError, Espnet3Error, ItemError
 
 _MANIFEST_INFO = {"audio": "audio", "text": "text", "id": "utt_id"}
 LHOTSE_CUTS = "cuts.jsonl.gz"
@@ -124,6 +124,22 @@ class ESPnet3Dataset:
             index += len(self)
         if not 0 <= index < len(self):
             raise IndexError(f"index {index} out of range for a dataset of {len(self)} items")
+        try:
+            return self._item(index)
+        except Exception as err:  # name the item: the reader sees only the index
+            reason = str(err) if isinstance(err, Espnet3Error) else f"{type(err).__name__}: {err}"
+            raise ItemError(
+                f"item {index} (utt_id {self._uid(index)!r}) of the dataset: {reason}",
+                index=index,
+            ) from err
+
+    def _uid(self, index: int) -> str | None:
+        try:
+            return self.uids()[index]
+        except Exception:  # the ids themselves may be what is broken
+            return None
+
+    def _item(self, index: int) -> dict[str, Any]:
         if self._cuts is not None:
             return _cut_item(self._cuts[index])
         if self._store is not None:

@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -190,3 +191,34 @@ def test_lazy_cutset_is_made_eager(utterances, tmp_path):
     )
     cuts.to_file(tmp_path / "c.jsonl.gz")
     assert ESPnet3Dataset(CutSet.from_file(tmp_path / "c.jsonl.gz")).uids() == list(cuts.ids)
+
+
+def _zero_channel_wav(path) -> bytes:
+    """A real WAV file whose header then claims 0 channels."""
+    import struct
+
+    data = bytearray(Path(path).read_bytes())
+    fmt = data.find(b"fmt ") + 8
+    struct.pack_into("<H", data, fmt + 2, 0)
+    return bytes(data)
+
+
+def test_a_corrupt_wav_header_is_refused_naming_index_and_utt_id(generated_utterances, tmp_path):
+    import datasets
+
+    from espnet3.errors import ItemError
+
+    rows = generated_utterances[:3]
+    audio = [{"bytes": Path(u["path"]).read_bytes(), "path": None} for u in rows]
+    audio[1] = {"bytes": _zero_channel_wav(rows[1]["path"]), "path": None}
+    dataset = datasets.Dataset.from_dict(
+        {"audio": audio, "text": [u["text"] for u in rows], "utt": [u["utt_id"] for u in rows]}
+    ).cast_column("audio", datasets.Audio(decode=False))
+    info = {"audio": "audio", "text": "text", "id": "utt"}
+    with pytest.raises(ItemError, match=r"row 1 \(utt_id 'gen1'\).*Channel count is zero"):
+        cutset_from_huggingface(info, None, dataset, "t", audio_dir=tmp_path / "a")
+    items = ESPnet3Dataset(dataset, data_info=info)
+    assert items[0]["utt_id"] == "gen0"
+    with pytest.raises(ItemError, match=r"^item 1 \(utt_id 'gen1'\) of the dataset: .*zero") as err:
+        items[1]
+    assert "BytesIO" not in str(err.value) and err.value.index == 1
