@@ -27,8 +27,10 @@ from espnet3.errors import ConfigError
 from espnet3.parallel import get_parallel_config
 from espnet3.runner import jobs_dir
 from espnet3.runner.class_path import class_path
+from espnet3.runner.job_records import record_call
 from espnet3.runner.outcomes import as_index
 from espnet3.runner.provider import plain_config
+from espnet3.runner.resharding import reuse_finished_results, superseded_removed
 from espnet3.runner.shard_spec import ShardSpec, default_shard_size, split_indices
 from espnet3.runner.submit import shard_python, submit_local, submit_slurm
 
@@ -92,6 +94,9 @@ def submit_async(runner: Any, indices: Iterable[int]) -> AsyncSubmission:
     ]
     for spec in specs:
         spec.write(specs_dir)
+    reused = reuse_finished_results(specs_dir, specs)  # the same call with other shard sizes
+    record_call(specs_dir, specs)
+    superseded_removed(specs_dir, specs)
     states = {s.name: s.state for s in jobs_dir.status(specs_dir, [s.name for s in specs])}
     todo = [s for s in specs if states[s.name] in ("missing", "failed")]
     for spec in todo:
@@ -115,10 +120,12 @@ def submit_async(runner: Any, indices: Iterable[int]) -> AsyncSubmission:
         jobs=jobs,
     )
     log.info(
-        "%d shard(s): %d submitted, %d already done, %d still in progress",
+        "%d shard(s): %d submitted, %d already done (%d from earlier shard sizes), %d still in "
+        "progress",
         len(specs),
         len(names),
         len(submission.already_done),
+        len(reused),
         len(submission.in_progress),
     )
     return submission

@@ -24,6 +24,8 @@ from espnet3.utils.atomic import atomic_write_json
 
 SPEC_SUFFIX = ".spec.json"
 JOB_SUFFIX = ".job.json"
+#: The shards of the latest runner call, in the order of its indices.
+CALL_FILE = "call.json"
 
 
 def spec_path(specs_dir: str | os.PathLike, name: str) -> Path:
@@ -41,4 +43,17 @@ def read_job_record(specs_dir: str | os.PathLike, name: str) -> dict[str, Any] |
     try:
         return json.loads((Path(specs_dir) / f"{name}{JOB_SUFFIX}").read_text())
     except (OSError, ValueError):
+        return None
+
+
+def record_call(specs_dir: str | os.PathLike, specs: list[Any]) -> None:
+    """Record, atomically, that ``specs`` (in order) make up the latest call in ``specs_dir``."""
+    atomic_write_json(Path(specs_dir) / CALL_FILE, {"shards": [s.name for s in specs]})
+
+
+def read_call(specs_dir: str | os.PathLike) -> list[str] | None:
+    """The shard names of the latest call, or ``None`` for a directory that records none."""
+    try:
+        return list(json.loads((Path(specs_dir) / CALL_FILE).read_text())["shards"])
+    except (OSError, ValueError, KeyError, TypeError):
         return None

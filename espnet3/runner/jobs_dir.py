@@ -28,7 +28,7 @@ from typing import Any
 
 from espnet3.errors import Espnet3Error
 from espnet3.parallel.jobs import log_tail, slurm_job_states
-from espnet3.runner.job_records import SPEC_SUFFIX, read_job_record, spec_path
+from espnet3.runner.job_records import SPEC_SUFFIX, read_call, read_job_record, spec_path
 from espnet3.runner.shard_results import is_complete, read_results
 from espnet3.runner.shard_spec import ShardSpec
 
@@ -47,8 +47,13 @@ class ShardStatus:
     detail: str = ""
 
 
-def load_specs(specs_dir: str | os.PathLike, names: Sequence[str] | None = None) -> list[ShardSpec]:
-    """The specs named ``names`` (in that order), or every spec of the directory by first index."""
+def load_specs(
+    specs_dir: str | os.PathLike, names: Sequence[str] | None = None, *, everything: bool = False
+) -> list[ShardSpec]:
+    """The specs named ``names`` (in that order); else those of the latest call; else (or with
+    ``everything``) every spec of the directory, by first index."""
+    if names is None and not everything:
+        names = read_call(specs_dir)
     if names is not None:
         return [ShardSpec.load(spec_path(specs_dir, name)) for name in names]
     specs = [ShardSpec.load(p) for p in Path(specs_dir).glob(f"*{SPEC_SUFFIX}")]

@@ -232,3 +232,32 @@ def test_collect_piped_into_head_ends_quietly(local_parallel, tmp_path):
                          capture_output=True)  # fmt: skip
     assert out.returncode == 0, out.stderr
     assert "Traceback" not in out.stderr and "BrokenPipe" not in out.stderr
+
+
+def test_a_rerun_with_another_shard_size_reuses_results_and_never_doubles_them(
+    local_parallel, tmp_path
+):
+    """Status and collect agree: the latest call's shards, each index once."""
+    indices = list(range(20))
+    first = async_runner(tmp_path, {"drop": [5]}, async_shard_size=6)(indices)
+    assert summarize(first.wait(timeout=300, poll=0.2)) == "4 done"
+    again = async_runner(tmp_path, {"drop": [5]}, async_shard_size=4)(indices)
+    assert len(again.shards) == 5 and again.submitted == []  # every index already computed
+    assert summarize(status(tmp_path / "specs")) == "5 done"
+    assert [i for i, _ in collect(tmp_path / "specs")] == [i for i in indices if i != 5]
+    cli = subprocess.run(
+        [sys.executable, "-m", "espnet3", "jobs", "collect", str(tmp_path / "specs")],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert [json.loads(line)["index"] for line in cli.stdout.splitlines()] == [
+        i for i in indices if i != 5
+    ]
+    assert sorted(p.name for p in (tmp_path / "specs").glob("*.spec.json")) == sorted(
+        f"{name}.spec.json" for name in again.shards
+    )  # the superseded shards are gone
+    third = async_runner(tmp_path, {"drop": [5]}, async_shard_size=7)(range(24))
+    assert len(third.submitted) == 2  # only 14..20 and 21..23, which hold new indices, run
+    third.wait(timeout=300, poll=0.2)
+    assert [r["idx"] for _, r in third.collect()] == [i for i in range(24) if i != 5]
