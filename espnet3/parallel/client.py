@@ -38,6 +38,8 @@ class OpenClient:
 
     client: Any
     setup_fn: SetupFn | None = None
+    #: The parallel config the block was opened with (its item_timeout, for instance).
+    config: ParallelConfig = field(default_factory=ParallelConfig)
     #: Cluster runs: the key under which each worker's plugin built the environment.
     setup_key: str | None = None
     #: Sequential runs: the environment built in this process on enter.
@@ -117,7 +119,7 @@ def get_client(config: Any = None, setup_fn: SetupFn | None = None) -> Iterator[
             cfg.container.image,
         )
     if cfg.is_sequential:
-        with _opened(OpenClient(None, setup_fn, env=build_env(setup_fn))):
+        with _opened(OpenClient(None, setup_fn, config=cfg, env=build_env(setup_fn))):
             yield None
         return
     from distributed import Client
@@ -137,7 +139,7 @@ def get_client(config: Any = None, setup_fn: SetupFn | None = None) -> Iterator[
             from espnet3.parallel.worker_plugin import SetupPlugin
 
             client.register_plugin(SetupPlugin(setup_fn, key))
-        with _opened(OpenClient(client, setup_fn, key)):
+        with _opened(OpenClient(client, setup_fn, cfg, key)):
             yield client
 
 

@@ -36,6 +36,7 @@ KNOWN_KEYS = {
     "min_workers": "workers to wait for before get_client returns",
     "startup_timeout": "seconds to wait for min_workers",
     "log_dir": "directory for worker job logs",
+    "item_timeout": "seconds after which one item is given up on (default: none)",
 }
 
 
@@ -55,6 +56,7 @@ class ParallelConfig:
     min_workers: int = 1
     startup_timeout: float = 600.0
     log_dir: str | None = None
+    item_timeout: float | None = None
 
     @property
     def is_sequential(self) -> bool:
@@ -125,6 +127,16 @@ class ParallelConfig:
                 "decides the workers' python; remove options.python"
             )
         log_dir = data.get("log_dir")
+        item_timeout = data.get("item_timeout")
+        if item_timeout is not None and (
+            isinstance(item_timeout, bool)
+            or not isinstance(item_timeout, (int, float))
+            or item_timeout <= 0
+        ):
+            raise ConfigError(
+                f"parallel.item_timeout must be a positive number of seconds or null, got "
+                f"{item_timeout!r}"
+            )
         return cls(
             env=env,
             n_workers=n_workers,
@@ -134,6 +146,7 @@ class ParallelConfig:
             min_workers=min_workers,
             startup_timeout=float(timeout),
             log_dir=str(log_dir) if log_dir is not None else None,
+            item_timeout=float(item_timeout) if item_timeout is not None else None,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -147,6 +160,7 @@ class ParallelConfig:
             "min_workers": self.min_workers,
             "startup_timeout": self.startup_timeout,
             "log_dir": self.log_dir,
+            "item_timeout": self.item_timeout,
         }
 
 

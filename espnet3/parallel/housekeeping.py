@@ -16,6 +16,10 @@ watchdog ticks every 20 ms and the system monitor every 0.5 s. On a 2-core machi
 CPU taken from the tasks (benchmarks/RESULTS.md). espnet3 turns the profiler off and slows the
 other two; with them, the idle cost is about 4 % of a core.
 
+**Failed tasks.** A task whose worker dies is not retried by Dask (it would be, three times,
+each time killing another worker): espnet3 retries each item of that chunk alone instead,
+which finds the item at fault (:mod:`espnet3.parallel.dask_map`).
+
 These are *defaults*: a value set in the user's Dask config (YAML, ``DASK_*`` variables,
 ``dask.config.set``) wins, and ``DASK_DISTRIBUTED__WORKER__PROFILE__ENABLED=True`` brings the
 profiler back for the dashboard.
@@ -40,6 +44,7 @@ DEFAULTS = {
     "distributed.worker.profile.enabled": False,
     "distributed.admin.tick.interval": "1s",
     "distributed.admin.system-monitor.interval": "2s",
+    "distributed.scheduler.allowed-failures": 0,
 }
 
 

@@ -89,6 +89,7 @@ def submit_async(runner: Any, indices: Iterable[int]) -> AsyncSubmission:
             result_dir=runner.async_result_dir,
             shard=k,
             n_shards=len(chunks),
+            item_timeout=runner.item_timeout or config.item_timeout,
         )
         for k, chunk in enumerate(chunks)
     ]

@@ -64,10 +64,15 @@ class BaseRunner:
         async_max_running: shard jobs allowed to run at once (default ``parallel.n_workers``).
         on_error: ``"raise"`` stops at the first failing item with an error naming its index
             and ``utt_id``; ``"skip"`` goes on and records each failure in ``errors_path``
-            (in async mode, in ``<shard>.errors.jsonl`` beside each shard's results).
+            (in async mode, in ``<shard>.errors.jsonl`` beside each shard's results). An item
+            whose worker dies, or whose result cannot be sent back, is such a failure too.
+        item_timeout: seconds after which an item is given up on (a failure as above);
+            default ``parallel.item_timeout``. Without one, an item that runs far longer than
+            the others is named in a warning.
 
     Shard jobs rebuild a runner as ``cls(provider, batch_size=..., on_error=...,
-    errors_path=...)``; a subclass with its own constructor must accept that call.
+    errors_path=..., item_timeout=...)``; a subclass with its own constructor must accept that
+    call.
     """
 
     def __init__(
@@ -82,6 +87,7 @@ class BaseRunner:
         async_max_running: int | None = None,
         on_error: str = "raise",
         errors_path: str | os.PathLike = "errors.jsonl",
+        item_timeout: float | None = None,
     ):
         if not callable(getattr(provider, "build_env_local", None)):
             raise ConfigError(
@@ -117,6 +123,7 @@ class BaseRunner:
         self.async_max_running = async_max_running
         self.on_error = on_error
         self.errors_path = Path(errors_path)
+        self.item_timeout = item_timeout
 
     @staticmethod
     def forward(idx: Any, *, dataset: Any, model: Any, **params: Any) -> Any:
@@ -161,7 +168,9 @@ class BaseRunner:
         failures: list[dict[str, Any]] = []
         progress = _progress(len(indices) if sized else None)  # type: ignore[arg-type]
         try:
-            for outcome in iter_outcomes(type(self).forward, self.provider, units):
+            for outcome in iter_outcomes(
+                type(self).forward, self.provider, units, item_timeout=self.item_timeout
+            ):
                 if isinstance(outcome, ItemFailure):
                     if self.on_error == "raise":
                         raise outcome.to_error()

@@ -39,7 +39,11 @@ def run_shard(spec: ShardSpec) -> int:
         os.unlink(spec.failed_path)  # an earlier attempt's failure no longer applies
     provider = load_class(spec.provider)(spec.config, spec.params)
     runner = load_class(spec.runner)(
-        provider, batch_size=spec.batch_size, on_error=spec.on_error, errors_path=spec.errors_path
+        provider,
+        batch_size=spec.batch_size,
+        on_error=spec.on_error,
+        errors_path=spec.errors_path,
+        item_timeout=spec.item_timeout,
     )
     return write_results(spec.result_path, runner.iter(spec.indices))
 

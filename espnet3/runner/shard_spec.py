@@ -29,7 +29,7 @@ from espnet3.runner.class_path import stable_hash
 from espnet3.runner.job_records import spec_path
 from espnet3.utils.atomic import atomic_write_json
 
-SPEC_FORMAT = 1
+SPEC_FORMAT = 2
 
 
 @dataclass(frozen=True)
@@ -49,6 +49,7 @@ class ShardSpec:
     failed_path: str
     shard: int
     n_shards: int
+    item_timeout: float | None = None
     format: int = SPEC_FORMAT
 
     @classmethod
@@ -65,6 +66,7 @@ class ShardSpec:
         result_dir: str | os.PathLike,
         shard: int,
         n_shards: int,
+        item_timeout: float | None = None,
     ) -> ShardSpec:
         """The spec of this work, named by a hash of it; result paths under ``result_dir``."""
         _check_json("config", config)
@@ -85,6 +87,7 @@ class ShardSpec:
             failed_path=f"{base}.failed.json",
             shard=shard,
             n_shards=n_shards,
+            item_timeout=item_timeout,
         )
 
     def write(self, specs_dir: str | os.PathLike) -> Path:

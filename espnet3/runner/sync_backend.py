@@ -19,30 +19,64 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
+import functools
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from espnet3.parallel import get_parallel_config, map_indexed
 from espnet3.parallel.client import open_client
-from espnet3.runner.outcomes import ItemFailure, Unit, run_unit
+from espnet3.parallel.mapping import with_timeout
+from espnet3.runner.outcomes import ItemFailure, Unit, find_utt_id, run_unit
 from espnet3.runner.provider import EnvironmentProvider, worker_setup_fn
 
 Outcome = list[tuple[int, Any]] | ItemFailure
 
 
 def iter_outcomes(
-    forward: Callable[..., Any], provider: EnvironmentProvider, units: Iterable[Unit]
+    forward: Callable[..., Any],
+    provider: EnvironmentProvider,
+    units: Iterable[Unit],
+    item_timeout: float | None = None,
 ) -> Iterator[Outcome]:
-    """Yield the outcome of every unit, in the order of ``units``."""
+    """Yield the outcome of every unit, in the order of ``units``.
+
+    ``item_timeout`` (seconds, default ``parallel.item_timeout``) turns a unit that runs longer
+    into a failure; so does, on a cluster, a unit whose worker dies or whose result cannot be
+    sent back (found by retrying its chunk unit by unit).
+    """
     block = open_client()  # an open get_client block wins over the process-wide config
     client = block.client if block else None
     if (block.client is None) if block else get_parallel_config().is_sequential:
         env = provider.build_env_local()
+        if item_timeout is None:
+            item_timeout = (block.config if block else get_parallel_config()).item_timeout
+        run = with_timeout(functools.partial(run_unit, runner_forward=forward, **env), item_timeout)
         for unit in units:
-            yield run_unit(unit, runner_forward=forward, **env)
+            yield run(unit)
         return
-    done = map_indexed(run_unit, units, client, worker_setup_fn(provider), runner_forward=forward)
+    done = map_indexed(
+        run_unit,
+        units,
+        client,
+        worker_setup_fn(provider),
+        runner_forward=forward,
+        item_timeout=item_timeout,
+        on_lost=functools.partial(_lost_unit, provider),
+    )
     yield from in_order(done)
+
+
+def _lost_unit(
+    provider: EnvironmentProvider, position: int, unit: Unit, reason: str
+) -> ItemFailure:
+    """The failure of a unit the cluster lost (its worker died, it ran past its timeout)."""
+    indices = list(unit) if isinstance(unit, list) else [unit]
+    utt_id = None
+    if len(indices) == 1:
+        with contextlib.suppress(Exception):  # naming the item must not add a second failure
+            utt_id = find_utt_id(provider.build_env_local().get("dataset"), indices[0])
+    return ItemFailure(indices, utt_id, "ItemLost", reason, "")
 
 
 def in_order(tagged: Iterable[tuple[int, Any]]) -> Iterator[Any]:

@@ -16,7 +16,7 @@ import pytest
 
 from espnet3.errors import ConfigError, ItemError
 from espnet3.parallel import get_client, map_indexed, parallel_for, parallel_map
-from espnet3.parallel.mapping import MAX_CHUNK_SIZE, ChunkSizer
+from espnet3.parallel.dask_map import MAX_CHUNK_SIZE, ChunkSizer
 
 
 @pytest.fixture(scope="module")

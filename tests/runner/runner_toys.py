@@ -91,3 +91,26 @@ class SetRunner(BaseRunner):
     @staticmethod
     def forward(idx, *, dataset, model, **params):
         return {"idx": idx, "tags": {"a", "b"}}
+
+
+class HazardRunner(BaseRunner):
+    """Like :class:`ToyRunner`, but some items kill their worker process, return something that
+    cannot be pickled, or never return. Only for cluster runs: ``os._exit`` in the parent would
+    end the test session."""
+
+    @staticmethod
+    def forward(
+        idx, *, dataset, model, crash_on=(), unpicklable=(), hang_on=(), slow_on=(), **params
+    ):
+        if idx in crash_on:
+            os._exit(3)
+        if idx in hang_on:
+            time.sleep(3600)
+        if idx in slow_on:
+            time.sleep(6)
+        if idx in unpicklable:
+            import threading
+
+            return {"idx": idx, "lock": threading.Lock()}
+        item = dataset[idx]
+        return {"idx": idx, "utt_id": item["utt_id"], "y": model(item["value"])}

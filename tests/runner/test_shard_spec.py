@@ -34,7 +34,7 @@ def test_write_and_load_round_trip(tmp_path):
     assert path.name == f"{spec.name}.spec.json"
     assert ShardSpec.load(path) == spec
     path.write_text('{"format": 1, "name": "x"}')
-    with pytest.raises(ConfigError, match="is not a format-1 shard spec"):
+    with pytest.raises(ConfigError, match="is not a format-2 shard spec"):
         ShardSpec.load(path)
 
 
