@@ -126,10 +126,14 @@ def get_client(config: Any = None, setup_fn: SetupFn | None = None) -> Iterator[
 
     with (
         _signals_exit(),
-        start_cluster(cfg) as cluster,
+        _started(cfg) as cluster,
         Client(cluster) as client,
         supervise_jobs(cluster, client, cfg) as supervised,  # batch jobs: watched, then cancelled
     ):
+        if cluster_kind(cfg.env).family == "local":  # Ctrl-C reaches local workers too
+            from espnet3.parallel.worker_plugin import QuietShutdownPlugin
+
+            client.register_plugin(QuietShutdownPlugin())
         if not supervised:
             wait_until_ready(cluster, client, cfg)
         if cfg.container is not None:  # workers in another image fail far from the cause
@@ -176,6 +180,19 @@ def build_client(config: Any = None) -> Any:
 
     client.close = close  # this client owns its cluster; a plain Client does not
     return client
+
+
+@contextlib.contextmanager
+def _started(cfg: ParallelConfig) -> Iterator[Any]:
+    """The cluster of ``cfg``, closed on exit; then a batch run's unused log directory goes."""
+    from espnet3.parallel.jobqueue import discard_unused_logs
+
+    cluster = start_cluster(cfg)
+    try:
+        with cluster:
+            yield cluster
+    finally:
+        discard_unused_logs(cluster)
 
 
 def _check_identities(client: Any) -> None:

@@ -19,6 +19,8 @@ import copy
 import importlib
 import inspect
 import os
+import signal
+import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from functools import cached_property
@@ -279,7 +281,7 @@ def start_cluster(config: Any) -> Any:
 
         return start_jobqueue_cluster(config, kind)
     if kind.family == "local":
-        with _environ_restored():
+        with _environ_restored(), _children_ignore_sigint():
             cluster = kind.load()(**cluster_options(config))
         check_exposure(cluster, config)
         return cluster
@@ -287,6 +289,25 @@ def start_cluster(config: Any) -> Any:
     if kind.family == "kube":
         cluster.scale(config.n_workers)
     return cluster
+
+
+@contextlib.contextmanager
+def _children_ignore_sigint() -> Iterator[None]:
+    """Start local workers with Ctrl-C ignored: the parent alone handles it, and shuts them down.
+
+    Ctrl-C reaches every process of the terminal's foreground group; each worker would print
+    its own KeyboardInterrupt traceback around the parent's one line. An ignored SIGINT is
+    inherited by the worker processes (workers a nanny restarts later are covered by
+    :class:`~espnet3.parallel.worker_plugin.QuietShutdownPlugin`).
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 @contextlib.contextmanager

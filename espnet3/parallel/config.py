@@ -113,6 +113,8 @@ class ParallelConfig:
             )
         kind.check_options(env, options)  # first: a missing package is the first thing to fix
         options = _walltime_as_clock(options)
+        if kind.family == "jobqueue":
+            _check_job_resources(options)
         security = _security(data.get("security"))
         if security != "none" and not kind.temporary_tls:
             raise ConfigError(
@@ -185,6 +187,37 @@ def _walltime_as_clock(options: Mapping[str, Any]) -> dict[str, Any]:
     elif walltime is not None:
         parse_walltime(walltime)  # a walltime the scheduler cannot read fails now, not at start
     return options
+
+
+def _check_job_resources(options: Mapping[str, Any]) -> None:
+    """A batch job's cores, processes and memory, checked when the config is read.
+
+    Example:
+        >>> _check_job_resources({"cores": "one"})
+        Traceback (most recent call last):
+        ...
+        espnet3.errors.ConfigError: parallel.options.cores must be a positive integer, got 'one': e.g. cores: 8
+    """
+    for key in ("cores", "processes"):
+        value = options.get(key)
+        if value is not None and (
+            isinstance(value, bool) or not isinstance(value, int) or value < 1
+        ):
+            raise ConfigError(
+                f"parallel.options.{key} must be a positive integer, got {value!r}: e.g. {key}: 8"
+            )
+    memory = options.get("memory")
+    if memory is not None:
+        from dask.utils import parse_bytes
+
+        try:
+            if not isinstance(memory, str) or parse_bytes(memory) <= 0:
+                raise ValueError
+        except ValueError:
+            raise ConfigError(
+                f"parallel.options.memory must be an amount with its unit, got {memory!r}: "
+                "e.g. memory: 32GB"
+            ) from None
 
 
 def _positive_int(name: str, value: Any) -> int:

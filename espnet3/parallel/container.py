@@ -111,6 +111,12 @@ class ContainerSpec:
             raise ConfigError(
                 f"parallel.container.image must be a path, an image tag or 'auto', got {image!r}"
             )
+        if image != "auto" and runtime not in WORKSTATION_RUNTIMES and "://" not in image:
+            if not os.path.isfile(image):
+                raise ConfigError(
+                    f"parallel.container.image {image!r} does not exist here: build it "
+                    "(containers/build.sh), fix the path, or use image: auto inside the image"
+                )
         if image == "auto" and runtime in WORKSTATION_RUNTIMES:
             raise ConfigError(
                 f"parallel.container.image: auto needs runtime apptainer or singularity "

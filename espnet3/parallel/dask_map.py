@@ -322,6 +322,9 @@ def dask_for(
                 limit_text = f"item_timeout={item_timeout:g} s per item"
                 yield from _lost(entry.chunk, f"it ran longer than {limit_text}", retries, on_lost)
                 exhausted = exhausted and not retries
+    except (KeyboardInterrupt, SystemExit):
+        running.clear()  # the cluster is being shut down; cancelling would only log warnings
+        raise
     finally:
         # An error or an abandoned generator: queued chunks must not run.
         if running:

@@ -31,7 +31,7 @@ import os
 import threading
 import time
 import weakref
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -84,7 +84,8 @@ def start_jobqueue_cluster(config: Any, kind: ClusterKind) -> Any:
     log_dir = run_log_dir(config)
     options["log_directory"] = str(log_dir)
     log.info("worker job logs of this run: %s", log_dir)
-    python = worker_python(config, log_dir)
+    secrets = tls_dir(config, log_dir)
+    python = worker_python(config, [log_dir, secrets])
     if python is not None:
         options["python"] = python
     options.setdefault("death_timeout", DEATH_TIMEOUT)
@@ -103,7 +104,6 @@ def start_jobqueue_cluster(config: Any, kind: ClusterKind) -> Any:
     # Jobs run on other hosts, so the scheduler listens beyond loopback: TLS unless refused.
     if wants_tls(config, listen_host=None):
         options.update(_tls_options())
-        secrets = log_dir / "tls"
         secrets.mkdir(mode=0o700, exist_ok=True)
         options.setdefault("shared_temp_directory", str(secrets))
     query, details = _QUERIES.get(config.env, (None, None))
@@ -113,7 +113,8 @@ def start_jobqueue_cluster(config: Any, kind: ClusterKind) -> Any:
         cluster = cluster_cls(
             scheduler_options=scheduler_options, job_cls=_tracked(job_cls, run), **options
         )
-    except (TypeError, ValueError) as exc:  # e.g. memory: 1, cores: "one", no cores at all
+    except (TypeError, ValueError) as exc:  # e.g. no cores at all
+        discard_unused_logs(log_dir)
         raise ConfigError(
             f"parallel.options {config.options} were refused by dask_jobqueue."
             f"{cluster_cls.__name__}: {exc}: give e.g. cores: 8 and memory: 32GB"
@@ -123,16 +124,36 @@ def start_jobqueue_cluster(config: Any, kind: ClusterKind) -> Any:
     return cluster
 
 
-def worker_python(config: Any, log_dir: Path | None = None) -> str | None:
+def discard_unused_logs(where: Any) -> None:
+    """Remove a run's own log directory (or a closed cluster's) that no job wrote into.
+
+    A cluster that never got a job to run (refused, never scheduled) leaves nothing to read
+    there; keeping its directory would only pile up empty ones. A ``log_directory`` the user
+    named is never removed.
+    """
+    run = _RUNS.get(where) if not isinstance(where, Path) else None
+    log_dir = run.log_dir if run is not None else where
+    if isinstance(log_dir, Path) and log_dir.is_dir() and not any(log_dir.iterdir()):
+        with contextlib.suppress(OSError):
+            log_dir.rmdir()
+
+
+def worker_python(config: Any, binds: Sequence[Path] = ()) -> str | None:
     """The command that runs Python in a worker job (``None``: this interpreter's path).
 
     This is the one place the worker's interpreter is chosen: ``options.python`` when given;
-    a container turns it into ``apptainer exec ... IMAGE python``, with ``log_dir`` (which
-    holds the TLS files the worker reads) bound into the image.
+    a container turns it into ``apptainer exec ... IMAGE python``, with ``binds`` (the job log
+    directory and the one holding the TLS files the worker reads) bound into the image.
     """
     if config.container is not None:
-        return config.container.worker_python([str(log_dir)] if log_dir else [])
+        return config.container.worker_python([str(p) for p in binds])
     return config.options.get("python")
+
+
+def tls_dir(config: Any, log_dir: Path) -> Path:
+    """Where a run's temporary TLS files go: ``.tls`` beside the runs' log directories (in
+    the ``log_directory`` the user named), on the filesystem the jobs share."""
+    return (log_dir if config.options.get("log_directory") else log_dir.parent) / ".tls"
 
 
 def run_log_dir(config: Any) -> Path:

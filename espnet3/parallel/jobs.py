@@ -94,7 +94,7 @@ class JobState:
 
     def describe(self) -> str:
         """``job 12 FAILED (NonZeroExitCode, exit code 1:0)``."""
-        details = [self.reason] if self.reason and self.reason != "None" else []
+        details = [self.reason] if self.reason else []
         if self.exit_code and self.exit_code != "0:0":
             details.append(f"exit code {self.exit_code}")
         return f"job {self.job_id} {self.state}" + (f" ({', '.join(details)})" if details else "")
@@ -122,7 +122,10 @@ def slurm_job_states(job_ids: Iterable[str]) -> dict[str, JobState]:
         job_id, _, rest = line.strip().partition("|")
         state, _, reason = rest.partition("|")
         if job_id:
-            states[job_id] = JobState(job_id, _state_word(state), reason.strip())
+            reason = reason.strip()  # squeue writes "None" for a job with no reason
+            states[job_id] = JobState(
+                job_id, _state_word(state), "" if reason == "None" else reason
+            )
     for job_id in ids:
         if job_id not in states and not any(k.startswith(f"{job_id}_") for k in states):
             states[job_id] = slurm_job_details(job_id) or JobState(
@@ -144,7 +147,7 @@ def slurm_job_details(job_id: str) -> JobState | None:
     return JobState(
         str(job_id),
         _state_word(fields.get("JobState", UNKNOWN)),
-        fields.get("Reason", ""),
+        "" if fields.get("Reason", "None") == "None" else fields["Reason"],
         fields.get("ExitCode", ""),
         fields.get("StdOut", ""),
         fields.get("StdErr", ""),

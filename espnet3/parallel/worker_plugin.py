@@ -61,3 +61,29 @@ class IdentityPlugin(WorkerPlugin):
         rows = identity_differences(self.parent, {worker.address: process_identity()}, self.image)
         if rows:
             refuse_tasks(mismatch_error(self.parent, rows, 1))
+
+
+class QuietShutdownPlugin(WorkerPlugin):
+    """Makes a local worker ignore Ctrl-C and stay quiet about the tasks a shutdown cancels.
+
+    The parent got the Ctrl-C too and shuts the workers down; each worker would otherwise
+    print a KeyboardInterrupt traceback, and one "Async instruction ... ended with
+    CancelledError" warning per running task, around the parent's one line. Workers started
+    by the cluster already ignore SIGINT (inherited); this covers those a nanny restarts.
+    """
+
+    name = "espnet3-quiet-shutdown"
+
+    def setup(self, worker: Any) -> None:
+        import logging
+        import signal
+        import threading
+
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+        logging.getLogger("distributed.worker.state_machine").addFilter(_not_a_cancellation)
+
+
+def _not_a_cancellation(record: Any) -> bool:
+    message = record.getMessage()
+    return not (message.startswith("Async instruction") and "CancelledError" in message)

@@ -33,6 +33,7 @@ from espnet3.runner.provider import plain_config
 from espnet3.runner.resharding import reuse_finished_results, superseded_removed
 from espnet3.runner.shard_spec import ShardSpec, default_shard_size, split_indices
 from espnet3.runner.submit import shard_python, submit_local, submit_slurm
+from espnet3.utils.atomic import remove_stale_temps
 
 log = logging.getLogger(__name__)
 ASYNC_ENVS = ("local", "slurm")
@@ -103,6 +104,8 @@ def submit_async(runner: Any, indices: Iterable[int]) -> AsyncSubmission:
     for spec in todo:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(spec.failed_path)  # so status does not report the old attempt
+        for path in (spec.result_path, spec.errors_path):  # what a killed attempt left
+            remove_stale_temps(path)
     names = [s.name for s in todo]
     log_dir = Path(config.log_dir or config.options.get("log_directory") or specs_dir / "logs")
     max_running = runner.async_max_running or config.n_workers

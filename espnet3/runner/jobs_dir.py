@@ -192,7 +192,7 @@ def _slurm_state(job_id: str, scheduler: dict[str, Any]) -> tuple[str, str]:
     if job is None:
         return "failed", f"job {job_id} unknown to SLURM and left no results"
     if job.is_pending:
-        return "pending", job.reason
+        return "pending", job.reason or "waiting in the queue"
     if not job.is_finished:
         return "running", ""
     return "failed", f"{job.describe()} without complete results"

@@ -17,6 +17,7 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import glob
 import json
 import os
 from collections.abc import Iterable, Iterator
@@ -92,6 +93,27 @@ def atomic_open(
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+def remove_stale_temps(path: str | os.PathLike) -> int:
+    """Delete the temporary files a killed writer of ``path`` left beside it; how many.
+
+    Only for a path no other process is writing now (a shard about to run again).
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> d = pathlib.Path(tempfile.mkdtemp())
+        >>> _ = (d / ".out.jsonl.0a1b2c3d4e5f.tmp").write_text("half")
+        >>> remove_stale_temps(d / "out.jsonl")
+        1
+    """
+    head, name = os.path.split(os.fspath(path))
+    removed = 0
+    for stale in glob.glob(os.path.join(glob.escape(head or "."), f".{glob.escape(name)}.*.tmp")):
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(stale)
+            removed += 1
+    return removed
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:

@@ -212,7 +212,7 @@ def test_slurm_job_script_runs_the_worker_behind_the_exact_prefix(sif, tmp_path)
             "container": {"image": sif, "gpus": True, "binds": ["/data"]},
         }
     )
-    python = worker_python(cfg, tmp_path)
+    python = worker_python(cfg, [tmp_path])
     assert python == cfg.container.worker_python([str(tmp_path)])
     with SLURMCluster(
         cores=1, memory="1GB", interface="lo", python=python, scheduler_options={"interface": "lo"}

@@ -18,7 +18,7 @@ import pytest
 
 from benchmarks.common import spin_item
 from espnet3.errors import ConfigError, Espnet3Error
-from espnet3.parallel import get_client, parallel_map
+from espnet3.parallel import ParallelConfig, get_client, parallel_map
 from espnet3.parallel.jobs import JobFailedError, slurm_job_states
 
 pytestmark = pytest.mark.slurm
@@ -70,7 +70,7 @@ def test_map_runs_on_two_workers_in_two_jobs_and_exit_cancels_them(tmp_path):
         assert parallel_map(pow, range(20), client, exp=2) == [x * x for x in range(20)]
         assert set(parallel_map(os.getenv, [JOB_ID] * 40, client)) <= job_ids
     assert wait_until_gone(job_ids) == set()
-    (run_dir,) = (tmp_path / "jobs").iterdir()
+    (run_dir,) = [p for p in (tmp_path / "jobs").iterdir() if p.name != ".tls"]
     logs = {p.name for p in run_dir.iterdir()}
     assert {f"dask-worker-{j}.err" for j in job_ids} <= logs
 
@@ -90,18 +90,20 @@ def test_a_job_that_can_never_start_fails_at_once(tmp_path):
     with pytest.raises(Espnet3Error, match=r"can never start: .*PartitionConfig.*parallel.options"):
         with get_client(slurm_config(tmp_path, cores=64)):
             pass
+    assert [p.name for p in (tmp_path / "jobs").iterdir()] == [".tls"]  # no empty run dir
 
 
 @pytest.mark.parametrize(
     ("options", "complaint"),
-    [({"memory": 1}, "not all arguments converted"), ({"cores": "one"}, "not supported")],
+    [
+        ({"memory": 1}, "options.memory must be an amount with its unit, got 1"),
+        ({"cores": "one"}, "options.cores must be a positive integer, got 'one'"),
+        ({"walltime": "soon"}, "options.walltime 'soon' is not a walltime"),
+    ],
 )
-def test_option_values_dask_jobqueue_refuses_are_config_errors(tmp_path, options, complaint):
-    with pytest.raises(
-        ConfigError, match=rf"parallel.options .* refused by .*SLURMCluster.*{complaint}"
-    ):
-        with get_client(slurm_config(tmp_path, **options)):
-            pass
+def test_bad_job_resources_are_config_errors_when_the_config_is_read(tmp_path, options, complaint):
+    with pytest.raises(ConfigError, match=complaint):
+        ParallelConfig.from_any(slurm_config(tmp_path, **options))
 
 
 @pytest.mark.timeout(120)
@@ -127,6 +129,7 @@ def test_bad_partition_surfaces_sbatch_error_verbatim(tmp_path):
     message = str(caught.value)
     assert "sbatch: error: invalid partition specified: no-such-partition" in message
     assert "parallel.env 'slurm'" in message
+    assert [p.name for p in (tmp_path / "jobs").iterdir()] == [".tls"]  # no empty run dir
 
 
 CHILD = """

@@ -303,3 +303,29 @@ def test_sigint_during_features_then_rerun_completes_without_redoing_shards(
     with gzip.open(data_dir / "fbank" / "cuts_train.jsonl.gz", "rt") as f:
         ids = [json.loads(line)["id"] for line in f]
     assert len(ids) == len(set(ids)) == 4 + 5 * 200
+
+
+def test_ctrl_c_on_local_workers_prints_one_line_quickly(mini_an4_archive, tmp_path):
+    """Ctrl-C reaches the whole foreground process group: parent and local workers alike."""
+    archive = big_archive(mini_an4_archive, tmp_path / "big.tar", copies=200)
+    data_dir = tmp_path / "data"
+    cmd = [
+        sys.executable, "-m", "espnet3", "create-dataset", str(RECIPE),
+        "--config", str(RECIPE / "conf" / "local.yaml"),
+        f"create_dataset.archive={archive}", "create_dataset.sha256=null",
+        f"data_dir={data_dir}", "stages.0.args.shard_size=10",
+    ]  # fmt: skip
+    proc = subprocess.Popen(
+        cmd, cwd=REPO, stderr=subprocess.PIPE, text=True, start_new_session=True
+    )
+    shards = data_dir / "fbank" / "train" / "shards"
+    while proc.poll() is None and not (shards.is_dir() and len(list(shards.iterdir())) >= 2):
+        time.sleep(0.05)
+    started = time.monotonic()
+    os.killpg(proc.pid, signal.SIGINT)
+    _, stderr = proc.communicate(timeout=60)
+    assert time.monotonic() - started < 2.0
+    assert proc.returncode == 130
+    assert stderr.splitlines() == [
+        "espnet3: interrupted; finished work is kept, run again to resume"
+    ]

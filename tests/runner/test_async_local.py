@@ -103,6 +103,11 @@ def test_resume_resubmits_only_the_killed_shard(local_parallel, tmp_path):
             break
         time.sleep(0.1)
     assert pid is not None
+    partial = tmp_path / "results"
+    for _ in range(600):  # killed while it writes its results
+        if list(partial.glob(f".{victim}.jsonl.*.tmp")):
+            break
+        time.sleep(0.1)
     os.kill(pid, signal.SIGKILL)
     states = {s.name: s for s in submission.wait(timeout=300, poll=0.2)}
     assert states[victim].state == "failed"
@@ -110,12 +115,14 @@ def test_resume_resubmits_only_the_killed_shard(local_parallel, tmp_path):
     assert {states[n].state for n in submission.shards[1:]} == {"done"}
     with pytest.raises(Espnet3Error, match=f"1 of 4 shard.*{victim} failed"):
         list(submission.collect())
+    assert list((tmp_path / "results").glob(f".{victim}.jsonl.*.tmp"))  # what the kill left
 
     resumed = async_runner(tmp_path, params, async_shard_size=8, async_max_running=2)(range(32))
     assert resumed.submitted == [victim]
     assert sorted(resumed.already_done) == sorted(submission.shards[1:])
     resumed.wait(timeout=300, poll=0.2)
     collected = list(resumed.collect())
+    assert not list((tmp_path / "results").glob("*.tmp"))  # cleaned when resubmitted
     assert [i for i, _ in collected] == list(range(32))
     assert [r for _, r in collected] == expected(range(32))
 
@@ -125,7 +132,7 @@ def test_truncated_results_are_never_complete(local_parallel, tmp_path):
     submission.wait(timeout=300, poll=0.2)
     first = tmp_path / "results" / f"{submission.shards[0]}.jsonl"
     lines = first.read_text().splitlines(keepends=True)
-    first.write_text("".join(lines[:-1]))  # the completion line is gone
+    first.write_text("".join(lines[:-1]))  # the last record is gone
     state = status(tmp_path / "specs")[0]
     for _ in range(600):  # the shard process may still be exiting after its rename
         if state.state != "running":

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
+import sys
 import time
 
 import pytest
-from runner_toys import BrokenProvider, ToyProvider, ToyRunner
+from runner_toys import BrokenProvider, HazardRunner, ToyProvider, ToyRunner
 
 from espnet3.errors import Espnet3Error, ItemError
 from espnet3.parallel import get_client, set_parallel
@@ -88,3 +90,24 @@ def test_async_resume_on_slurm_after_cancelling_one_task(slurm_parallel, tmp_pat
     collected = list(resumed.collect())
     assert [i for i, _ in collected] == list(range(32))
     assert [r for _, r in collected] == expected(range(32))
+
+
+def test_a_rerun_with_another_shard_size_on_slurm_never_doubles_results(slurm_parallel, tmp_path):
+    first = async_runner(tmp_path, async_shard_size=5)(range(20))
+    assert summarize(first.wait(timeout=300, poll=0.5)) == "4 done"
+    again = async_runner(tmp_path, async_shard_size=8)(range(20))
+    assert again.submitted == [] and summarize(status(tmp_path / "specs")) == "3 done"
+    cli = subprocess.run(
+        [sys.executable, "-m", "espnet3", "jobs", "collect", str(tmp_path / "specs")],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    assert [json.loads(line)["index"] for line in cli.stdout.splitlines()] == list(range(20))
+
+
+def test_an_item_that_kills_its_slurm_worker_is_skipped_and_recorded(slurm_parallel, tmp_path):
+    errors = tmp_path / "errors.jsonl"
+    runner = HazardRunner(ToyProvider(CFG, {"crash_on": [9]}), on_error="skip", errors_path=errors)
+    with get_client(slurm_parallel):
+        assert runner(range(16)) == expected(range(16), drop=(9,))
+    [record] = [json.loads(line) for line in errors.read_text().splitlines()]
+    assert (record["index"], record["utt_id"], record["exc_type"]) == (9, "utt009", "ItemLost")
