@@ -138,6 +138,7 @@ def _times_k(x: int, k: int) -> tuple[int, int]:
 def test_a_container_for_local_workers_is_named_as_unused(caplog, tmp_path):
     """Local workers run on this host: a container section there would be silently ignored."""
     image = tmp_path / "x.sif"
+    image.write_bytes(b"")
     with caplog.at_level("WARNING", logger="espnet3.parallel.client"):
         with get_client({"env": "none", "container": {"image": str(image)}}):
             pass
