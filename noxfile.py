@@ -139,8 +139,14 @@ def multiprocessing(session: nox.Session) -> None:
 
 @nox.session
 def slurm(session: nox.Session) -> None:
-    """Start a single-node SLURM on this machine (root) and run the tests that need it."""
+    """Start a single-node SLURM on this machine (root) and run the tests that need it.
+
+    Under ``CI=true`` the machine is CI's own, so jobs left queued by an earlier, killed run are
+    cancelled first: the tests need the node's cores free.
+    """
     session.run("bash", "slurm/local-cluster.sh", "up", external=True)
+    if os.environ.get("CI") == "true":
+        session.run("bash", "slurm/local-cluster.sh", "clear", external=True)
     _pytest(session, "-m", "slurm", ESPNET3_REQUIRE_SLURM="1")
 
 

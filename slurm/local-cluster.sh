@@ -3,6 +3,7 @@
 #
 #   bash slurm/local-cluster.sh up       # install if missing, configure, start, wait until idle
 #   bash slurm/local-cluster.sh status   # exit 0 when the node is idle/mixed/allocated
+#   bash slurm/local-cluster.sh clear    # cancel every queued job, wait until the node is idle
 #   bash slurm/local-cluster.sh down     # stop only the daemons `up` started
 #
 # Runs as root on Debian/Ubuntu without systemd or sudo. `up` is idempotent: daemons that already
@@ -162,6 +163,29 @@ up() {
     write_conf
     start_slurm
     wait_idle
+    local queued
+    queued=$(squeue -h -o %i | tr '\n' ' ')
+    [[ -z $queued ]] || log "warning: jobs already queued: ${queued% }; the slurm tests need" \
+        "a free node ('bash slurm/local-cluster.sh clear' cancels them)"
+}
+
+# Cancel every job of this cluster (a CI machine may be reused with jobs of an earlier, killed
+# run still holding its cores) and wait until the queue is empty.
+clear() {
+    [[ -f $CONF ]] && grep -qxF "$MARKER" "$CONF" ||
+        die "$CONF was not written by this script; refusing to cancel the jobs of that SLURM"
+    local queued deadline=$((SECONDS + IDLE_TIMEOUT))
+    queued=$(squeue -h -o %i | tr '\n' ' ')
+    [[ -n $queued ]] || return 0
+    log "cancelling jobs ${queued% }"
+    # shellcheck disable=SC2086  # one argument per job id
+    scancel $queued
+    while [[ -n $(squeue -h -o %i) ]]; do
+        ((SECONDS < deadline)) || die "jobs still queued ${IDLE_TIMEOUT}s after scancel:" \
+            "$(squeue -h -o '%i %T' | tr '\n' ' ')see $LOG_DIR/slurmctld.log"
+        sleep 0.5
+    done
+    wait_idle
 }
 
 stop() {
@@ -198,7 +222,8 @@ status() {
 
 case ${1:-} in
     up) up ;;
+    clear) clear ;;
     down) down ;;
     status) status ;;
-    *) die "usage: bash slurm/local-cluster.sh up|down|status" ;;
+    *) die "usage: bash slurm/local-cluster.sh up|clear|down|status" ;;
 esac

@@ -20,6 +20,7 @@ import os
 import shutil
 import subprocess
 import tarfile
+import time
 from pathlib import Path
 
 import pytest
@@ -37,37 +38,53 @@ def _required(name: str) -> bool:
     return os.environ.get("CI") == "true" or os.environ.get(f"ESPNET3_REQUIRE_{name}") == "1"
 
 
-def slurm_available() -> bool:
+def slurm_problem() -> str | None:
+    """Why the slurm tests cannot run here, or ``None``: SLURM is up and its queue is empty.
+
+    The tests size their jobs to the node's two cores, so jobs left by another run would hold
+    them pending for ``Resources``; those get 30 s to drain before the tests give up.
+    """
     if shutil.which("sinfo") is None:
-        return False
+        return "SLURM is not installed here: " + _START_SLURM
     probe = subprocess.run(["sinfo", "-h", "-o", "%t"], capture_output=True, text=True)
-    return probe.returncode == 0 and any(
-        state.strip().rstrip("*") in ("idle", "mix", "alloc") for state in probe.stdout.split()
-    )
+    states = {state.strip().rstrip("*") for state in probe.stdout.split()}
+    if probe.returncode != 0 or not states & {"idle", "mix", "alloc"}:
+        return "SLURM is not up here: " + _START_SLURM
+    deadline = time.monotonic() + 30
+    while queued := subprocess.run(
+        ["squeue", "-h", "-o", "%i %T %j"], capture_output=True, text=True
+    ).stdout.strip():
+        if time.monotonic() > deadline:
+            return (
+                f"SLURM's queue already holds jobs ({'; '.join(queued.splitlines())}) that "
+                "would keep these tests' jobs pending: cancel them (on the local cluster, "
+                "`bash slurm/local-cluster.sh clear`)"
+            )
+        time.sleep(1)
+    return None
 
 
-def compose_available() -> bool:
+def compose_problem() -> str | None:
     """The compose SLURM cluster is up when its controller container answers ``sinfo``."""
     script = REPO / "slurm" / "compose" / "cluster.sh"
-    if not script.is_file() or shutil.which("docker") is None:
-        return False
-    return subprocess.run(["bash", str(script), "status"], capture_output=True).returncode == 0
+    if script.is_file() and shutil.which("docker") is not None:
+        if subprocess.run(["bash", str(script), "status"], capture_output=True).returncode == 0:
+            return None
+    return "the compose SLURM cluster is not up here: start it with `nox -s compose`"
 
 
-def espnet2_available() -> bool:
+def espnet2_problem() -> str | None:
     try:
-        return importlib.util.find_spec("espnet2.train.collate_fn") is not None
+        if importlib.util.find_spec("espnet2.train.collate_fn") is not None:
+            return None
     except ModuleNotFoundError:
-        return False
+        pass
+    return "ESPnet2 is not installed here: run these tests with `nox -s espnet2`, which installs it"
 
 
-_PROBES = {"slurm": slurm_available, "compose": compose_available, "espnet2": espnet2_available}
-_SEEN: dict[str, bool] = {}
-_HOW = {
-    "slurm": "start it with `bash slurm/local-cluster.sh up` (or run `nox -s slurm`)",
-    "compose": "start it with `nox -s compose`",
-    "espnet2": "run these tests with `nox -s espnet2`, which installs ESPnet2",
-}
+_START_SLURM = "start it with `bash slurm/local-cluster.sh up` (or run `nox -s slurm`)"
+_PROBES = {"slurm": slurm_problem, "compose": compose_problem, "espnet2": espnet2_problem}
+_SEEN: dict[str, str | None] = {}
 
 
 def pytest_runtest_setup(item):
@@ -76,14 +93,13 @@ def pytest_runtest_setup(item):
             continue
         if name not in _SEEN:
             _SEEN[name] = probe()
-        if _SEEN[name]:
+        if _SEEN[name] is None:
             continue
-        message = f"{name} is not available here: {_HOW[name]}"
         if _required(name.upper()):
             pytest.fail(
-                f"{message} (required here because CI=true or ESPNET3_REQUIRE_{name.upper()}=1)"
+                f"{_SEEN[name]} (required here because CI=true or ESPNET3_REQUIRE_{name.upper()}=1)"
             )
-        pytest.skip(message)
+        pytest.skip(_SEEN[name])
 
 
 def pytest_collection_modifyitems(config, items):
