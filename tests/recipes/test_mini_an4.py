@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 import torch
 
+from tests.archives import big_archive
 from tests.conftest import MINI_AN4_ARCHIVE
 
 REPO = Path(__file__).resolve().parents[2]
@@ -238,39 +239,6 @@ def test_wrong_checksum_is_one_clear_error(mini_an4_archive, tmp_path):
     )
     assert proc.returncode == 1 and "expected fff" in proc.stderr
     assert not (tmp_path / "data" / "source").exists()
-
-
-def big_archive(source: Path, target: Path, copies: int) -> Path:
-    """The real archive with every train utterance repeated ``copies`` times under new ids."""
-    with tarfile.open(source) as src:
-        members = {m.name: (m, src.extractfile(m).read() if m.isfile() else None) for m in src}
-    etc = "downloads/an4/etc/"
-    trans = members[etc + "an4_train.transcription"][1].decode().splitlines()
-    fileids = members[etc + "an4_train.fileids"][1].decode().splitlines()
-    extra = {}
-    originals = list(zip(trans, fileids, strict=True))
-    for k in range(copies):
-        for line, fid in originals:
-            utt = fid.rsplit("/", 1)[1]
-            new = f"{utt}-x{k:04d}"
-            extra[f"downloads/an4/wav/{fid}-x{k:04d}.sph"] = f"downloads/an4/wav/{fid}.sph"
-            trans.append(line.replace(f"({utt})", f"({new})"))
-            fileids.append(f"{fid}-x{k:04d}")
-    with tarfile.open(target, "w") as dst:  # uncompressed: quick to write and read
-        for name, (member, data) in members.items():
-            if name == etc + "an4_train.transcription":
-                data = ("\n".join(trans) + "\n").encode()
-            elif name == etc + "an4_train.fileids":
-                data = ("\n".join(fileids) + "\n").encode()
-            if data is not None:
-                member.size = len(data)
-            dst.addfile(member, io.BytesIO(data) if data is not None else None)
-        for name, original in extra.items():
-            info = tarfile.TarInfo(name)
-            data = members[original][1]
-            info.size = len(data)
-            dst.addfile(info, io.BytesIO(data))
-    return target
 
 
 def test_sigint_during_features_then_rerun_completes_without_redoing_shards(

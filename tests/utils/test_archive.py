@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import stat
 import tarfile
 import zipfile
@@ -12,33 +11,7 @@ import pytest
 
 from espnet3.errors import Espnet3Error
 from espnet3.utils.archive import UnsafeArchiveError, extract_archive
-
-
-def make_tar(path: Path, members: list[tarfile.TarInfo]) -> Path:
-    with tarfile.open(path, "w") as tar:
-        ok = tarfile.TarInfo("good/ok.txt")
-        ok.size = 2
-        tar.addfile(ok, io.BytesIO(b"ok"))
-        for member in members:
-            tar.addfile(member, io.BytesIO(b"x" * member.size) if member.isfile() else None)
-    return path
-
-
-def file_member(name: str) -> tarfile.TarInfo:
-    info = tarfile.TarInfo(name)
-    info.size = 4
-    return info
-
-
-def link_member(name: str, target: str, kind: bytes) -> tarfile.TarInfo:
-    info = tarfile.TarInfo(name)
-    info.type = kind
-    info.linkname = target
-    return info
-
-
-def tree(root: Path) -> list[str]:
-    return sorted(str(p.relative_to(root)) for p in root.rglob("*"))
+from tests.archives import ESCAPE, file_member, link_member, make_tar, tree
 
 
 @pytest.mark.parametrize(
@@ -131,13 +104,6 @@ def test_existing_target_missing_archive_and_non_archive_are_explained(tmp_path)
     with pytest.raises(Espnet3Error, match="x.tar is neither a tar nor a zip archive"):
         extract_archive(tmp_path / "x.tar", tmp_path / "o3")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "x.tar"]
-
-
-ESCAPE = [  # the members of a link-ordering attack: each link alone looks harmless
-    file_member("a/b"),
-    link_member("c", "a/b/..", tarfile.SYMTYPE),
-    link_member("a/b", "..", tarfile.SYMTYPE),
-]
 
 
 @pytest.mark.parametrize(
