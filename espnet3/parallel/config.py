@@ -89,7 +89,7 @@ class ParallelConfig:
                     f"known keys: {', '.join(KNOWN_KEYS)}"
                 )
         env = str(data.get("env") or "none").lower()
-        from espnet3.parallel.clusters import cluster_kind
+        from espnet3.parallel.clusters import cluster_kind, listen_host
 
         kind = cluster_kind(env)  # raises for an unknown env, listing the supported ones
         n_default = (os.cpu_count() or 1) if env == "local" else 1
@@ -115,6 +115,8 @@ class ParallelConfig:
         options = _walltime_as_clock(options)
         if kind.family == "jobqueue":
             _check_job_resources(options)
+        if kind.family == "local":
+            listen_host(options)  # an interface this machine does not have fails here
         security = _security(data.get("security"))
         if security != "none" and not kind.temporary_tls:
             raise ConfigError(

@@ -40,6 +40,10 @@ def _reset_default():
         ({"env": "none", "options": {"cores": 2}}, r"env 'none', which starts no cluster"),
         ({"env": "local", "options": ["cores"]}, r"parallel.options must be a mapping"),
         (
+            {"env": "local", "options": {"interface": "nosuch0"}},
+            r"options interface 'nosuch0' is not usable here .*e.g. lo",
+        ),
+        (
             {"env": "local", "security": "tsl"},
             r"security must be one of .*\(did you mean 'tls'\?\)",
         ),
