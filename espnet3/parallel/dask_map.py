@@ -87,7 +87,7 @@ def run_chunk(
     results = []
     try:
         for offset, item in enumerate(items):
-            _RUNNING_ITEMS[key] = start + offset  # which item a stall warning names
+            _RUNNING_ITEMS[key] = (start + offset, time.monotonic())  # for _overdue to see
             try:
                 results.append(call(item))
             except Exception as exc:
@@ -100,12 +100,14 @@ def run_chunk(
     return results, time.perf_counter() - t0
 
 
-#: In a worker process: the item each running chunk (by task key) is at.
-_RUNNING_ITEMS: dict[str, int] = {}
+#: In a worker process: the item each running chunk (by task key) is at, and since when.
+_RUNNING_ITEMS: dict[str, tuple[int, float]] = {}
 
 
-def _running_items() -> dict[str, int]:
-    return dict(_RUNNING_ITEMS)
+def _running_items() -> dict[str, tuple[int, float]]:
+    """On a worker: ``{task key: (index, seconds it has run)}`` of the items running now."""
+    now = time.monotonic()
+    return {key: (index, now - since) for key, (index, since) in _RUNNING_ITEMS.items()}
 
 
 def _sendable(exc: BaseException) -> BaseException | None:
@@ -316,11 +318,11 @@ def dask_for(
                 entry = running.pop(future)
                 yield from _settle(future, entry.chunk, sizer, retries, on_lost)
                 exhausted = exhausted and not retries
-            for future in _overdue(client, running, sizer, item_timeout):
+            for future, culprit in _overdue(client, running, sizer, item_timeout):
                 entry = running.pop(future)
                 _stop(client, future)
-                limit_text = f"item_timeout={item_timeout:g} s per item"
-                yield from _lost(entry.chunk, f"it ran longer than {limit_text}", retries, on_lost)
+                reason = f"it ran longer than item_timeout={item_timeout:g} s per item"
+                yield from _timed_out(entry.chunk, culprit, reason, retries, on_lost)
                 exhausted = exhausted and not retries
     except (KeyboardInterrupt, SystemExit):
         running.clear()  # the cluster is being shut down; cancelling would only log warnings
@@ -374,29 +376,62 @@ def _lost(
     yield chunk.start, on_lost(chunk.start, chunk.items[0], reason)
 
 
+def _timed_out(
+    chunk: _Chunk, culprit: int | None, reason: str, retries: deque, on_lost: OnLost | None
+) -> Iterator[tuple[int, Any]]:
+    """A chunk stopped for overrunning: the item seen running too long is lost at once, the
+    rest of the chunk runs again; when no item was seen, the chunk is retried item by item."""
+    if culprit is None:
+        yield from _lost(chunk, reason, retries, on_lost)
+        return
+    offset = culprit - chunk.start
+    before, after = chunk.items[:offset], chunk.items[offset + 1 :]
+    retries.extend(
+        _Chunk(start, part, chunk.attempt)
+        for start, part in ((chunk.start, before), (culprit + 1, after))
+        if part
+    )
+    lone = _Chunk(culprit, [chunk.items[offset]], ISOLATED_ATTEMPTS)
+    yield from _lost(lone, reason, retries, on_lost)
+
+
 def _overdue(
     client: Any, running: dict[Any, _Running], sizer: ChunkSizer, item_timeout: float | None
-) -> list[Any]:
-    """Chunks past their timeout; warns once, naming the item, about chunks far slower than usual."""
-    now, overdue, stalled = time.monotonic(), [], []
+) -> list[tuple[Any, int | None]]:
+    """Chunks to stop, each with the item seen running past ``item_timeout`` (or None); warns
+    once, naming the item, about chunks far slower than usual.
+
+    Workers are asked which item each chunk is at only when a chunk has been out longer than
+    ``item_timeout`` or is about to be warned about.
+    """
+    now, overdue, suspects, stalled = time.monotonic(), [], [], []
     for future, entry in list(running.items()):
         elapsed, n = now - entry.since, len(entry.chunk.items)
         # The clock starts at submission: allow for one usual chunk queued ahead on the thread.
         ahead = (sizer.per_item or 0.0) * n + TARGET_TASK_SECONDS
         if item_timeout is not None and elapsed > item_timeout * n + ahead:
-            overdue.append(future)
+            overdue.append((future, None))
+        elif item_timeout is not None and elapsed > item_timeout:
+            suspects.append(future)
         elif not entry.warned and sizer.per_item is not None:
             usual = max(sizer.per_item * n, TARGET_TASK_SECONDS)
             if elapsed > max(STALL_SECONDS, STALL_FACTOR * usual):
                 stalled.append((future, entry, elapsed, usual))
-    if stalled:
-        at: dict[str, int] = {}
+    at: dict[str, tuple[int, float]] = {}
+    if suspects or stalled or overdue:
         with contextlib.suppress(Exception):  # a worker that does not answer names nothing
             for items in client.run(_running_items).values():
                 at.update(items)
+    overdue = [(future, at[future.key][0] if future.key in at else None) for future, _ in overdue]
+    overdue += [
+        (future, at[future.key][0])
+        for future in suspects
+        if future.key in at and at[future.key][1] > item_timeout
+    ]
+    if stalled:
         for future, entry, elapsed, usual in stalled:
             first, last = entry.chunk.start, entry.chunk.start + len(entry.chunk.items) - 1
-            what = f"item {at[future.key]}" if future.key in at else f"items {first}..{last}"
+            what = f"item {at[future.key][0]}" if future.key in at else f"items {first}..{last}"
             log.warning(
                 "%s has run for %.0f s, %.0fx the usual %.2f s: it may hang; set "
                 "parallel.item_timeout (or item_timeout=) to give up on such items",

@@ -95,19 +95,28 @@ class SetRunner(BaseRunner):
 
 class HazardRunner(BaseRunner):
     """Like :class:`ToyRunner`, but some items kill their worker process, return something that
-    cannot be pickled, or never return. Only for cluster runs: ``os._exit`` in the parent would
-    end the test session."""
+    cannot be pickled, never return, or take ``slow_for`` seconds. Only for cluster runs:
+    ``os._exit`` in the parent would end the test session."""
 
     @staticmethod
     def forward(
-        idx, *, dataset, model, crash_on=(), unpicklable=(), hang_on=(), slow_on=(), **params
+        idx,
+        *,
+        dataset,
+        model,
+        crash_on=(),
+        unpicklable=(),
+        hang_on=(),
+        slow_on=(),
+        slow_for=6.0,
+        **params,
     ):
         if idx in crash_on:
             os._exit(3)
         if idx in hang_on:
             time.sleep(3600)
         if idx in slow_on:
-            time.sleep(6)
+            time.sleep(slow_for)
         if idx in unpicklable:
             import threading
 
