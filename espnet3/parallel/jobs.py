@@ -122,16 +122,19 @@ def slurm_job_states(job_ids: Iterable[str]) -> dict[str, JobState]:
         job_id, _, rest = line.strip().partition("|")
         state, _, reason = rest.partition("|")
         if job_id:
-            reason = reason.strip()  # squeue writes "None" for a job with no reason
-            states[job_id] = JobState(
-                job_id, _state_word(state), "" if reason == "None" else reason
-            )
+            states[job_id] = JobState(job_id, _state_word(state), _reason(reason))
     for job_id in ids:
         if job_id not in states and not any(k.startswith(f"{job_id}_") for k in states):
             states[job_id] = slurm_job_details(job_id) or JobState(
                 job_id, UNKNOWN, "no longer known to the scheduler"
             )
     return states
+
+
+def _reason(text: str) -> str:
+    """SLURM's reason field, with the "None" it prints for a job without one as ``""``."""
+    text = text.strip()
+    return "" if text == "None" else text
 
 
 def slurm_job_details(job_id: str) -> JobState | None:
@@ -147,7 +150,7 @@ def slurm_job_details(job_id: str) -> JobState | None:
     return JobState(
         str(job_id),
         _state_word(fields.get("JobState", UNKNOWN)),
-        "" if fields.get("Reason", "None") == "None" else fields["Reason"],
+        _reason(fields.get("Reason", "")),
         fields.get("ExitCode", ""),
         fields.get("StdOut", ""),
         fields.get("StdErr", ""),

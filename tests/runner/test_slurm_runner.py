@@ -111,3 +111,25 @@ def test_an_item_that_kills_its_slurm_worker_is_skipped_and_recorded(slurm_paral
         assert runner(range(16)) == expected(range(16), drop=(9,))
     [record] = [json.loads(line) for line in errors.read_text().splitlines()]
     assert (record["index"], record["utt_id"], record["exc_type"]) == (9, "utt009", "ItemLost")
+
+
+def test_a_shard_pending_without_a_reason_yet_is_said_to_wait_in_the_queue(
+    slurm_parallel, tmp_path
+):
+    """With both cores taken, a new job is pending and squeue gives its reason as "None" until
+    the scheduler's next pass; status must say something a person can read instead."""
+    fill = [
+        subprocess.run(
+            ["sbatch", "--parsable", "--mem=100M", "-o", "/dev/null", "--wrap", "sleep 600"],
+            capture_output=True, text=True, check=True, cwd=tmp_path,
+        ).stdout.strip()
+        for _ in range(2)
+    ]  # fmt: skip
+    try:
+        submission = async_runner(tmp_path, async_shard_size=20)(range(20))
+        seen = {status(tmp_path / "specs")[0].detail for _ in range(20)}
+        assert {s.state for s in status(tmp_path / "specs")} == {"pending"}
+    finally:
+        subprocess.run(["scancel", *fill], check=True)
+    assert "" not in seen and not any("None" in detail for detail in seen), seen
+    assert summarize(submission.wait(timeout=300, poll=0.5)) == "1 done"
