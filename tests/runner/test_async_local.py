@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 from runner_toys import SetRunner, ToyProvider, ToyRunner
@@ -147,6 +149,35 @@ def test_truncated_results_are_never_complete(local_parallel, tmp_path):
     assert again.submitted == [submission.shards[0]]
     again.wait(timeout=300, poll=0.2)
     assert [r for _, r in again.collect()] == expected(range(20))
+
+
+class Planted:
+    """Unpickling this touches ``path``: proof that a file was unpickled."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def __reduce__(self):
+        return (Path.touch, (self.path,))
+
+
+def test_pickles_planted_in_the_shared_directories_are_never_unpickled(local_parallel, tmp_path):
+    """Specs and results are JSON: someone with write access to a shared specs or results
+    directory cannot make a shard job, status or collect run code of theirs."""
+    submission = async_runner(tmp_path, async_shard_size=5)(range(10))
+    submission.wait(timeout=300, poll=0.2)
+    marker = tmp_path / "unpickled"
+    payload = pickle.dumps(Planted(marker))
+    spec = tmp_path / "specs" / f"{submission.shards[0]}.spec.json"
+    spec.write_bytes(payload)
+    job = subprocess.run(
+        [sys.executable, "-m", "espnet3.runner.shard", str(spec)], capture_output=True, text=True
+    )
+    assert job.returncode != 0 and str(spec) in job.stderr
+    (tmp_path / "results" / f"{submission.shards[1]}.jsonl").write_bytes(payload)
+    with pytest.raises(Espnet3Error):
+        list(collect(tmp_path / "specs"))
+    assert not marker.exists()
 
 
 def test_async_error_policies(local_parallel, tmp_path):
