@@ -10,6 +10,8 @@ once instead of once per session keeps a fresh run short.
     nox -s espnet2           # ESPnet2's own collate/preprocessor/iterators against espnet3
     nox -s upstream -- PATH  # upstream ESPnet3's tests of this scope, unchanged, from a checkout
     nox -s bench             # runs every benchmark and rewrites benchmarks/RESULTS.md
+    nox -s reliability       # starts the single-node SLURM, tries every fault and attack,
+                             # rewrites the table of docs/reliability.md
 
 ``espnet2`` and ``upstream`` share a second environment (.nox/espnet2) with ESPnet2 installed;
 it needs torchaudio, so a different torch (tests/interop/requirements.txt says why).
@@ -165,4 +167,14 @@ def bench(session: nox.Session) -> None:
     )
     session.run(
         str(BIN / "python"), "benchmarks/run_all.py", *session.posargs, env=env, external=True
+    )
+
+
+@nox.session
+def reliability(session: nox.Session) -> None:
+    """Every fault and attack of docs/reliability.md, on the single-node SLURM too."""
+    env = _env_ready(session)
+    session.run("bash", "slurm/local-cluster.sh", "up", external=True)
+    session.run(
+        str(BIN / "python"), "benchmarks/reliability.py", *session.posargs, env=env, external=True
     )

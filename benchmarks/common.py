@@ -13,7 +13,6 @@ Example:
 
 from __future__ import annotations
 
-import contextlib
 import fcntl
 import os
 import platform
@@ -80,23 +79,23 @@ def machine() -> str:
     )
 
 
-def write_section(name: str, markdown: str) -> None:
-    """Replace the section ``name`` of ``RESULTS.md`` (added at the end if new), atomically."""
+def write_section(name: str, markdown: str, path: Path = RESULTS) -> None:
+    """Replace the section ``name`` of ``path`` (added at the end if new), atomically."""
     from espnet3.utils.atomic import atomic_write_text
 
     start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
     block = f"{start}\n{markdown.strip()}\n{end}"
-    lock = RESULTS.with_suffix(".lock")
-    with open(lock, "w") as held, contextlib.ExitStack():
+    lock = path.with_suffix(".lock")
+    with open(lock, "w") as held:
         fcntl.flock(held, fcntl.LOCK_EX)
-        text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
+        text = path.read_text() if path.exists() else "# Benchmark results\n"
         pattern = re.compile(re.escape(start) + r".*?" + re.escape(end), re.S)
         text = (
             pattern.sub(lambda _: block, text)
             if pattern.search(text)
             else f"{text.rstrip()}\n\n{block}\n"
         )
-        atomic_write_text(RESULTS, text)
+        atomic_write_text(path, text)
 
 
 def table(header: list[str], rows: list[list[object]]) -> str:

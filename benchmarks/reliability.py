@@ -1,0 +1,1214 @@
+"""Every fault and attack of docs/reliability.md, tried for real and measured; rewrites its table.
+
+Each case below is one row: its docstring is the fault, its body causes it (a real
+LocalCluster, real shard processes, the real SLURM, real archives and audio) and checks what
+happened. A case whose outcome is not the documented one is reported ``NOT HELD`` and the
+script exits 1, so the table only ever shows what this code does.
+
+    python benchmarks/reliability.py               # every case this machine can run
+    python benchmarks/reliability.py --only S1a D2 # some cases (nothing is written)
+    nox -s reliability                             # starts the single-node SLURM first
+
+SLURM cases run when ``sinfo`` answers (``bash slurm/local-cluster.sh up``); otherwise they
+are listed as not run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import logging
+import os
+import pickle
+import shutil
+import signal
+import subprocess
+import sys
+import tarfile
+import tempfile
+import textwrap
+import threading
+import time
+import traceback
+import zipfile
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+TOYS = ROOT / "tests" / "runner"  # runner_toys: importable by workers and shard processes
+sys.path[:0] = [str(ROOT), str(TOYS)]
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    p for p in (str(ROOT), str(TOYS), os.environ.get("PYTHONPATH", "")) if p
+)
+
+from benchmarks.common import machine, spin_item, table, write_section  # noqa: E402
+from tests.archives import (  # noqa: E402
+    ESCAPE,
+    big_archive,
+    file_member,
+    link_member,
+    make_tar,
+    tree,
+)
+
+DOC = ROOT / "docs" / "reliability.md"
+ARCHIVE = ROOT.parent / "shared" / "data" / "mini_an4" / "downloads.tar.gz"
+RECIPE = ROOT / "recipes" / "mini_an4" / "asr"
+LOCAL = {"env": "local", "n_workers": 2}
+TOY_CFG = {"n": 40, "scale": 3, "bias": 1}
+SLURM_OPTIONS = {"cores": 1, "memory": "1GB", "interface": "lo", "walltime": "00:10:00"}
+
+
+@dataclass
+class Row:
+    """What a case measured. ``seconds`` says what it times; ``-``: does not apply."""
+
+    happens: str
+    seconds: str
+    jobs_left: str = "-"
+    lost: str = "-"
+    duplicated: str = "-"
+
+
+@dataclass
+class Case:
+    key: str
+    run: Callable[[Path], Row]
+    test: str
+    slurm: bool
+
+    @property
+    def fault(self) -> str:
+        return " ".join(self.run.__doc__.split())
+
+
+CASES: list[Case] = []
+
+
+def case(key: str, test: str, slurm: bool = False):
+    """Register a case; ``test`` names the test that holds the same behaviour."""
+
+    def register(fn: Callable[[Path], Row]) -> Callable[[Path], Row]:
+        CASES.append(Case(key, fn, test, slurm))
+        return fn
+
+    return register
+
+
+class Clock:
+    """``with Clock() as c: ...``; then ``c.s`` is the elapsed seconds."""
+
+    def __enter__(self) -> Clock:
+        self.t0 = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.s = time.perf_counter() - self.t0
+
+
+def refused(fn: Callable[[], object], *errors: type[BaseException]) -> BaseException:
+    """The exception ``fn`` raised (one of ``errors``); AssertionError when it did not raise."""
+    try:
+        fn()
+    except errors as err:
+        return err
+    raise AssertionError(f"{fn} was not refused")
+
+
+def first_line(err: BaseException) -> str:
+    return str(err).splitlines()[0].replace("|", "/")
+
+
+def expected(indices, drop=()) -> list[dict]:
+    """What runner_toys.ToyRunner returns for ``TOY_CFG``."""
+    return [{"idx": i, "utt_id": f"utt{i:03d}", "y": 3 * i + 1} for i in indices if i not in drop]
+
+
+def count_lost_and_duplicated(got: list[int], want: list[int]) -> tuple[int, int]:
+    counts = Counter(got)
+    return len(set(want) - set(counts)), sum(n - 1 for n in counts.values() if n > 1)
+
+
+# --- security -------------------------------------------------------------------------------
+
+
+def _strangers_refused(client) -> tuple[float, int]:
+    """Seconds for a plain client and a stranger's certificate to be refused; how many were."""
+    from distributed import Client
+    from distributed.security import Security
+
+    port = client.scheduler.address.rsplit(":", 1)[1]
+    host = client.scheduler.address.split("://", 1)[1].rsplit(":", 1)[0]
+    host = "127.0.0.1" if host == "0.0.0.0" else host
+    attempts = [
+        lambda: Client(f"tcp://{host}:{port}", timeout="3s"),
+        lambda: Client(f"tls://{host}:{port}", security=Security.temporary(), timeout="3s"),
+    ]
+    n = 0
+    quiet = logging.getLogger("distributed.comm")  # the scheduler logs each failed handshake
+    level, quiet.level = quiet.level, logging.ERROR
+    with Clock() as clock:
+        for attempt in attempts:
+            with contextlib.suppress(OSError, TimeoutError):
+                attempt().close()
+                continue
+            n += 1
+    quiet.setLevel(level)
+    return clock.s, n
+
+
+def _tls_row(options: dict) -> Row:
+    import psutil
+
+    from espnet3.parallel import get_client
+
+    with get_client({"env": "local", "n_workers": 1, "options": options}) as client:
+        address = client.scheduler.address
+        bound = sorted(
+            {
+                c.laddr.ip
+                for c in psutil.Process().net_connections(kind="inet")
+                if c.status == psutil.CONN_LISTEN and c.laddr.port == int(address.rsplit(":")[-1])
+            }
+        )
+        seconds, n_refused = _strangers_refused(client)
+        works = client.submit(pow, 3, 2).result() == 9
+    assert address.startswith("tls://") and n_refused == 2 and works, (address, n_refused)
+    return Row(
+        f"scheduler bound {', '.join(bound)} over TLS; a plain client and one with another "
+        "certificate are refused; the cluster's own workers run",
+        f"{seconds:.1f} (both refused)",
+    )
+
+
+@case(
+    "S1a",
+    "tests/parallel/test_security.py::test_auto_decides_from_where_scheduler_kwargs_bind_the_scheduler",
+)
+def tls_scheduler_kwargs(tmp: Path) -> Row:
+    """`security: auto`, `options: {scheduler_kwargs: {host: 0.0.0.0}}`: every interface."""
+    return _tls_row({"scheduler_kwargs": {"host": "0.0.0.0"}})
+
+
+@case(
+    "S1b",
+    "tests/parallel/test_security.py::test_auto_turns_tls_on_beyond_loopback_and_none_turns_it_off",
+)
+def tls_host(tmp: Path) -> Row:
+    """`security: auto`, `options: {host: 0.0.0.0}`."""
+    return _tls_row({"host": "0.0.0.0"})
+
+
+@case("S1c", "tests/parallel/test_security.py::test_interface_lo_is_a_loopback_cluster")
+def tls_interface(tmp: Path) -> Row:
+    """`security: auto`, `options: {interface: <the default route's interface>}`."""
+    routes = [line.split() for line in Path("/proc/net/route").read_text().splitlines()[1:]]
+    names = [fields[0] for fields in routes if fields[1] == "00000000"]
+    assert names, "this machine has no default route"
+    return _tls_row({"interface": names[0]})
+
+
+@case(
+    "S1d",
+    "tests/parallel/test_security.py::test_a_scheduler_bound_beyond_loopback_without_tls_is_refused_and_closed",
+)
+def exposure_after_start(tmp: Path) -> Row:
+    """A scheduler found listening beyond loopback without TLS once started (bound by
+    anything the options do not show)."""
+    from distributed import LocalCluster
+
+    from espnet3.errors import SetupError
+    from espnet3.parallel import ParallelConfig
+    from espnet3.parallel.clusters import check_exposure
+
+    cluster = LocalCluster(n_workers=0, host="0.0.0.0", dashboard_address=None)
+    with Clock() as clock:
+        err = refused(
+            lambda: check_exposure(cluster, ParallelConfig.from_any({"env": "local"})), SetupError
+        )
+    assert cluster.status.name == "closed"
+    return Row(f"refused and closed: {first_line(err)[:90]}...", f"{clock.s:.2f}")
+
+
+def _extract_refused(archive: Path, work: Path) -> tuple[float, str]:
+    from espnet3.utils.archive import UnsafeArchiveError, extract_archive
+
+    with Clock() as clock:
+        err = refused(lambda: extract_archive(archive, work / "out"), UnsafeArchiveError)
+    assert tree(work) == [], f"{archive.name} left {tree(work)}"
+    return clock.s, first_line(err)
+
+
+@case(
+    "S2a",
+    "tests/utils/test_archive.py::test_links_that_escape_through_other_links_are_refused_in_any_order",
+)
+def archive_link_order(tmp: Path) -> Row:
+    """Tar link-ordering attack: file `a/b`, symlink `c -> a/b/..`, symlink `a/b -> ..`, in
+    five member orders."""
+    orders = [(0, 1, 2), (2, 1, 0), (1, 2, 0), (1, 2), (2, 1)]
+    worst = 0.0
+    for k, order in enumerate(orders):
+        work = tmp / f"w{k}"
+        work.mkdir()
+        archive = make_tar(tmp / f"o{k}.tar", [ESCAPE[i] for i in order])
+        seconds, _ = _extract_refused(archive, work)
+        worst = max(worst, seconds)
+    outside = sorted(p.name for p in tmp.iterdir() if not p.name.startswith(("w", "o")))
+    assert outside == []
+    return Row(
+        f"refused in {len(orders)} of {len(orders)} orders before anything is written; "
+        "nothing outside the target",
+        f"{worst:.3f} (slowest)",
+        lost="0 files written",
+    )
+
+
+@case("S2b", "tests/utils/test_archive.py::test_a_python_without_the_data_filter_is_refused")
+def archive_no_filter(tmp: Path) -> Row:
+    """Extraction on a Python without `tarfile.data_filter` (3.10.0-3.10.11, 3.11.0-3.11.3),
+    simulated by removing it."""
+    from espnet3.utils.archive import extract_archive
+
+    archive = make_tar(tmp / "ok.tar", [])
+    saved = tarfile.data_filter
+    del tarfile.data_filter
+    try:
+        with Clock() as clock:
+            err = refused(lambda: extract_archive(archive, tmp / "out"), RuntimeError)
+    finally:
+        tarfile.data_filter = saved
+    assert not (tmp / "out").exists()
+    return Row(f"refused: {first_line(err)[:80]}...", f"{clock.s:.3f}", lost="0 files written")
+
+
+@case("S2c", "tests/utils/test_archive.py::test_malicious_tar_is_rejected_and_writes_nothing")
+def archive_classic(tmp: Path) -> Row:
+    """Tar members `../evil`, `a/../../evil`, `/tmp/evil-abs`, symlinks and hard links to
+    `../..` and `/etc/passwd`, a member under a symlink, a FIFO; zip `../evil` and a zip
+    symlink."""
+    s, h = tarfile.SYMTYPE, tarfile.LNKTYPE
+    members = [
+        [file_member("../evil")],
+        [file_member("a/../../evil")],
+        [file_member("/tmp/evil-abs")],
+        [link_member("s", "../../evil", s)],
+        [link_member("s", "/etc/passwd", s)],
+        [link_member("d/s", "../..", s)],
+        [link_member("h", "../evil", h)],
+        [link_member("h", "/etc/passwd", h)],
+        [link_member("s", "good", s), file_member("s/evil")],
+        [link_member("fifo", "", tarfile.FIFOTYPE)],
+    ]
+    archives = [make_tar(tmp / f"t{k}.tar", m) for k, m in enumerate(members)]
+    with zipfile.ZipFile(tmp / "z0.zip", "w") as zf:
+        zf.writestr("../evil.txt", "evil")
+    info = zipfile.ZipInfo("s")
+    info.external_attr = 0o120777 << 16
+    with zipfile.ZipFile(tmp / "z1.zip", "w") as zf:
+        zf.writestr(info, "/etc/passwd")
+    archives += [tmp / "z0.zip", tmp / "z1.zip"]
+    worst = 0.0
+    for k, archive in enumerate(archives):
+        work = tmp / f"work{k}"
+        work.mkdir()
+        worst = max(worst, _extract_refused(archive, work)[0])
+    assert not Path("/tmp/evil-abs").exists() and not (tmp.parent / "evil").exists()
+    return Row(
+        f"{len(archives)} of {len(archives)} archives refused, nothing extracted",
+        f"{worst:.3f} (slowest)",
+        lost="0 files written",
+    )
+
+
+class _Planted:
+    """Unpickling this creates ``path``: the proof that something unpickled it."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def __reduce__(self):
+        return (Path.touch, (self.path,))
+
+
+@case(
+    "S3",
+    "tests/runner/test_async_local.py::test_pickles_planted_in_the_shared_directories_are_never_unpickled",
+)
+def planted_pickle(tmp: Path) -> Row:
+    """A pickle planted in a shared specs directory as a shard spec and as a results file."""
+    from runner_toys import ToyProvider, ToyRunner
+
+    from espnet3.parallel import set_parallel
+    from espnet3.runner.jobs_dir import collect
+
+    marker = tmp / "unpickled"
+    payload = pickle.dumps(_Planted(marker))
+    set_parallel(LOCAL)
+    try:
+        runner = ToyRunner(
+            ToyProvider(TOY_CFG),
+            async_mode=True,
+            async_specs_dir=tmp / "specs",
+            async_result_dir=tmp / "results",
+            async_shard_size=5,
+        )
+        submission = runner(range(10))
+        submission.wait(timeout=300, poll=0.2)
+    finally:
+        set_parallel(None)
+    spec = tmp / "specs" / f"{submission.shards[0]}.spec.json"
+    original = spec.read_bytes()
+    spec.write_bytes(payload)
+    with Clock() as clock:
+        job = subprocess.run(
+            [sys.executable, "-m", "espnet3.runner.shard", str(spec)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    spec_says = job.stderr.strip().splitlines()[-1] if job.stderr.strip() else ""
+    spec.write_bytes(original)
+    (tmp / "results" / f"{submission.shards[1]}.jsonl").write_bytes(payload)
+    err = refused(lambda: list(collect(tmp / "specs")), Exception)
+    assert job.returncode != 0 and not marker.exists(), (job.returncode, job.stderr)
+    return Row(
+        f"never unpickled (specs and results are JSON): the shard job exits "
+        f"{job.returncode} ({spec_says[:60]}...); collect refuses ({first_line(err)[:60]}...)",
+        f"{clock.s:.1f} (shard job)",
+    )
+
+
+# --- data loss and silent corruption --------------------------------------------------------
+
+
+def _wav_bytes(tmp: Path, seed: int, name: str) -> tuple[bytes, list[int]]:
+    import numpy as np
+    import soundfile as sf
+
+    samples = np.random.default_rng(seed).integers(-9000, 9000, 8000, dtype=np.int16)
+    sf.write(tmp / name, samples, 16000, subtype="PCM_16")
+    return (tmp / name).read_bytes(), samples.tolist()
+
+
+@case(
+    "D1",
+    "tests/data/test_huggingface_utils.py::test_ids_that_differ_only_in_unsafe_characters_get_their_own_files",
+)
+def audio_dir_collision(tmp: Path) -> Row:
+    """`cutset_from_huggingface(..., audio_dir=...)` on ids `spk/utt1` and `spk_utt1`."""
+    import datasets
+    import numpy as np
+
+    from espnet3.data.huggingface_utils import cutset_from_huggingface
+
+    rows = {"spk/utt1": _wav_bytes(tmp, 1, "a.wav"), "spk_utt1": _wav_bytes(tmp, 2, "b.wav")}
+    dataset = datasets.Dataset.from_dict(
+        {
+            "audio": [{"bytes": b, "path": None} for b, _ in rows.values()],
+            "text": ["one", "two"],
+            "utt": list(rows),
+        }
+    ).cast_column("audio", datasets.Audio(decode=False))
+    info = {"audio": "audio", "text": "text", "id": "utt"}
+    with Clock() as clock:
+        cuts = cutset_from_huggingface(info, None, dataset, "t", audio_dir=tmp / "audio")
+    files = {cut.recording.sources[0].source for cut in cuts}
+    wrong = sum(
+        not np.array_equal(np.rint(cut.load_audio()[0] * 32768).astype(np.int16), rows[cut.id][1])
+        for cut in cuts
+    )
+    assert len(files) == 2 and wrong == 0
+    return Row(
+        f"{len(files)} files ({', '.join(sorted(Path(f).name for f in files))}); each cut "
+        "holds its own row's samples",
+        f"{clock.s:.2f}",
+        lost=f"{wrong} cuts with wrong audio",
+    )
+
+
+def _async(tmp: Path, params=None, cls_name: str = "ToyRunner", **kwargs):
+    import runner_toys
+
+    return getattr(runner_toys, cls_name)(
+        runner_toys.ToyProvider(TOY_CFG, params),
+        async_mode=True,
+        async_specs_dir=tmp / "specs",
+        async_result_dir=tmp / "results",
+        **kwargs,
+    )
+
+
+@contextlib.contextmanager
+def _parallel(config):
+    from espnet3.parallel import set_parallel
+
+    set_parallel(config)
+    try:
+        yield
+    finally:
+        set_parallel(None)
+
+
+def _cli_collect(specs: Path) -> list[int]:
+    out = subprocess.run(
+        [sys.executable, "-m", "espnet3", "jobs", "collect", str(specs)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return [json.loads(line)["index"] for line in out.stdout.splitlines()]
+
+
+def _reshard_row(tmp: Path, config: dict) -> Row:
+    from espnet3.runner.jobs_dir import status, summarize
+
+    with _parallel(config):
+        first = _async(tmp, async_shard_size=6)(range(24))
+        first.wait(timeout=600, poll=0.2)
+        with Clock() as clock:
+            again = _async(tmp, async_shard_size=4)(range(24))
+            again.wait(timeout=600, poll=0.2)
+            third = _async(tmp, async_shard_size=7)(range(30))
+            third.wait(timeout=600, poll=0.2)
+    indices = _cli_collect(tmp / "specs")
+    lost, dup = count_lost_and_duplicated(indices, list(range(30)))
+    shown = summarize(status(tmp / "specs"))
+    assert lost == dup == 0 and len(again.submitted) == 0 and shown == f"{len(third.shards)} done"
+    return Row(
+        f"shard sizes 6, 4, 7 over 24, 24, 30 items: the second call runs no shard, the third "
+        f"only the {len(third.submitted)} holding new items; `espnet3 jobs collect` gives "
+        f"{len(indices)} indices; status says '{shown}'",
+        f"{clock.s:.1f} (2nd and 3rd calls)",
+        lost=str(lost),
+        duplicated=str(dup),
+    )
+
+
+@case(
+    "D2",
+    "tests/runner/test_async_local.py::test_a_rerun_with_another_shard_size_reuses_results_and_never_doubles_them",
+)
+def reshard_local(tmp: Path) -> Row:
+    """The same async runner call again with another shard size (`env: local`)."""
+    return _reshard_row(tmp, LOCAL)
+
+
+@case(
+    "D3",
+    "tests/data/test_espnet3_dataset.py::test_a_corrupt_wav_header_is_refused_naming_index_and_utt_id",
+)
+def zero_channel_wav(tmp: Path) -> Row:
+    """WAV bytes whose header says 0 channels, given to `cutset_from_huggingface` and to
+    `ESPnet3Dataset`."""
+    import struct
+
+    import datasets
+
+    from espnet3.data.dataset import ESPnet3Dataset
+    from espnet3.data.huggingface_utils import cutset_from_huggingface
+    from espnet3.errors import ItemError
+
+    good, _ = _wav_bytes(tmp, 3, "good.wav")
+    bad = bytearray(good)
+    struct.pack_into("<H", bad, bad.find(b"fmt ") + 10, 0)
+    dataset = datasets.Dataset.from_dict(
+        {
+            "audio": [{"bytes": good, "path": None}, {"bytes": bytes(bad), "path": None}],
+            "text": ["a", "b"],
+            "utt": ["ok0", "zero1"],
+        }
+    ).cast_column("audio", datasets.Audio(decode=False))
+    info = {"audio": "audio", "text": "text", "id": "utt"}
+    with Clock() as clock:
+        err = refused(
+            lambda: cutset_from_huggingface(info, None, dataset, "t", audio_dir=tmp / "a"),
+            ItemError,
+        )
+    item_err = refused(lambda: ESPnet3Dataset(dataset, data_info=info)[1], ItemError)
+    assert "zero1" in str(err) and "zero1" in str(item_err) and "BytesIO" not in str(item_err)
+    return Row(
+        f"refused: '{first_line(err)[:70]}...'; the dataset says '{first_line(item_err)[:50]}...'",
+        f"{clock.s:.2f}",
+        lost="0 bad cuts written",
+    )
+
+
+def _wait_for(predicate: Callable[[], object], seconds: float = 120.0, poll: float = 0.05):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(poll)
+    raise AssertionError(f"waited {seconds:.0f} s for {predicate}")
+
+
+@case("D4", "tests/runner/test_async_local.py::test_resume_resubmits_only_the_killed_shard")
+def killed_shard(tmp: Path) -> Row:
+    """A shard process killed (SIGKILL) while writing its results, then the same call again."""
+    from espnet3.runner.job_records import read_job_record
+    from espnet3.runner.jobs_dir import status
+
+    with _parallel(LOCAL):
+        submission = _async(tmp, {"sleep": 0.3}, async_shard_size=8, async_max_running=2)(range(32))
+        victim = submission.shards[0]
+        record = _wait_for(lambda: (read_job_record(tmp / "specs", victim) or {}).get("job_id"))
+        _wait_for(lambda: list((tmp / "results").glob(f".{victim}.jsonl.*.tmp")))
+        os.kill(int(record), signal.SIGKILL)
+        with Clock() as noticed:
+            _wait_for(lambda: status(tmp / "specs", [victim])[0].state == "failed")
+        submission.wait(timeout=600, poll=0.2)
+        resumed = _async(tmp, {"sleep": 0.3}, async_shard_size=8, async_max_running=2)(range(32))
+        resumed.wait(timeout=600, poll=0.2)
+    indices = [i for i, _ in resumed.collect()]
+    lost, dup = count_lost_and_duplicated(indices, list(range(32)))
+    temps = list((tmp / "results").glob("*.tmp"))
+    assert resumed.submitted == [victim] and lost == dup == 0 and not temps
+    return Row(
+        f"shown failed ('ended without complete results'); the rerun resubmits that shard "
+        f"alone (1 of {len(submission.shards)}) and removes its .tmp files ({len(temps)} left)",
+        f"{noticed.s:.1f} (kill to failed)",
+        jobs_left="0",
+        lost=str(lost),
+        duplicated=str(dup),
+    )
+
+
+@case("D5", "tests/runner/test_async_local.py::test_truncated_results_are_never_complete")
+def truncated_results(tmp: Path) -> Row:
+    """A finished shard's results file loses its last line (or one in the middle)."""
+    from espnet3.errors import Espnet3Error
+    from espnet3.runner.jobs_dir import collect
+
+    with _parallel(LOCAL):
+        submission = _async(tmp, async_shard_size=10)(range(20))
+        submission.wait(timeout=300, poll=0.2)
+        first = tmp / "results" / f"{submission.shards[0]}.jsonl"
+        lines = first.read_text().splitlines(keepends=True)
+        first.write_text("".join(lines[:3] + lines[4:]))
+        err = refused(lambda: list(collect(tmp / "specs")), Espnet3Error)
+        with Clock() as clock:
+            again = _async(tmp, async_shard_size=10)(range(20))
+            again.wait(timeout=300, poll=0.2)
+    got = [r for _, r in again.collect()]
+    assert again.submitted == [submission.shards[0]] and got == expected(range(20))
+    return Row(
+        f"collect refuses ('{first_line(err)[:50]}...'); the rerun redoes that shard only",
+        f"{clock.s:.1f} (rerun)",
+        lost="0",
+        duplicated="0",
+    )
+
+
+# --- hangs and error policy -----------------------------------------------------------------
+
+
+def _hazard(tmp: Path, params: dict, **kwargs):
+    from runner_toys import HazardRunner, ToyProvider
+
+    return HazardRunner(ToyProvider(TOY_CFG, params), errors_path=tmp / "errors.jsonl", **kwargs)
+
+
+def _skipped_row(tmp: Path, params: dict, bad: int, n: int, config=LOCAL, **kwargs) -> Row:
+    from espnet3.parallel import get_client
+
+    runner = _hazard(tmp, params, on_error="skip", **kwargs)
+    with get_client(config), Clock() as clock:
+        results = runner(range(n))
+    records = [json.loads(line) for line in (tmp / "errors.jsonl").read_text().splitlines()]
+    lost, dup = count_lost_and_duplicated([r["idx"] for r in results], list(range(n)))
+    assert results == expected(range(n), drop=(bad,)) and [r["index"] for r in records] == [bad]
+    record = records[0]
+    return Row(
+        f"{len(results)} of {n} results; item {bad} recorded in errors.jsonl as "
+        f"{record['exc_type']} ('{record['message'][:50]}...')",
+        f"{clock.s:.1f} (whole run)",
+        lost=f"{lost} (besides item {bad})",
+        duplicated=str(dup),
+    )
+
+
+@case(
+    "H1", "tests/runner/test_isolation.py::test_item_timeout_gives_up_on_an_item_that_never_returns"
+)
+def hang_with_timeout(tmp: Path) -> Row:
+    """A `forward` that never returns, `on_error: skip`, `item_timeout: 3`, 2 local workers."""
+    return _skipped_row(tmp, {"hang_on": [3]}, 3, 40, item_timeout=3)
+
+
+@case("H2", "tests/runner/test_isolation.py::test_a_stalled_item_is_named_in_a_warning")
+def stall_warning(tmp: Path) -> Row:
+    """An item that runs 75 s among items that take milliseconds, no `item_timeout`."""
+    from espnet3.parallel import dask_map, get_client
+
+    class Capture(logging.Handler):
+        def __init__(self):
+            super().__init__(logging.WARNING)
+            self.at: list[tuple[float, str]] = []
+
+        def emit(self, record):
+            self.at.append((time.perf_counter(), record.getMessage()))
+
+    handler = Capture()
+    logger = logging.getLogger("espnet3.parallel")
+    logger.addHandler(handler)
+    runner = _hazard(tmp, {"slow_on": [6], "slow_for": 75.0})
+    try:
+        with get_client(LOCAL), Clock() as clock:
+            results = runner(range(40))
+    finally:
+        logger.removeHandler(handler)
+    warnings = [(at - clock.t0, m) for at, m in handler.at if "has run for" in m]
+    assert [r["idx"] for r in results] == list(range(40)) and len(warnings) == 1, handler.at
+    at, message = warnings[0]
+    return Row(
+        f"one warning at {at:.0f} s (threshold {dask_map.STALL_SECONDS:.0f} s or "
+        f"{dask_map.STALL_FACTOR:.0f}x the usual item): '{message[:70]}...'; all 40 results",
+        f"{clock.s:.0f} (whole run)",
+        lost="0",
+    )
+
+
+@case(
+    "H3",
+    "tests/runner/test_isolation.py::test_skip_records_the_item_at_fault_and_finishes_the_rest[worker-killed]",
+)
+def worker_killed_skip(tmp: Path) -> Row:
+    """A `forward` that kills its worker (`os._exit`), `on_error: skip`, 2 local workers."""
+    return _skipped_row(tmp, {"crash_on": [7]}, 7, 40)
+
+
+@case(
+    "H4",
+    "tests/runner/test_isolation.py::test_skip_records_the_item_at_fault_and_finishes_the_rest[unpicklable-result]",
+)
+def unpicklable_skip(tmp: Path) -> Row:
+    """A `forward` that returns a value that cannot be pickled, `on_error: skip`."""
+    return _skipped_row(tmp, {"unpicklable": [7]}, 7, 40)
+
+
+@case(
+    "H5",
+    "tests/runner/test_isolation.py::test_raise_names_the_index_and_utt_id_of_an_item_that_kills_its_worker",
+)
+def worker_killed_raise(tmp: Path) -> Row:
+    """A `forward` that kills its worker, `on_error: raise` (the default)."""
+    from espnet3.errors import ItemError
+    from espnet3.parallel import get_client
+
+    runner = _hazard(tmp, {"crash_on": [5]})
+    with get_client(LOCAL), Clock() as clock:
+        err = refused(lambda: runner(range(40)), ItemError)
+    assert "index 5 (utt_id 'utt005')" in str(err)
+    return Row(f"ItemError: '{first_line(err)[:90]}...'", f"{clock.s:.1f} (to the error)")
+
+
+def _crash_on_4(x: int) -> int:
+    if x == 4:
+        os._exit(3)
+    return x
+
+
+@case("H6", "tests/runner/test_isolation.py::test_a_map_names_the_item_that_kills_its_worker")
+def map_worker_killed(tmp: Path) -> Row:
+    """`parallel_map` over 40 items, item 4 kills its worker."""
+    from espnet3.errors import ItemError
+    from espnet3.parallel import get_client, parallel_map
+
+    with get_client(LOCAL), Clock() as clock:
+        err = refused(lambda: parallel_map(_crash_on_4, range(40)), ItemError)
+    assert str(err).startswith("item 4 was lost")
+    return Row(f"ItemError: '{first_line(err)[:90]}...'", f"{clock.s:.1f} (to the error)")
+
+
+@case("H7", "tests/parallel/test_mapping.py::test_error_cancels_the_remaining_items")
+def error_cancels(tmp: Path) -> Row:
+    """One item raises among 2000 items of 10 ms, `on_error: raise`, 2 local workers."""
+    from espnet3.parallel import get_client, parallel_map
+
+    ran = tmp / "ran"
+    ran.mkdir()
+    with get_client(LOCAL), Clock() as clock:
+        err = refused(lambda: parallel_map(_touch_or_fail, range(2000), where=str(ran)), Exception)
+    time.sleep(1.0)
+    n_ran = len(list(ran.iterdir()))
+    assert "item 30" in str(err) and n_ran < 2000
+    return Row(
+        f"{type(err).__name__}: '{first_line(err)[:60]}...'; {n_ran} of 2000 items ran, the rest "
+        "were cancelled",
+        f"{clock.s:.1f} (to the error)",
+    )
+
+
+def _touch_or_fail(x: int, where: str) -> int:
+    if x == 30:
+        raise ValueError(f"item {x} is bad")
+    spin_item(x, 0.01)
+    Path(where, str(x)).touch()
+    return x
+
+
+@case(
+    "H8",
+    "tests/runner/test_isolation.py::test_a_worker_killed_from_outside_mid_map_loses_no_result",
+)
+def worker_sigkilled(tmp: Path) -> Row:
+    """A local worker process killed from outside (SIGKILL) in the middle of a map."""
+    from espnet3.parallel import get_client, parallel_map
+
+    with get_client(LOCAL) as client:
+        pids = list(client.run(os.getpid).values())
+        threading.Timer(2.0, os.kill, (pids[0], signal.SIGKILL)).start()
+        with Clock() as clock:
+            results = parallel_map(spin_item, range(600), client, cost=0.01)
+        after = list(client.run(os.getpid).values())
+    lost, dup = count_lost_and_duplicated(results, list(range(600)))
+    assert results == list(range(600)) and pids[0] not in after
+    return Row(
+        f"the worker is replaced; its unfinished chunk runs again; all 600 results in order "
+        f"({len(after)} workers after)",
+        f"{clock.s:.1f} (whole run, 3 s of CPU per worker)",
+        lost=str(lost),
+        duplicated=str(dup),
+    )
+
+
+# --- interrupts and friction ----------------------------------------------------------------
+
+
+def _create_dataset_cmd(archive: Path, data_dir: Path, *extra: str) -> list[str]:
+    return [
+        sys.executable, "-m", "espnet3", "create-dataset", str(RECIPE), *extra,
+        f"create_dataset.archive={archive}", "create_dataset.sha256=null",
+        f"data_dir={data_dir}", "stages.0.args.shard_size=10",
+    ]  # fmt: skip
+
+
+def _interrupt(cmd: list[str], shards: Path, group: bool) -> tuple[float, int, list[str]]:
+    """Start ``cmd``; SIGINT once 2 shards exist; seconds to exit, exit code, stderr lines."""
+    proc = subprocess.Popen(
+        cmd, cwd=ROOT, stderr=subprocess.PIPE, text=True, start_new_session=group
+    )
+    _wait_for(
+        lambda: proc.poll() is not None or (shards.is_dir() and len(list(shards.iterdir())) >= 2),
+        600,
+    )
+    t0 = time.perf_counter()
+    if group:
+        os.killpg(proc.pid, signal.SIGINT)
+    else:
+        proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=120)
+    return time.perf_counter() - t0, proc.returncode, stderr.splitlines()
+
+
+@case("F1", "tests/recipes/test_mini_an4.py::test_ctrl_c_on_local_workers_prints_one_line_quickly")
+def ctrl_c_local(tmp: Path) -> Row:
+    """Ctrl-C (SIGINT to the process group) during `espnet3 create-dataset` with 2 local
+    workers."""
+    archive = big_archive(ARCHIVE, tmp / "big.tar", copies=200)
+    data_dir = tmp / "data"
+    local = ["--config", str(RECIPE / "conf" / "local.yaml")]
+    cmd = _create_dataset_cmd(archive, data_dir, *local)
+    seconds, code, lines = _interrupt(cmd, data_dir / "fbank" / "train" / "shards", group=True)
+    assert code == 130 and len(lines) == 1, lines
+    return Row(f"exit 130, {len(lines)} line: '{lines[0]}'", f"{seconds:.2f} (to exit)")
+
+
+@case(
+    "F2",
+    "tests/recipes/test_mini_an4.py::test_sigint_during_features_then_rerun_completes_without_redoing_shards",
+)
+def sigint_then_rerun(tmp: Path) -> Row:
+    """SIGINT during the feature stage (sequential), then the same command again."""
+    archive = big_archive(ARCHIVE, tmp / "big.tar", copies=200)
+    data_dir = tmp / "data"
+    shards = data_dir / "fbank" / "train" / "shards"
+    cmd = _create_dataset_cmd(archive, data_dir)
+    seconds, code, _ = _interrupt(cmd, shards, group=False)
+    kept = {p: p.stat().st_mtime_ns for p in shards.iterdir()}
+    subprocess.run(cmd, cwd=ROOT, check=True, capture_output=True)
+    redone = sum(p.stat().st_mtime_ns != m for p, m in kept.items())
+    import gzip
+
+    with gzip.open(data_dir / "fbank" / "cuts_train.jsonl.gz", "rt") as f:
+        ids = [json.loads(line)["id"] for line in f]
+    lost, dup = len(set(range(4 + 5 * 200))) - len(set(ids)), len(ids) - len(set(ids))
+    assert code == 130 and redone == 0 and lost == dup == 0
+    return Row(
+        f"exit 130; the rerun keeps the {len(kept)} finished shards ({redone} redone) and "
+        f"completes {len(ids)} cuts",
+        f"{seconds:.2f} (to exit)",
+        lost=str(lost),
+        duplicated=str(dup),
+    )
+
+
+BAD_CONFIGS = [
+    {"env": "slurm", "options": {"cores": "one"}},
+    {"env": "slurm", "options": {"memory": 1}},
+    {"env": "slurm", "options": {"walltime": "soon"}},
+    {"env": "local", "options": {"interface": "nosuch0"}},
+    {"env": "slurm", "container": {"image": "/nonexistent/espnet3.sif"}},
+]
+
+
+@case(
+    "F3",
+    "tests/parallel/test_config.py::test_bad_config_is_rejected_with_a_message_naming_it, tests/parallel/test_slurm.py::test_bad_job_resources_are_config_errors_when_the_config_is_read",
+)
+def bad_configs(tmp: Path) -> Row:
+    """`cores: "one"`, `memory: 1`, `walltime: soon`, `env: local` with an unknown
+    `interface`, a missing container image."""
+    from espnet3.errors import ConfigError
+    from espnet3.parallel import ParallelConfig, get_client
+
+    worst, lines = 0.0, []
+    for config in BAD_CONFIGS:
+        with Clock() as clock:
+            err = refused(
+                lambda c=config: get_client(ParallelConfig.from_any(c)).__enter__(), ConfigError
+            )
+        worst = max(worst, clock.s)
+        lines.append(str(err))
+    assert all("\n" not in line for line in lines), lines
+    return Row(
+        f"{len(lines)} of {len(BAD_CONFIGS)} refused when the config is read, one line each, "
+        f"e.g. '{lines[0][:60]}'",
+        f"{worst:.3f} (slowest)",
+        jobs_left="0 submitted",
+    )
+
+
+# --- SLURM ----------------------------------------------------------------------------------
+
+
+def slurm_config(tmp: Path, **options) -> dict:
+    return {
+        "env": "slurm",
+        "n_workers": 2,
+        "min_workers": 2,
+        "startup_timeout": 240,
+        "log_dir": str(tmp / "jobs"),
+        "options": SLURM_OPTIONS | options,
+    }
+
+
+def queued_jobs() -> set[str]:
+    """Ids of every job squeue lists (pending, running or completing)."""
+    out = subprocess.run(["squeue", "-h", "-o", "%i"], capture_output=True, text=True, check=True)
+    return set(out.stdout.split())
+
+
+def active_jobs(job_ids) -> set[str]:
+    return queued_jobs() & {str(j) for j in job_ids}
+
+
+def _gone(job_ids, seconds: float = 60.0) -> tuple[float, set[str]]:
+    """Seconds until none of ``job_ids`` is in squeue (or ``seconds``), and those left."""
+    t0 = time.perf_counter()
+    while (left := active_jobs(job_ids)) and time.perf_counter() - t0 < seconds:
+        time.sleep(0.2)
+    return time.perf_counter() - t0, left
+
+
+PARENT = """
+import os, sys, time
+sys.path.insert(0, {root!r})
+from espnet3.parallel import get_client, parallel_map
+
+with get_client({config!r}) as client:
+    print("JOBS", *sorted(set(client.run(os.getenv, "SLURM_JOB_ID").values())), flush=True)
+    parallel_map(time.sleep, [0.5] * 2000, client)
+"""
+
+
+def _killed_parent(tmp: Path, signum: int) -> Row:
+    script = tmp / "parent.py"
+    script.write_text(textwrap.dedent(PARENT.format(root=str(ROOT), config=slurm_config(tmp))))
+    child = subprocess.Popen(
+        [sys.executable, str(script)],
+        cwd=tmp,
+        stdout=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    try:
+        line = child.stdout.readline()
+        assert line.startswith("JOBS "), line
+        jobs = line.split()[1:]
+        time.sleep(2)
+        t0 = time.perf_counter()
+        child.send_signal(signum)
+        child.wait(timeout=60)
+        exited = time.perf_counter() - t0
+        seconds, left = _gone(jobs)
+    finally:
+        if child.poll() is None:
+            child.kill()
+    assert not left
+    return Row(
+        f"parent exits ({exited:.1f} s, status {child.returncode}); its {len(jobs)} worker "
+        "jobs are cancelled",
+        f"{exited + seconds:.1f} (signal to no job in squeue)",
+        jobs_left=str(len(left)),
+    )
+
+
+@case("K1", "tests/parallel/test_slurm.py::test_killed_parent_leaves_no_job[SIGTERM]", slurm=True)
+def parent_sigterm(tmp: Path) -> Row:
+    """The parent process gets SIGTERM while its 2 SLURM worker jobs run a map."""
+    return _killed_parent(tmp, signal.SIGTERM)
+
+
+@case("K2", "tests/parallel/test_slurm.py::test_killed_parent_leaves_no_job[SIGINT]", slurm=True)
+def parent_sigint(tmp: Path) -> Row:
+    """The parent process gets SIGINT (Ctrl-C) while its worker jobs run a map."""
+    return _killed_parent(tmp, signal.SIGINT)
+
+
+@case("K3", "tests/parallel/test_slurm.py::test_cancelled_worker_job_loses_no_result", slurm=True)
+def cancelled_worker_job(tmp: Path) -> Row:
+    """`scancel` of one of the 2 worker jobs 3 s into a 60-item map."""
+    from espnet3.parallel import get_client, parallel_map
+
+    with get_client(slurm_config(tmp)) as client:
+        victim = sorted(set(client.run(os.getenv, "SLURM_JOB_ID").values()))[0]
+        threading.Timer(3.0, subprocess.run, (["scancel", victim],)).start()
+        with Clock() as clock:
+            results = parallel_map(spin_item, range(60), client, cost=0.2)
+        jobs = set(client.run(os.getenv, "SLURM_JOB_ID").values())
+    lost, dup = count_lost_and_duplicated(results, list(range(60)))
+    seconds, left = _gone(jobs)
+    assert results == list(range(60)) and not left
+    return Row(
+        "the map finishes on the other worker (and a replacement job); every result once, in "
+        "order; exit cancels the jobs",
+        f"{clock.s:.1f} (whole map; 6 s of work per worker without the fault)",
+        jobs_left=str(len(left)),
+        lost=str(lost),
+        duplicated=str(dup),
+    )
+
+
+def _start_refused(tmp: Path, error: type[BaseException], **options):
+    """``get_client`` on SLURM with ``options``, which must fail with ``error``: the error, the
+    seconds it took and the run directories left under the log directory."""
+    from espnet3.parallel import get_client
+
+    with Clock() as clock:
+        err = refused(lambda: get_client(slurm_config(tmp, **options)).__enter__(), error)
+    run_dirs = [p.name for p in (tmp / "jobs").iterdir() if p.name != ".tls"]
+    return err, clock.s, run_dirs
+
+
+@case(
+    "K4", "tests/parallel/test_slurm.py::test_a_job_that_can_never_start_fails_at_once", slurm=True
+)
+def never_starts(tmp: Path) -> Row:
+    """Worker jobs asking for 64 cores on a 2-core node (SLURM holds them forever)."""
+    from espnet3.errors import Espnet3Error
+
+    before = queued_jobs()
+    err, seconds, run_dirs = _start_refused(tmp, Espnet3Error, cores=64)
+    _, jobs = _gone(queued_jobs() - before)
+    assert "can never start" in str(err) and not run_dirs and not jobs
+    return Row(
+        f"'{first_line(err)[:80]}...'; no empty run directory",
+        f"{seconds:.1f} (to the error)",
+        jobs_left=str(len(jobs)),
+    )
+
+
+@case(
+    "K5",
+    "tests/parallel/test_slurm.py::test_worker_that_cannot_start_fails_naming_its_job_and_log",
+    slurm=True,
+)
+def worker_cannot_start(tmp: Path) -> Row:
+    """Worker jobs whose Python does not exist (`options.python: /nonexistent/bin/python`)."""
+    from espnet3.parallel.jobs import JobFailedError
+
+    err, seconds, _ = _start_refused(tmp, JobFailedError, python="/nonexistent/bin/python")
+    _, left = _gone([err.job.job_id])
+    assert "/nonexistent/bin/python" in str(err) and not left
+    return Row(
+        f"'{first_line(err)[:70]}...', with the job's log tail and path",
+        f"{seconds:.1f} (to the error)",
+        jobs_left=str(len(left)),
+    )
+
+
+@case(
+    "K6",
+    "tests/parallel/test_slurm.py::test_bad_partition_surfaces_sbatch_error_verbatim",
+    slurm=True,
+)
+def bad_partition(tmp: Path) -> Row:
+    """`options.queue: no-such-partition` (sbatch refuses the job)."""
+    from espnet3.errors import Espnet3Error
+
+    err, seconds, run_dirs = _start_refused(tmp, Espnet3Error, queue="no-such-partition")
+    assert "invalid partition" in str(err) and not run_dirs
+    return Row(
+        f"sbatch's own line in the error ('{first_line(err)[:60]}...'); no empty run directory",
+        f"{seconds:.1f} (to the error)",
+        jobs_left="0",
+    )
+
+
+@case(
+    "K7",
+    "tests/runner/test_slurm_runner.py::test_async_resume_on_slurm_after_cancelling_one_task",
+    True,
+)
+def cancelled_shard_task(tmp: Path) -> Row:
+    """`scancel` of one running task of an async job array, then the same call again."""
+    from espnet3.runner.job_records import read_job_record
+    from espnet3.runner.jobs_dir import status
+
+    config = {"env": "slurm", "n_workers": 2, "options": SLURM_OPTIONS, "log_dir": str(tmp)}
+    with _parallel(config):
+        submission = _async(tmp, {"sleep": 0.5}, async_shard_size=8)(range(32))
+        victim = submission.shards[0]
+        job_id = read_job_record(tmp / "specs", victim)["job_id"]
+        _wait_for(lambda: status(tmp / "specs", [victim])[0].state == "running", 300, 0.2)
+        subprocess.run(["scancel", job_id], check=True)
+        with Clock() as noticed:
+            _wait_for(lambda: status(tmp / "specs", [victim])[0].state == "failed", 300, 0.2)
+        submission.wait(timeout=600, poll=0.5)
+        resumed = _async(tmp, {"sleep": 0.5}, async_shard_size=8)(range(32))
+        resumed.wait(timeout=600, poll=0.5)
+    indices = [i for i, _ in resumed.collect()]
+    lost, dup = count_lost_and_duplicated(indices, list(range(32)))
+    detail = status(tmp / "specs", [victim])[0].detail
+    assert resumed.submitted == [victim] and lost == dup == 0
+    return Row(
+        f"shown failed (CANCELLED); the rerun resubmits that task alone (1 of "
+        f"{len(submission.shards)}); state now '{detail or 'done'}'",
+        f"{noticed.s:.1f} (scancel to failed)",
+        jobs_left="0",
+        lost=str(lost),
+        duplicated=str(dup),
+    )
+
+
+@case(
+    "K8",
+    "tests/runner/test_slurm_runner.py::test_an_item_that_kills_its_slurm_worker_is_skipped_and_recorded",
+    True,
+)
+def slurm_worker_killed_skip(tmp: Path) -> Row:
+    """A `forward` that kills its SLURM worker, `on_error: skip`, 2 worker jobs."""
+    config = {"env": "slurm", "n_workers": 2, "options": SLURM_OPTIONS, "log_dir": str(tmp)}
+    return _skipped_row(tmp, {"crash_on": [9]}, 9, 16, config=config)
+
+
+@case(
+    "K9",
+    "tests/runner/test_slurm_runner.py::test_a_rerun_with_another_shard_size_on_slurm_never_doubles_results",
+    True,
+)
+def reshard_slurm(tmp: Path) -> Row:
+    """The same async call again with another shard size, as SLURM job arrays."""
+    return _reshard_row(tmp, {"env": "slurm", "n_workers": 2, "options": SLURM_OPTIONS})
+
+
+@case(
+    "K10",
+    "tests/runner/test_slurm_runner.py::test_a_shard_pending_without_a_reason_yet_is_said_to_wait_in_the_queue",
+    slurm=True,
+)
+def pending_reason(tmp: Path) -> Row:
+    """A shard submitted while both cores are taken, its status read before the scheduler's
+    next pass (squeue's reason is then "None")."""
+    from espnet3.runner.job_records import read_job_record
+    from espnet3.runner.jobs_dir import status
+
+    sleeper = ["sbatch", "--parsable", "--mem=100M", "-o", "/dev/null", "--wrap", "sleep 600"]
+    fill = [
+        subprocess.run(sleeper, capture_output=True, text=True, check=True, cwd=tmp).stdout.strip()
+        for _ in range(2)
+    ]
+    config = {"env": "slurm", "n_workers": 2, "options": SLURM_OPTIONS, "log_dir": str(tmp)}
+    try:
+        with _parallel(config):
+            submission = _async(tmp, async_shard_size=20)(range(20))
+            with Clock() as clock:
+                state = status(tmp / "specs")[0]
+            shard_job = read_job_record(tmp / "specs", submission.shards[0])["job_id"]
+            subprocess.run(["scancel", *fill], check=True)
+            submission.wait(timeout=300, poll=0.5)
+    finally:
+        subprocess.run(["scancel", *fill], check=False)
+    assert state.state == "pending" and state.detail and "None" not in state.detail, state
+    _, left = _gone([*fill, shard_job])
+    return Row(f"pending, '{state.detail}'", f"{clock.s:.2f} (status)", jobs_left=str(len(left)))
+
+
+# --- the run --------------------------------------------------------------------------------
+
+
+def slurm_up() -> bool:
+    try:
+        return subprocess.run(["sinfo", "-h"], capture_output=True, timeout=10).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+def run_case(item: Case) -> tuple[Row | None, str | None]:
+    tmp = Path(tempfile.mkdtemp(prefix=f"reliability.{item.key}."))
+    try:
+        return item.run(tmp), None
+    except Exception as err:  # a case that does not hold is reported, the others still run
+        traceback.print_exc()
+        return None, f"{type(err).__name__}: {first_line(err) if str(err) else ''}"
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", nargs="*", help="these case keys only; the doc is not written")
+    args = parser.parse_args(argv)
+    slurm = slurm_up()
+    rows, failed, skipped = [], [], []
+    for item in CASES:
+        if args.only and item.key not in args.only:
+            continue
+        if item.slurm and not slurm:
+            skipped.append(item.key)
+            continue
+        print(f"[reliability] {item.key}: {item.fault}", flush=True)
+        with Clock() as clock:
+            row, problem = run_case(item)
+        print(f"[reliability] {item.key}: {problem or row.happens} ({clock.s:.0f} s)", flush=True)
+        if problem:
+            failed.append(item.key)
+            row = Row(f"**NOT HELD**: {problem}", "-")
+        rows.append(
+            [item.key, item.fault, row.happens, row.seconds, row.jobs_left, row.lost,
+             row.duplicated, f"`{item.test}`"]
+        )  # fmt: skip
+    header = ["#", "fault or attack", "what happens", "seconds", "jobs left", "results lost",
+              "duplicated", "test"]  # fmt: skip
+    note = f"Not run (no SLURM here): {', '.join(skipped)}.\n\n" if skipped else ""
+    stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    if not args.only:
+        write_section(
+            "faults",
+            f"Measured {stamp} on {machine()} by `python benchmarks/reliability.py`.\n\n"
+            f"{note}{table(header, rows)}",
+            DOC,
+        )
+    if failed:
+        print(f"[reliability] not held: {', '.join(failed)}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
