@@ -61,13 +61,18 @@ class WavDataset:
 
 
 def write_wavs(folder: Path, n: int) -> Path:
-    """``n`` 16 kHz sine WAVs of different lengths and pitches, and their manifest."""
+    """``n`` 16 kHz sine WAVs of different lengths and pitches, and their manifest.
+
+    A little noise under each sine keeps every frequency bin's power well above zero, where its
+    log would turn FFT rounding (which differs with torch's thread count) into large errors."""
     folder.mkdir(parents=True, exist_ok=True)
     rows = []
     for i in range(n):
         t = np.arange(800 + 160 * i) / 16000
         path = folder / f"utt{i}.wav"
-        sf.write(path, (0.3 * np.sin(2 * np.pi * (200 + 50 * i) * t)).astype(np.float32), 16000)
+        noise = 0.01 * np.random.default_rng(i).standard_normal(len(t))
+        wave = 0.3 * np.sin(2 * np.pi * (200 + 50 * i) * t) + noise
+        sf.write(path, wave.astype(np.float32), 16000)
         rows.append({"uid": f"spk{i % 2}-utt{i}", "path": str(path)})
     manifest = folder / "list.jsonl"
     manifest.write_text("".join(json.dumps(r) + "\n" for r in rows))
