@@ -7,11 +7,13 @@ last chunks still spread over every worker. Only a bounded number of chunks is i
 million items never become a million futures.
 
 An item that raises is reported by its chunk as that item (the exception travels back as a
-value). A chunk that fails in any other way (its worker died, a result could not be sent back,
-it ran past ``item_timeout``) is retried item by item, so the item at fault is found: it is
-then *lost*, and the map either raises an :class:`~espnet3.errors.ItemError` naming it or, with
-``on_lost``, yields what ``on_lost`` makes of it and goes on. Without a timeout, a chunk that
-runs far longer than chunks usually do is named in a warning, once.
+value). A chunk that fails in any other way (its worker died, a result could not be sent back)
+is retried item by item, one item at a time alone on the cluster, so the item at fault is
+found: it is then *lost*, and the map either raises an :class:`~espnet3.errors.ItemError`
+naming it or, with ``on_lost``, yields what ``on_lost`` makes of it and goes on. A chunk that
+runs past ``item_timeout`` loses the item its worker reports running too long at once, and the
+rest of the chunk runs again. Without a timeout, a chunk that runs far longer than chunks
+usually do is named in a warning, once.
 
 Example (on an open client)::
 
@@ -226,8 +228,8 @@ class _Chunk(NamedTuple):
     attempt: int = 0  # > 0: a lone item retried after its chunk failed
 
 
-#: Attempts of a lone item before it is lost: a worker that dies takes the items queued on it
-#: down too, so an innocent item gets a second chance; the culprit kills that worker too.
+#: Attempts of a lone item before it is lost: a worker can also die of something else (the
+#: OOM killer acting on another process, a node going away), so an item gets a second chance.
 ISOLATED_ATTEMPTS = 2
 
 
@@ -296,10 +298,11 @@ def dask_for(
     exhausted = False
     try:
         while True:
-            # While items are retried alone, one task per worker thread: a worker that dies
-            # then takes no innocent queued item down with it.
+            # Items retried alone run one at a time, once the chunks out before have settled:
+            # a worker that dies then takes no innocent item down with it, even while the
+            # cluster is one worker short (a dead worker's replacement is still starting).
             isolating = retries or any(e.chunk.attempt for e in running.values())
-            while not exhausted and len(running) < (slots if isolating else limit):
+            while not exhausted and len(running) < (1 if isolating else limit):
                 chunk = next_chunk()
                 if chunk is None:
                     exhausted = True
