@@ -12,24 +12,24 @@ from __future__ import annotations
 
 import copy
 import os
-from collections.abc import Mapping
+import shlex
+import sys
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from espnet3.errors import ConfigError, did_you_mean
 from espnet3.parallel.container import ContainerSpec
+from espnet3.utils.config import check_keys, check_positive
 
 SEQUENTIAL_ENVS = ("none", "sequential")
 SECURITY_MODES = ("auto", "tls", "none")
 
 #: Keys of the ``parallel:`` section and what they mean (for error messages and docs).
 KNOWN_KEYS = {
-    "env": "where workers run: "
-    + " | ".join(
-        ("none", "local", "slurm", "pbs", "sge", "lsf", "htcondor", "oar", "moab", "ssh", "kube")
-    ),
-    "n_workers": "number of workers (jobs for a batch scheduler)",
+    "env": "where workers run: a key of espnet3.parallel.clusters.KINDS (none, local, slurm, ...)",
+    "n_workers": "number of Dask workers (a batch job holds options.processes of them)",
     "options": "keyword arguments of the cluster class",
     "container": "run each worker inside a container image",
     "security": "auto | tls | none",
@@ -58,6 +58,20 @@ class ParallelConfig:
     log_dir: str | None = None
     item_timeout: float | None = None
 
+    def python_command(self, binds: Sequence[str] = ()) -> str:
+        """The shell command that runs Python in a worker or shard job; the one place it is
+        chosen: the container's python (with ``binds`` bound into the image) when
+        ``container`` is set, else ``options.python``, else this interpreter.
+
+        Example:
+            >>> ParallelConfig.from_any({"env": "slurm", "options": {"python": "py -X dev"}}
+            ... ).python_command()
+            'py -X dev'
+        """
+        if self.container is not None:
+            return self.container.worker_python(binds)
+        return self.options.get("python") or shlex.quote(sys.executable)
+
     @property
     def is_sequential(self) -> bool:
         """True when work runs in this process, with no Dask at all."""
@@ -82,12 +96,7 @@ class ParallelConfig:
 
     @classmethod
     def _from_dict(cls, data: dict[str, Any]) -> ParallelConfig:
-        for key in data:
-            if key not in KNOWN_KEYS:
-                raise ConfigError(
-                    f"parallel: unknown key '{key}'{did_you_mean(key, KNOWN_KEYS)}; "
-                    f"known keys: {', '.join(KNOWN_KEYS)}"
-                )
+        check_keys(data, KNOWN_KEYS, "parallel")
         env = str(data.get("env") or "none").lower()
         from espnet3.parallel.clusters import cluster_kind, listen_host
 
@@ -201,13 +210,8 @@ def _check_job_resources(options: Mapping[str, Any]) -> None:
         espnet3.errors.ConfigError: parallel.options.cores must be a positive integer, got 'one': e.g. cores: 8
     """
     for key in ("cores", "processes"):
-        value = options.get(key)
-        if value is not None and (
-            isinstance(value, bool) or not isinstance(value, int) or value < 1
-        ):
-            raise ConfigError(
-                f"parallel.options.{key} must be a positive integer, got {value!r}: e.g. {key}: 8"
-            )
+        if options.get(key) is not None:
+            check_positive(f"parallel.options.{key}", options[key], f": e.g. {key}: 8", False)
     memory = options.get("memory")
     if memory is not None:
         from dask.utils import parse_bytes
@@ -223,11 +227,7 @@ def _check_job_resources(options: Mapping[str, Any]) -> None:
 
 
 def _positive_int(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ConfigError(
-            f"parallel.{name} must be a positive integer, got {value!r}: set it to 1 or more"
-        )
-    return value
+    return check_positive(f"parallel.{name}", value, ": set it to 1 or more", none_ok=False)
 
 
 def _security(value: Any) -> str:

@@ -1,6 +1,7 @@
 """Clusters of batch-scheduler jobs (SLURM, PBS, SGE, LSF, HTCondor, OAR, Moab).
 
-Each worker is one job submitted by dask-jobqueue. What espnet3 adds:
+Workers run in jobs submitted by dask-jobqueue, ``options.processes`` of them per job (1 by
+default), as many jobs as ``n_workers`` needs. What espnet3 adds:
 
 - every job id is recorded the moment the scheduler accepts it (:class:`~espnet3.parallel.jobs.JobWatcher`),
   so :func:`supervise_jobs` can fail fast on a job that dies before its worker connects, replace
@@ -31,7 +32,7 @@ import os
 import threading
 import time
 import weakref
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -72,7 +73,8 @@ class _Run:
 
 
 def start_jobqueue_cluster(config: Any, kind: ClusterKind) -> Any:
-    """Build the dask-jobqueue cluster of ``config`` and submit ``config.n_workers`` jobs."""
+    """Build the dask-jobqueue cluster of ``config`` and submit the jobs of ``config.n_workers``
+    workers."""
     options = dict(config.options)
     job_cls = kind.load().job_cls
     scheduler_options = dict(options.pop("scheduler_options", None) or {})
@@ -85,9 +87,7 @@ def start_jobqueue_cluster(config: Any, kind: ClusterKind) -> Any:
     options["log_directory"] = str(log_dir)
     log.info("worker job logs of this run: %s", log_dir)
     secrets = tls_dir(config, log_dir)
-    python = worker_python(config, [log_dir, secrets])
-    if python is not None:
-        options["python"] = python
+    options["python"] = config.python_command([str(log_dir), str(secrets)])
     options.setdefault("death_timeout", DEATH_TIMEOUT)
     options["job_script_prologue"] = [
         *worker_exports(),
@@ -136,18 +136,6 @@ def discard_unused_logs(where: Any) -> None:
     if isinstance(log_dir, Path) and log_dir.is_dir() and not any(log_dir.iterdir()):
         with contextlib.suppress(OSError):
             log_dir.rmdir()
-
-
-def worker_python(config: Any, binds: Sequence[Path] = ()) -> str | None:
-    """The command that runs Python in a worker job (``None``: this interpreter's path).
-
-    This is the one place the worker's interpreter is chosen: ``options.python`` when given;
-    a container turns it into ``apptainer exec ... IMAGE python``, with ``binds`` (the job log
-    directory and the one holding the TLS files the worker reads) bound into the image.
-    """
-    if config.container is not None:
-        return config.container.worker_python([str(p) for p in binds])
-    return config.options.get("python")
 
 
 def tls_dir(config: Any, log_dir: Path) -> Path:
@@ -216,7 +204,8 @@ def parse_walltime(text: str) -> int:
 
 @contextlib.contextmanager
 def supervise_jobs(cluster: Any, client: Any, config: Any) -> Iterator[bool]:
-    """Wait for workers while watching their jobs, keep ``n_workers`` jobs, cancel all on exit.
+    """Wait for workers while watching their jobs, keep the jobs of ``n_workers`` workers
+    running, cancel all on exit.
 
     Yields ``False`` (and does nothing) for a cluster :func:`start_jobqueue_cluster` did not
     start. Raises :class:`~espnet3.parallel.jobs.JobFailedError` when a job ends before its

@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import shlex
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,7 +33,7 @@ from espnet3.runner.outcomes import as_index
 from espnet3.runner.provider import plain_config
 from espnet3.runner.resharding import reuse_finished_results, superseded_removed
 from espnet3.runner.shard_spec import ShardSpec, default_shard_size, split_indices
-from espnet3.runner.submit import shard_python, submit_local, submit_slurm
+from espnet3.runner.submit import submit_local, submit_slurm
 from espnet3.utils.atomic import remove_stale_temps
 
 log = logging.getLogger(__name__)
@@ -100,27 +101,30 @@ def submit_async(runner: Any, indices: Iterable[int]) -> AsyncSubmission:
     record_call(specs_dir, specs)
     superseded_removed(specs_dir, specs)
     states = {s.name: s.state for s in jobs_dir.status(specs_dir, [s.name for s in specs])}
-    todo = [s for s in specs if states[s.name] in ("missing", "failed")]
+    todo = [s for s in specs if states[s.name] in jobs_dir.RERUN_STATES]
     for spec in todo:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(spec.failed_path)  # so status does not report the old attempt
         for path in (spec.result_path, spec.errors_path):  # what a killed attempt left
             remove_stale_temps(path)
     names = [s.name for s in todo]
-    log_dir = Path(config.log_dir or config.options.get("log_directory") or specs_dir / "logs")
+    # As for Dask worker jobs: options.log_directory as is, else under parallel.log_dir.
+    log_dir = Path(config.options.get("log_directory") or config.log_dir or specs_dir / "logs")
     max_running = runner.async_max_running or config.n_workers
     jobs: dict[str, Any] = {}
     if names and config.env == "slurm":
         jobs = submit_slurm(names, specs_dir, config, log_dir.resolve(), max_running)
     elif names:
-        jobs = submit_local(names, specs_dir, log_dir.resolve(), shard_python(config), max_running)
+        jobs = submit_local(
+            names, specs_dir, log_dir.resolve(), shlex.split(config.python_command()), max_running
+        )
     submission = AsyncSubmission(
         specs_dir=specs_dir,
         result_dir=runner.async_result_dir.resolve(),
         shards=[s.name for s in specs],
         submitted=names,
         already_done=[s.name for s in specs if states[s.name] == "done"],
-        in_progress=[s.name for s in specs if states[s.name] in ("pending", "running")],
+        in_progress=[s.name for s in specs if states[s.name] in jobs_dir.ACTIVE_STATES],
         jobs=jobs,
     )
     log.info(

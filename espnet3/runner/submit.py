@@ -1,8 +1,8 @@
 """Submit shard specs as independent scheduler jobs: SLURM job arrays, or local processes.
 
-Every shard job runs the argv of :func:`shard_command`; :func:`shard_python` decides which
-Python runs it (``parallel.options.python``, e.g. ``apptainer exec IMAGE python``, or this
-interpreter). On SLURM the shards of one call go out as job arrays (``--array=0-N%K``), at
+Every shard job runs the argv of :func:`shard_command` with the Python that Dask workers
+would run (:meth:`~espnet3.parallel.config.ParallelConfig.python_command`: the container's,
+``parallel.options.python``, or this interpreter). On SLURM the shards of one call go out as job arrays (``--array=0-N%K``), at
 most :data:`MAX_ARRAY_SIZE` tasks each, chained so that at most ``K`` shards run at once; job
 options come from ``parallel.options`` (``queue``, ``account``, ``cores``, ``memory``,
 ``walltime``, ``job_name``, ``job_extra_directives``, ``job_script_prologue``,
@@ -41,20 +41,6 @@ def shard_command(spec: str | os.PathLike, python: Sequence[str] | None = None) 
         ['apptainer', 'exec', 'img.sif', 'python', '-m']
     """
     return [*(python or [sys.executable]), "-m", "espnet3.runner.shard", str(spec)]
-
-
-def shard_python(config: ParallelConfig) -> list[str]:
-    """The Python command of shard jobs: inside ``parallel.container`` when one is configured,
-    else ``parallel.options.python`` split, else this interpreter.
-
-    Example:
-        >>> shard_python(ParallelConfig.from_any({"env": "slurm", "options": {"python": "py -X dev"}}))
-        ['py', '-X', 'dev']
-    """
-    if config.container is not None:  # shards run in the same image as Dask workers would
-        return [*config.container.exec_prefix(), "python"]
-    python = config.options.get("python")
-    return shlex.split(python) if python else [sys.executable]
 
 
 def submit_local(
@@ -147,7 +133,7 @@ def slurm_array_script(
     if options.get("walltime"):
         directives.append(f"--time={options['walltime']}")
     directives += list(options.get("job_extra_directives") or [])
-    command = shlex.join(shard_command("", shard_python(config))[:-1])
+    command = shlex.join(shard_command("", shlex.split(config.python_command()))[:-1])
     return "\n".join(
         [
             "#!/usr/bin/env bash",

@@ -15,7 +15,6 @@ import pytest
 from espnet3.errors import ConfigError
 from espnet3.parallel.config import ParallelConfig
 from espnet3.parallel.container import ContainerSpec
-from espnet3.parallel.jobqueue import worker_python
 
 FORWARD = (
     "for v in $(env | grep -oE '^(CUDA_VISIBLE_DEVICES|SLURM_[A-Za-z0-9_]+|DASK_[A-Za-z0-9_]+|"
@@ -212,7 +211,7 @@ def test_slurm_job_script_runs_the_worker_behind_the_exact_prefix(sif, tmp_path)
             "container": {"image": sif, "gpus": True, "binds": ["/data"]},
         }
     )
-    python = worker_python(cfg, [tmp_path])
+    python = cfg.python_command([str(tmp_path)])
     assert python == cfg.container.worker_python([str(tmp_path)])
     with SLURMCluster(
         cores=1, memory="1GB", interface="lo", python=python, scheduler_options={"interface": "lo"}

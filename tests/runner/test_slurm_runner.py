@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 from runner_toys import BrokenProvider, HazardRunner, ToyProvider, ToyRunner
@@ -133,3 +134,18 @@ def test_a_shard_pending_without_a_reason_yet_is_said_to_wait_in_the_queue(
         subprocess.run(["scancel", *fill], check=True)
     assert "" not in seen and not any("None" in detail for detail in seen), seen
     assert summarize(submission.wait(timeout=300, poll=0.5)) == "1 done"
+
+
+def test_shard_logs_go_where_dask_worker_logs_would(tmp_path):
+    """``options.log_directory`` is used as is, before ``parallel.log_dir``, for both."""
+    given = tmp_path / "given"
+    options = {**OPTIONS, "log_directory": str(given)}
+    set_parallel({"env": "slurm", "log_dir": str(tmp_path / "base"), "options": options})
+    try:
+        submission = async_runner(tmp_path, async_shard_size=10)(range(10))
+        assert summarize(submission.wait(timeout=300, poll=0.5)) == "1 done"
+    finally:
+        set_parallel(None)
+    log = Path(read_job_record(tmp_path / "specs", submission.shards[0])["log"])
+    assert log.parent == given and log.is_file()
+    assert not (tmp_path / "base").exists()

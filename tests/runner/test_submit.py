@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import shlex
 import sys
 from pathlib import Path
 
 from espnet3.parallel import ParallelConfig
 from espnet3.runner.jobs_dir import _pending_array_task
-from espnet3.runner.submit import shard_command, shard_python, slurm_array_script
+from espnet3.runner.submit import shard_command, slurm_array_script
 
 
 def test_shard_command_runs_the_shard_module_with_any_python_prefix():
@@ -55,7 +56,7 @@ def test_array_script_carries_the_job_options_and_the_throttle(tmp_path):
         assert f"#SBATCH {directive}" in lines
     assert "module load ffmpeg" in lines
     assert lines[-1] == ('exec apptainer exec /img/e.sif python -m espnet3.runner.shard "$spec"')
-    assert shard_python(config) == ["apptainer", "exec", "/img/e.sif", "python"]
+    assert shlex.split(config.python_command()) == ["apptainer", "exec", "/img/e.sif", "python"]
     assert not any("interface" in line for line in lines)  # a Dask-only option
 
 
@@ -75,7 +76,7 @@ def test_shards_run_inside_the_configured_container(tmp_path):
             "container": {"runtime": "apptainer", "image": str(image), "binds": ["/data"]},
         }
     )
-    argv = shard_python(config)
+    argv = shlex.split(config.python_command())
     assert argv[-2:] == [str(image), "python"]
     assert argv == [*config.container.exec_prefix(), "python"]
     assert "apptainer" in argv and "--cleanenv" in argv and "/data" in " ".join(argv)
