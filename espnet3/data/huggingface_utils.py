@@ -35,13 +35,13 @@ from espnet3.data.row_audio import row_audio, with_audio_values
 from espnet3.data.row_cuts import CACHE_ENV, RowLocator, audio_cache_dir, row_to_cut, utt_id
 from espnet3.errors import ConfigError, Espnet3Error, ItemError
 from espnet3.utils.atomic import atomic_write_jsonl
+from espnet3.utils.config import check_error_policy
 
 log = logging.getLogger(__name__)
 
 #: Rows per task when not given: large enough to amortise Dask's per-task cost.
 DEFAULT_ROWS_PER_CHUNK = 200
 _ROWS_PER_READ = 50  # rows a worker reads from the dataset at once
-_ON_ERROR = ("raise", "skip")
 
 
 def convert_to_dataset(
@@ -153,8 +153,7 @@ def cutset_from_huggingface(
     from espnet3.parallel import map_indexed
 
     fields = resolve_fields(data_info)
-    if on_error not in _ON_ERROR:
-        raise ConfigError(f"on_error must be one of {_ON_ERROR}, got {on_error!r}")
+    check_error_policy(on_error)
     for name, value in (("rows_per_chunk", rows_per_chunk), ("dataset_length", dataset_length)):
         if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
             raise ConfigError(f"{name} must be an integer or None, got {value!r}")

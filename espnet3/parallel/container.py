@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from espnet3.errors import ConfigError, did_you_mean
+from espnet3.utils.config import check_keys
 
 HPC_RUNTIMES = ("apptainer", "singularity")
 WORKSTATION_RUNTIMES = ("docker", "podman")
@@ -94,12 +95,7 @@ class ContainerSpec:
             raise ConfigError(
                 f"parallel.container must be a mapping (runtime, image, ...), got {value!r}"
             )
-        for key in value:
-            if key not in KNOWN_KEYS:
-                raise ConfigError(
-                    f"parallel.container: unknown key '{key}'{did_you_mean(str(key), KNOWN_KEYS)}; "
-                    f"known keys: {', '.join(KNOWN_KEYS)}"
-                )
+        check_keys(value, KNOWN_KEYS, "parallel.container")
         runtime = str(value.get("runtime") or "apptainer").lower()
         if runtime not in RUNTIMES:
             raise ConfigError(

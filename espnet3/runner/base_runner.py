@@ -37,14 +37,13 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from espnet3.errors import ConfigError, did_you_mean
+from espnet3.errors import ConfigError
 from espnet3.runner.outcomes import ItemFailure, Unit, as_index
 from espnet3.runner.provider import EnvironmentProvider
 from espnet3.runner.sync_backend import iter_outcomes
 from espnet3.utils.atomic import atomic_write_jsonl
-from espnet3.utils.config import check_positive
+from espnet3.utils.config import check_error_policy, check_positive
 
-ERROR_POLICIES = ("raise", "skip")
 log = logging.getLogger(__name__)
 
 
@@ -104,11 +103,7 @@ class BaseRunner:
                 f"{type(self).__qualname__}.forward must be a @staticmethod (it runs on workers "
                 "without the runner object): add @staticmethod above it and drop self"
             )
-        if on_error not in ERROR_POLICIES:
-            raise ConfigError(
-                f"on_error must be one of {', '.join(ERROR_POLICIES)}, got {on_error!r}"
-                f"{did_you_mean(str(on_error), ERROR_POLICIES)}"
-            )
+        check_error_policy(on_error)
         for name, value in (
             ("async_shard_size", async_shard_size),
             ("async_max_running", async_max_running),

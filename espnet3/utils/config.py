@@ -53,14 +53,40 @@ def check_keys(mapping: Mapping[str, Any], known: Iterable[str], where: str) -> 
             )
 
 
-def check_positive(name: str, value: Any) -> None:
-    """Raise :class:`ConfigError` unless ``value`` is ``None`` or a positive integer.
+def check_positive(name: str, value: Any, hint: str = "", none_ok: bool = True) -> Any:
+    """Return ``value`` if it is a positive integer (or ``None``, when ``none_ok``); else raise
+    :class:`ConfigError` naming ``name`` and the value, then ``hint``.
 
     Example:
         >>> check_positive("batch_size", 0)
         Traceback (most recent call last):
         ...
         espnet3.errors.ConfigError: batch_size must be a positive integer or None, got 0
+        >>> check_positive("parallel.n_workers", 4, none_ok=False)
+        4
     """
-    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-        raise ConfigError(f"{name} must be a positive integer or None, got {value!r}")
+    if value is None and none_ok:
+        return value
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        what = "a positive integer or None" if none_ok else "a positive integer"
+        raise ConfigError(f"{name} must be {what}, got {value!r}{hint}")
+    return value
+
+
+#: What to do with an item that fails: stop the run, or record the item and go on.
+ERROR_POLICIES = ("raise", "skip")
+
+
+def check_error_policy(on_error: Any) -> str:
+    """Return ``on_error`` if it is one of :data:`ERROR_POLICIES`; else raise naming it.
+
+    Example:
+        >>> check_error_policy("skip")
+        'skip'
+    """
+    if on_error not in ERROR_POLICIES:
+        raise ConfigError(
+            f"on_error must be one of {', '.join(ERROR_POLICIES)}, got {on_error!r}"
+            f"{did_you_mean(str(on_error), ERROR_POLICIES)}"
+        )
+    return on_error
