@@ -32,9 +32,6 @@ from espnet3.data.audio import to_int16
 from espnet3.data.dataset import LHOTSE_CUTS
 from espnet3.errors import Espnet3Error
 
-#: Columns of a shared HF dataset; ``audio`` holds FLAC bytes, read back undecoded.
-HF_DATA_INFO = {"audio": "audio", "text": "text", "id": "utt_id"}
-
 
 def save_huggingface(items: Iterable[dict[str, Any]], path: str | os.PathLike) -> None:
     """Write ESPnet3 items (e.g. an ``ESPnet3Dataset``) as a ``save_to_disk`` dataset.

@@ -34,8 +34,6 @@ from espnet3.errors import Espnet3Error
 
 #: What an identity holds: the image identity, then the versions that must agree.
 FIELDS = ("image", "python", "dask", "distributed", "espnet3", "torch")
-#: Compared with a parent outside any image.
-WIRE_FIELDS = ("python", "dask", "distributed", "espnet3")
 #: Compared between workers when the parent is outside any image.
 IMAGE_FIELDS = ("image", "torch")
 

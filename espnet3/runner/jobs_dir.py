@@ -32,7 +32,10 @@ from espnet3.runner.job_records import SPEC_SUFFIX, read_call, read_job_record, 
 from espnet3.runner.shard_results import is_complete, read_results
 from espnet3.runner.shard_spec import ShardSpec
 
-FINAL_STATES = ("done", "failed")
+#: States whose shard still has a job that may finish it.
+ACTIVE_STATES = ("pending", "running")
+#: States whose shard a new call submits again.
+RERUN_STATES = ("missing", "failed")
 
 
 @dataclass(frozen=True)
@@ -95,7 +98,7 @@ def wait(
     deadline = None if timeout is None else time.monotonic() + timeout
     while True:
         states = status(specs_dir, names)
-        if all(s.state not in ("pending", "running") for s in states):
+        if all(s.state not in ACTIVE_STATES for s in states):
             return states
         if deadline is not None and time.monotonic() > deadline:
             raise Espnet3Error(

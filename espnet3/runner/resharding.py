@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from espnet3.runner.job_records import JOB_SUFFIX, spec_path
-from espnet3.runner.jobs_dir import load_specs, status
+from espnet3.runner.jobs_dir import ACTIVE_STATES, load_specs, status
 from espnet3.runner.shard_results import done_path, is_complete, read_results, write_results
 from espnet3.runner.shard_spec import ShardSpec
 from espnet3.utils.atomic import atomic_write_jsonl
@@ -87,9 +87,7 @@ def superseded_removed(specs_dir: str | os.PathLike, specs: Sequence[ShardSpec])
     if not old:
         return []
     settled = {
-        s.name
-        for s in status(specs_dir, [s.name for s in old])
-        if s.state not in ("pending", "running")
+        s.name for s in status(specs_dir, [s.name for s in old]) if s.state not in ACTIVE_STATES
     }
     for spec in old:
         if spec.name not in settled:

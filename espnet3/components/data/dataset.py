@@ -35,7 +35,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from espnet3.components.data.preprocessor import takes_uid
+from espnet3.components.data.preprocessor import apply_preprocessor, takes_uid
 from espnet3.errors import ConfigError, ContractError, SetupError, UnknownIdError
 
 
@@ -116,12 +116,9 @@ class DatasetWithTransform:
 
     def item(self, idx: int, uid: str) -> Any:
         """Item ``idx`` (already in range) processed under the utterance id ``uid``."""
-        sample = self.transformed(idx)
-        if self.preprocessor is not None:
-            if self.use_espnet_preprocessor:
-                sample = self.preprocessor(uid, sample)
-            else:
-                sample = self.preprocessor(sample)
+        sample = apply_preprocessor(
+            self.preprocessor, uid, self.transformed(idx), self.use_espnet_preprocessor
+        )
         return (uid, sample) if self.use_espnet_collator else sample
 
     def raw(self, idx: int) -> Any:

@@ -50,8 +50,13 @@ def takes_uid(preprocessor: Callable | None) -> bool:
     return isinstance(preprocessor, _uid_preprocessor_classes())
 
 
-def apply_preprocessor(preprocessor: Callable | None, uid: str, sample: Any) -> Any:
-    """Run ``preprocessor`` on ``sample`` with the calling convention it expects."""
+def apply_preprocessor(
+    preprocessor: Callable | None, uid: str, sample: Any, with_uid: bool | None = None
+) -> Any:
+    """Run ``preprocessor`` on ``sample``: as ``preprocessor(uid, sample)`` when ``with_uid``
+    (by default: when :func:`takes_uid` says so), else as ``preprocessor(sample)``."""
     if preprocessor is None:
         return sample
-    return preprocessor(uid, sample) if takes_uid(preprocessor) else preprocessor(sample)
+    if takes_uid(preprocessor) if with_uid is None else with_uid:
+        return preprocessor(uid, sample)
+    return preprocessor(sample)
