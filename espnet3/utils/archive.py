@@ -5,8 +5,10 @@ the filesystem would resolve it, links included): absolute names, ``..`` compone
 under a symbolic link, a name given twice (a later member would replace the first), links
 that resolve outside the target through earlier or later links, devices and FIFOs are refused
 with an error naming the member. The order of the members cannot change the verdict. Tar
-extraction then runs with tarfile's ``data`` filter as a second line of defence (Pythons
-without it, before 3.10.12 and 3.11.4, are refused). Members are extracted into a temporary
+extraction then runs with tarfile's ``data`` filter as a second line of defence; on a Python
+without it (before 3.10.12 and 3.11.4, Debian bookworm's 3.11.2 among them) the same rules
+for what is written are applied here: no setuid, setgid or sticky bits, no group or other
+write, files owned by the extracting user. Members are extracted into a temporary
 directory beside the target which is renamed into place only when everything succeeded, so a
 crash or a refused member leaves no partial target behind.
 
@@ -23,15 +25,16 @@ Example:
 
 from __future__ import annotations
 
+import copy
 import os
-import platform
 import shutil
+import stat
 import tarfile
 import tempfile
 import zipfile
 from pathlib import Path, PurePosixPath
 
-from espnet3.errors import Espnet3Error, SetupError
+from espnet3.errors import Espnet3Error
 from espnet3.utils.atomic import plain_mode
 
 
@@ -152,18 +155,30 @@ class _Plan:
 
 
 def _extract_tar(archive: Path, staging: Path) -> None:
-    if not hasattr(tarfile, "data_filter"):
-        raise SetupError(
-            f"extracting {archive} needs tarfile's data filter, which this Python "
-            f"({platform.python_version()}) lacks: use Python 3.10.12+, 3.11.4+ or 3.12+"
-        )
     with tarfile.open(archive) as tar:
         members = tar.getmembers()
         plan = _Plan(archive)
         for member in members:
             plan.add(member)
         plan.check_links()
-        tar.extractall(staging, members=members, filter="data")
+        if hasattr(tarfile, "data_filter"):
+            tar.extractall(staging, members=members, filter="data")
+        else:  # members already judged above; write them as the data filter would
+            tar.extractall(staging, members=[_as_data(m) for m in members])
+
+
+#: Mode bits the ``data`` filter clears: setuid, setgid, sticky, group and other write.
+_UNSAFE_MODE = stat.S_ISUID | stat.S_ISGID | stat.S_ISVTX | stat.S_IWGRP | stat.S_IWOTH
+
+
+def _as_data(member: tarfile.TarInfo) -> tarfile.TarInfo:
+    """A copy of a judged member with the metadata tarfile's ``data`` filter would give it."""
+    member = copy.copy(member)
+    member.mode &= ~_UNSAFE_MODE
+    if member.isfile():
+        member.mode |= stat.S_IRUSR | stat.S_IWUSR
+    member.uid, member.gid, member.uname, member.gname = os.getuid(), os.getgid(), "", ""
+    return member
 
 
 def _extract_zip(archive: Path, staging: Path) -> None:

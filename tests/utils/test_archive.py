@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import stat
 import tarfile
 import zipfile
@@ -131,10 +132,18 @@ def test_a_link_loop_and_a_member_under_a_directory_made_a_file_are_refused(tmp_
         extract_archive(clash, tmp_path / "o2")
 
 
-def test_a_python_without_the_data_filter_is_refused(tmp_path, monkeypatch):
-    """A stand-in for Python 3.10.0-3.10.11/3.11.0-3.11.3, which cannot run here: no filter."""
+def test_a_python_without_the_data_filter_extracts_by_the_same_rules(tmp_path, monkeypatch):
+    """A stand-in for Python 3.10.0-3.10.11/3.11.0-3.11.3 (Debian bookworm's 3.11.2), which
+    cannot run here: the attacks are refused as before, and what is written gets the data
+    filter's metadata (no setuid/setgid/sticky bits, no group or other write)."""
     monkeypatch.delattr(tarfile, "data_filter")
-    archive = make_tar(tmp_path / "ok.tar", [])
-    with pytest.raises(RuntimeError, match="needs tarfile's data filter, which this Python"):
-        extract_archive(archive, tmp_path / "out")
-    assert not (tmp_path / "out").exists()
+    for order in itertools.permutations(ESCAPE):
+        with pytest.raises(UnsafeArchiveError):
+            extract_archive(make_tar(tmp_path / "evil.tar", list(order)), tmp_path / "evil")
+        assert not (tmp_path / "evil").exists()
+    setuid = file_member("good/run.sh")
+    setuid.mode = 0o6777
+    out = extract_archive(make_tar(tmp_path / "ok.tar", [setuid]), tmp_path / "out")
+    assert tree(out) == ["good", "good/ok.txt", "good/run.sh"]
+    assert (out / "good" / "ok.txt").read_text() == "ok"
+    assert stat.S_IMODE((out / "good" / "run.sh").stat().st_mode) == 0o755
