@@ -23,6 +23,7 @@ import os
 import pickle
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import tarfile
@@ -242,6 +243,10 @@ def _extract_refused(archive: Path, work: Path) -> tuple[float, str]:
     return clock.s, first_line(err)
 
 
+#: Member orders of the link-ordering attack tried (indices into ``ESCAPE``).
+ORDERS = [(0, 1, 2), (2, 1, 0), (1, 2, 0), (1, 2), (2, 1)]
+
+
 @case(
     "S2a",
     "tests/utils/test_archive.py::test_links_that_escape_through_other_links_are_refused_in_any_order",
@@ -249,9 +254,8 @@ def _extract_refused(archive: Path, work: Path) -> tuple[float, str]:
 def archive_link_order(tmp: Path) -> Row:
     """Tar link-ordering attack: file `a/b`, symlink `c -> a/b/..`, symlink `a/b -> ..`, in
     five member orders."""
-    orders = [(0, 1, 2), (2, 1, 0), (1, 2, 0), (1, 2), (2, 1)]
     worst = 0.0
-    for k, order in enumerate(orders):
+    for k, order in enumerate(ORDERS):
         work = tmp / f"w{k}"
         work.mkdir()
         archive = make_tar(tmp / f"o{k}.tar", [ESCAPE[i] for i in order])
@@ -260,29 +264,45 @@ def archive_link_order(tmp: Path) -> Row:
     outside = sorted(p.name for p in tmp.iterdir() if not p.name.startswith(("w", "o")))
     assert outside == []
     return Row(
-        f"refused in {len(orders)} of {len(orders)} orders before anything is written; "
+        f"refused in {len(ORDERS)} of {len(ORDERS)} orders before anything is written; "
         "nothing outside the target",
         f"{worst:.3f} (slowest)",
         lost="0 files written",
     )
 
 
-@case("S2b", "tests/utils/test_archive.py::test_a_python_without_the_data_filter_is_refused")
+@case(
+    "S2b",
+    "tests/utils/test_archive.py::test_a_python_without_the_data_filter_extracts_by_the_same_rules",
+)
 def archive_no_filter(tmp: Path) -> Row:
-    """Extraction on a Python without `tarfile.data_filter` (3.10.0-3.10.11, 3.11.0-3.11.3),
-    simulated by removing it."""
-    from espnet3.utils.archive import extract_archive
+    """Extraction on a Python without `tarfile.data_filter` (3.10.0-3.10.11, 3.11.0-3.11.3,
+    Debian bookworm's 3.11.2), simulated by removing it: the link-order attack in five orders,
+    then an archive with a setuid, world-writable member."""
+    from espnet3.utils.archive import UnsafeArchiveError, extract_archive
 
-    archive = make_tar(tmp / "ok.tar", [])
     saved = tarfile.data_filter
     del tarfile.data_filter
     try:
+        refusals = 0
+        for i, order in enumerate(ORDERS):
+            archive = make_tar(tmp / f"evil{i}.tar", [ESCAPE[j] for j in order])
+            refused(lambda a=archive: extract_archive(a, tmp / "evil"), UnsafeArchiveError)
+            refusals += not (tmp / "evil").exists()
+        setuid = file_member("good/run.sh")
+        setuid.mode = 0o6777
         with Clock() as clock:
-            err = refused(lambda: extract_archive(archive, tmp / "out"), RuntimeError)
+            out = extract_archive(make_tar(tmp / "ok.tar", [setuid]), tmp / "out")
     finally:
         tarfile.data_filter = saved
-    assert not (tmp / "out").exists()
-    return Row(f"refused: {first_line(err)[:80]}...", f"{clock.s:.3f}", lost="0 files written")
+    mode = stat.S_IMODE((out / "good" / "run.sh").stat().st_mode)
+    assert refusals == len(ORDERS) and mode == 0o755
+    return Row(
+        f"the attack refused in {refusals} of {len(ORDERS)} orders; the good archive extracts, "
+        f"its 6777 member written {mode:o} (the data filter's rules, applied by espnet3)",
+        f"{clock.s:.3f} (good archive)",
+        lost="0 files written outside",
+    )
 
 
 @case("S2c", "tests/utils/test_archive.py::test_malicious_tar_is_rejected_and_writes_nothing")
@@ -396,7 +416,7 @@ def _wav_bytes(tmp: Path, seed: int, name: str) -> tuple[bytes, list[int]]:
 
 @case(
     "D1",
-    "tests/data/test_huggingface_utils.py::test_ids_that_differ_only_in_unsafe_characters_get_their_own_files",
+    "tests/data/test_hf_to_lhotse.py::test_ids_that_differ_only_in_unsafe_characters_get_their_own_files",
 )
 def audio_dir_collision(tmp: Path) -> Row:
     """`cutset_from_huggingface(..., audio_dir=...)` on ids `spk/utt1` and `spk_utt1`."""

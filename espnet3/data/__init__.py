@@ -1,8 +1,9 @@
 """Speech data: reading audio, Hugging Face datasets to Lhotse, and the ESPnet3 dataset.
 
 Submodules are imported on use so that ``import espnet3.data`` stays cheap:
-``espnet3.data.sphere.read_sphere``, ``espnet3.data.huggingface_utils.cutset_from_huggingface``,
-``espnet3.data.dataset.ESPnet3Dataset``, ``espnet3.data.sharing``.
+``espnet3.data.sphere.read_sphere``, ``espnet3.data.hf_to_lhotse.cutset_from_huggingface``
+(also at the guide's ``espnet3.data.huggingface_utils``), ``espnet3.data.dataset.ESPnet3Dataset``,
+``espnet3.data.sharing``.
 
 A Hugging Face dataset becomes a ``CutSet`` without copying its audio: each cut's source names
 its dataset row, and reads back lazily wherever ``espnet3.data.row_source`` is imported (the

@@ -10,7 +10,7 @@ Sources:
 
 - a ``datasets.Dataset``, or a ``DatasetDict`` (what ``load_dataset(name)`` returns: its
   only split, or the one ``split`` names), read through ``data_info`` as in
-  :func:`~espnet3.data.huggingface_utils.convert_to_dataset`;
+  :func:`~espnet3.data.row_items.convert_to_dataset`;
 - a Lhotse ``CutSet`` (lazy ones are made eager), or a path to a cut manifest
   (``*.jsonl.gz``/``*.jsonl`` written by ``CutSet.to_file``, or a directory holding
   ``cuts.jsonl.gz``);
@@ -44,9 +44,9 @@ import numpy as np
 from espnet3.data.fields import plain
 from espnet3.data.hdf5_store import HDF5Store, is_hdf5_file
 from espnet3.data.hf_open import open_split
-from espnet3.data.huggingface_utils import convert_to_dataset
 from espnet3.data.kaldi_feats import FEATS_SCP, KaldiFeats, is_feats_dir
 from espnet3.data.manifests import is_kaldi_dir, read_manifest
+from espnet3.data.row_items import convert_to_dataset
 from espnet3.errors import ConfigError, Espnet3Error, ItemError
 
 _MANIFEST_INFO = {"audio": "audio", "text": "text", "id": "utt_id"}

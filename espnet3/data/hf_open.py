@@ -20,11 +20,25 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from espnet3.errors import ConfigError
 
-Reference = tuple  # (dataset path or id, split, sorted load_kwargs items, raw_audio)
+
+class Reference(NamedTuple):
+    """A dataset split any process can open again: hashable, so it keys per-process caches.
+
+    Example:
+        >>> Reference("data/hf", "train")
+        Reference(path='data/hf', split='train', load_kwargs=(), raw_audio=True)
+    """
+
+    path: str  #: a ``save_to_disk`` directory, a local data directory or a hub id
+    split: str | None
+    load_kwargs: tuple = ()  #: sorted ``(name, value)`` items for ``datasets.load_dataset``
+    raw_audio: bool = True  #: ``Audio`` columns read undecoded
+
+
 _OPENED: dict[Reference, Any] = {}  # per process: reference -> opened split
 
 
@@ -37,7 +51,7 @@ def open_split(dataset: Any, split: str | None, raw_audio: bool = True) -> Any:
         1
     """
     if isinstance(dataset, (str, os.PathLike)):
-        return open_reference((str(dataset), split, (), raw_audio))
+        return open_reference(Reference(str(dataset), split, (), raw_audio))
     return _prepare(select_split(dataset, split), raw_audio)
 
 
@@ -119,7 +133,7 @@ def saved_location(dataset: Any) -> Reference | None:
             ]
     except (OSError, KeyError, TypeError, ValueError):
         return None
-    reference = (folder, None, (), True)
+    reference = Reference(folder, None)
     if listed != files or len(open_reference(reference)) != len(dataset):
         return None  # a contiguous slice keeps the files but not the row numbers
     return reference

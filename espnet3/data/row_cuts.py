@@ -48,6 +48,7 @@ from lhotse import AudioSource, MonoCut, MultiCut, Recording, SupervisionSegment
 
 from espnet3.data.audio import LoadedAudio
 from espnet3.data.fields import custom_names, plain
+from espnet3.data.hf_open import Reference
 from espnet3.data.row_audio import row_audio, with_audio_values
 from espnet3.data.row_source import row_url
 from espnet3.errors import Espnet3Error
@@ -98,7 +99,7 @@ class RowLocator:
     the dataset was saved) cannot be named.
     """
 
-    reference: tuple
+    reference: Reference
     fingerprint: str
     columns: frozenset[str]
 

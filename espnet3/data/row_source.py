@@ -1,6 +1,6 @@
 """Audio read straight from a row of a Hugging Face dataset: no copy of the audio is made.
 
-A cut made by :func:`~espnet3.data.huggingface_utils.cutset_from_huggingface` without an
+A cut made by :func:`~espnet3.data.hf_to_lhotse.cutset_from_huggingface` without an
 ``audio_dir`` keeps its row's encoded bytes where they are, in the dataset's arrow files. Its
 source is a Lhotse ``url`` source naming the row::
 
@@ -8,18 +8,18 @@ source is a Lhotse ``url`` source naming the row::
 
 (each part percent-encoded), which survives ``to_file`` and reads back lazily in any process:
 Lhotse opens ``url`` sources through its IO backend, and importing this module (which
-``espnet3.data.huggingface_utils`` and ``espnet3.data.dataset`` do) puts
+``espnet3.data.hf_to_lhotse`` and ``espnet3.data.dataset`` do) puts
 :class:`DatasetRowIOBackend` in front of the backend that was in use. A process that reads such
 cuts with Lhotse alone needs ``import espnet3.data.row_source`` first. The dataset's
 ``datasets`` fingerprint is part of the source: a dataset rewritten after the conversion is
 refused on read instead of giving another row's audio.
 
 Example:
-    >>> url = row_url(("/data/an4", "train", (), True), "9f2c", "audio", 7, "flac")
+    >>> url = row_url(Reference("/data/an4", "train"), "9f2c", "audio", 7, "flac")
     >>> url
     'hf-row:%2Fdata%2Fan4|train||9f2c|audio|7.flac'
     >>> parse_row_url(url)
-    (('/data/an4', 'train', (), True), '9f2c', 'audio', 7)
+    (Reference(path='/data/an4', split='train', load_kwargs=(), raw_audio=True), '9f2c', 'audio', 7)
 """
 
 from __future__ import annotations
@@ -63,7 +63,7 @@ def parse_row_url(url: str) -> tuple[Reference, str, str, int]:
             f"malformed dataset row source {url!r}: expected "
             "hf-row:<dataset>|<split>|<options>|<fingerprint>|<column>|<row>.<extension>"
         ) from None
-    reference = (unquote(path), unquote(split) or None, load_kwargs, True)
+    reference = Reference(unquote(path), unquote(split) or None, load_kwargs)
     return reference, unquote(fingerprint), unquote(column), row
 
 
@@ -76,7 +76,7 @@ def read_row_audio(url: str) -> bytes:
     rows = _COLUMNS[key]
     if not 0 <= row < len(rows):
         raise Espnet3Error(
-            f"{url}: row {row} is beyond the {len(rows)} rows of dataset {reference[0]!r}: "
+            f"{url}: row {row} is beyond the {len(rows)} rows of dataset {reference.path!r}: "
             "the dataset changed since the cuts were made"
         )
     value = rows[row][column]
@@ -99,12 +99,12 @@ def _open_column(url: str, reference: Reference, expected: str, column: str) -> 
         ) from None
     if dataset._fingerprint != expected:
         raise Espnet3Error(
-            f"{url}: dataset {reference[0]!r} changed since the cuts were made (fingerprint "
+            f"{url}: dataset {reference.path!r} changed since the cuts were made (fingerprint "
             f"{dataset._fingerprint}, cuts made from {expected}): convert it again"
         )
     if column not in dataset.column_names:
         raise Espnet3Error(
-            f"{url}: dataset {reference[0]!r} has no column {column!r} (it has "
+            f"{url}: dataset {reference.path!r} has no column {column!r} (it has "
             f"{dataset.column_names}): the dataset changed since the cuts were made"
         )
     return dataset.select_columns([column])

@@ -21,7 +21,7 @@ def test_in_memory_bytes_work_without_audio_dir(
     utterances, dask_client, audio_cache, caplog, tmp_path
 ):
     dataset = hf_dataset(utterances, "bytes")  # in memory: no worker or reader can re-open it
-    with caplog.at_level(logging.WARNING, logger="espnet3.data.huggingface_utils"):
+    with caplog.at_level(logging.WARNING, logger="espnet3.data.hf_to_lhotse"):
         cuts = cutset_from_huggingface(INFO, None, dataset, "train", dask_client, rows_per_chunk=3)
     validate(cuts, read_data=True)
     assert_same_audio(cuts, utterances)
