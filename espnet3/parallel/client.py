@@ -83,6 +83,39 @@ def open_client(client: Any = None) -> OpenClient | None:
     return next((entry for entry in reversed(_OPEN) if entry.client is client), None)
 
 
+@dataclass(frozen=True)
+class Placement:
+    """Where a map or a runner call runs. :func:`placement` is the one place that decides."""
+
+    #: The open :func:`get_client` block the work runs under, if any.
+    block: OpenClient | None
+    #: That block's config, else the process-wide one (:func:`set_parallel`).
+    config: ParallelConfig
+
+    @property
+    def sequential(self) -> bool:
+        """In this process: a sequential block is open, or none is and none is configured."""
+        return self.block.client is None if self.block else self.config.is_sequential
+
+    @property
+    def needs_cluster(self) -> bool:
+        """No block is open but a cluster is configured: one is started for the call."""
+        return self.block is None and not self.config.is_sequential
+
+
+def placement(client: Any = None) -> Placement:
+    """Where work given ``client`` (``None``: none given) runs: an open block wins over the
+    process-wide config.
+
+    Example:
+        >>> with get_client({"env": "none"}):
+        ...     placement().sequential
+        True
+    """
+    block = open_client(client)
+    return Placement(block, block.config if block else get_parallel_config())
+
+
 def active_client() -> Any:
     """The client of the innermost open :func:`get_client`, or ``None`` (none open, or sequential).
 

@@ -108,11 +108,11 @@ def map_indexed(
     """
     check_positive("chunk_size", chunk_size)
     check_positive("max_in_flight", max_in_flight)
-    from espnet3.parallel.client import get_client, get_parallel_config, open_client
+    from espnet3.parallel.client import get_client, placement
 
-    current = open_client(client)
-    if client is None and current is None and not get_parallel_config().is_sequential:
-        # Nothing open but a cluster configured: start one for this call only.
+    where = placement(client)
+    current = where.block
+    if client is None and where.needs_cluster:  # started for this call only
         with get_client(None, setup_fn):
             yield from map_indexed(
                 func,
@@ -125,7 +125,7 @@ def map_indexed(
             )
         return
     if item_timeout is None:
-        item_timeout = (current.config if current else get_parallel_config()).item_timeout
+        item_timeout = where.config.item_timeout
     inherited = current is not None and setup_fn is None
     if current is not None:
         client = current.client

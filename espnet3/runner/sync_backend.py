@@ -1,10 +1,10 @@
 """Run units of work in this process or on a Dask cluster, yielding outcomes in unit order.
 
-Which one is decided by the innermost open :func:`espnet3.parallel.get_client`, else by
-:func:`espnet3.parallel.get_parallel_config`: sequential runs here with the provider's local
-environment; anything else goes through :func:`espnet3.parallel.map_indexed` (adaptive
-chunks, a bounded number in flight) with the provider's worker setup function, so each worker
-builds the environment once.
+Which one is decided by :func:`espnet3.parallel.client.placement` (the innermost open
+``get_client`` block, else the process-wide config), as for maps: sequential runs here with
+the provider's local environment; anything else goes through
+:func:`espnet3.parallel.map_indexed` (adaptive chunks, a bounded number in flight) with the
+provider's worker setup function, so each worker builds the environment once.
 
 Example:
     >>> from espnet3.runner.provider import EnvironmentProvider, worker_setup_fn
@@ -24,8 +24,8 @@ import functools
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from espnet3.parallel import get_parallel_config, map_indexed
-from espnet3.parallel.client import open_client
+from espnet3.parallel import map_indexed
+from espnet3.parallel.client import placement
 from espnet3.parallel.mapping import with_timeout
 from espnet3.runner.outcomes import ItemFailure, Unit, find_utt_id, run_unit
 from espnet3.runner.provider import EnvironmentProvider, worker_setup_fn
@@ -45,12 +45,11 @@ def iter_outcomes(
     into a failure; so does, on a cluster, a unit whose worker dies or whose result cannot be
     sent back (found by retrying its chunk unit by unit).
     """
-    block = open_client()  # an open get_client block wins over the process-wide config
-    client = block.client if block else None
-    if (block.client is None) if block else get_parallel_config().is_sequential:
+    where = placement()
+    if where.sequential:
         env = provider.build_env_local()
         if item_timeout is None:
-            item_timeout = (block.config if block else get_parallel_config()).item_timeout
+            item_timeout = where.config.item_timeout
         run = with_timeout(functools.partial(run_unit, runner_forward=forward, **env), item_timeout)
         for unit in units:
             yield run(unit)
@@ -58,7 +57,7 @@ def iter_outcomes(
     done = map_indexed(
         run_unit,
         units,
-        client,
+        where.block.client if where.block else None,
         worker_setup_fn(provider),
         runner_forward=forward,
         item_timeout=item_timeout,

@@ -178,3 +178,20 @@ def test_build_client_owns_its_cluster():
     assert _gone(pids)
     with pytest.raises(ValueError, match="build_client needs a cluster"):
         build_client({"env": "none"})
+
+
+def test_maps_and_runners_are_placed_by_one_rule():
+    """An open block wins over the process-wide config; with none open, a configured cluster
+    is started for the call."""
+    from espnet3.parallel.client import placement
+
+    set_parallel({"env": "local", "n_workers": 1})
+    try:
+        assert placement().needs_cluster and not placement().sequential
+        with get_client({"env": "none", "item_timeout": 5}):
+            where = placement()
+            assert where.sequential and not where.needs_cluster
+            assert where.config.item_timeout == 5
+    finally:
+        set_parallel(None)
+    assert placement().sequential and not placement().needs_cluster
