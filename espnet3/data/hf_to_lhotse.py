@@ -42,7 +42,7 @@ from espnet3.data.hf_open import (
 from espnet3.data.row_cuts import CACHE_ENV, RowLocator, audio_cache_dir, row_to_cut, utt_id
 from espnet3.errors import ConfigError, Espnet3Error, ItemError
 from espnet3.utils.atomic import atomic_write_jsonl
-from espnet3.utils.config import check_error_policy
+from espnet3.utils.config import check_error_policy, check_positive
 
 log = logging.getLogger(__name__)
 
@@ -143,14 +143,14 @@ def cutset_from_huggingface(
 
 def _check_arguments(on_error: str, rows_per_chunk: Any, dataset_length: Any) -> None:
     check_error_policy(on_error)
-    for name, value in (("rows_per_chunk", rows_per_chunk), ("dataset_length", dataset_length)):
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
-            raise ConfigError(f"{name} must be an integer or None, got {value!r}")
-    if rows_per_chunk is not None and rows_per_chunk < 1:
-        raise ConfigError(f"rows_per_chunk must be positive, got {rows_per_chunk}")
-    if dataset_length is not None and dataset_length < 0:
+    check_positive("rows_per_chunk", rows_per_chunk)
+    if dataset_length is not None and (
+        isinstance(dataset_length, bool)
+        or not isinstance(dataset_length, int)
+        or dataset_length < 0
+    ):
         raise ConfigError(
-            f"dataset_length must be >= 0 (or None for all rows), got {dataset_length}"
+            f"dataset_length must be an integer >= 0 (or None for all rows), got {dataset_length!r}"
         )
 
 

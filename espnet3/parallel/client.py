@@ -93,6 +93,11 @@ class Placement:
     config: ParallelConfig
 
     @property
+    def client(self) -> Any:
+        """The open block's client (``None``: no block, or a sequential one)."""
+        return self.block.client if self.block else None
+
+    @property
     def sequential(self) -> bool:
         """In this process: a sequential block is open, or none is and none is configured."""
         return self.block.client is None if self.block else self.config.is_sequential

@@ -211,7 +211,9 @@ def _check_job_resources(options: Mapping[str, Any]) -> None:
     """
     for key in ("cores", "processes"):
         if options.get(key) is not None:
-            check_positive(f"parallel.options.{key}", options[key], f": e.g. {key}: 8", False)
+            check_positive(
+                f"parallel.options.{key}", options[key], f": e.g. {key}: 8", none_ok=False
+            )
     memory = options.get("memory")
     if memory is not None:
         from dask.utils import parse_bytes

@@ -57,7 +57,7 @@ def iter_outcomes(
     done = map_indexed(
         run_unit,
         units,
-        where.block.client if where.block else None,
+        where.client,
         worker_setup_fn(provider),
         runner_forward=forward,
         item_timeout=item_timeout,
