@@ -223,7 +223,7 @@ def exposure_after_start(tmp: Path) -> Row:
 
     from espnet3.errors import SetupError
     from espnet3.parallel import ParallelConfig
-    from espnet3.parallel.clusters import check_exposure
+    from espnet3.parallel.security import check_exposure
 
     cluster = LocalCluster(n_workers=0, host="0.0.0.0", dashboard_address=None)
     with Clock() as clock:

@@ -21,10 +21,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from espnet3.errors import ConfigError, Espnet3Error
-from espnet3.parallel.clusters import cluster_kind, start_cluster
 from espnet3.parallel.config import ParallelConfig
 from espnet3.parallel.identity import check_worker_identities, process_identity
-from espnet3.parallel.jobqueue import supervise_jobs
 from espnet3.parallel.worker_env import SetupFn, build_env, setup_key
 
 log = logging.getLogger(__name__)
@@ -149,7 +147,7 @@ def get_client(config: Any = None, setup_fn: SetupFn | None = None) -> Iterator[
         None
     """
     cfg = get_parallel_config() if config is None else ParallelConfig.from_any(config)
-    if cfg.container is not None and cluster_kind(cfg.env).family in ("sequential", "local"):
+    if cfg.container is not None and cfg.scheduler.on_this_host:
         log.warning(
             "parallel.container is used by async shards and batch-job workers; env '%s' runs "
             "this map on this host, outside %s",
@@ -166,9 +164,9 @@ def get_client(config: Any = None, setup_fn: SetupFn | None = None) -> Iterator[
         _signals_exit(),
         _started(cfg) as cluster,
         Client(cluster) as client,
-        supervise_jobs(cluster, client, cfg) as supervised,  # batch jobs: watched, then cancelled
+        cfg.scheduler.supervise(cluster, client, cfg) as supervised,  # batch jobs: watched
     ):
-        if cluster_kind(cfg.env).family == "local":  # Ctrl-C reaches local workers too
+        if cfg.scheduler.on_this_host:  # Ctrl-C reaches local workers too
             from espnet3.parallel.worker_plugin import QuietShutdownPlugin
 
             client.register_plugin(QuietShutdownPlugin())
@@ -223,9 +221,11 @@ def build_client(config: Any = None) -> Any:
 @contextlib.contextmanager
 def _started(cfg: ParallelConfig) -> Iterator[Any]:
     """The cluster of ``cfg``, closed on exit; then a batch run's unused log directory goes."""
+    from espnet3.parallel.housekeeping import apply_defaults
     from espnet3.parallel.jobqueue import discard_unused_logs
 
-    cluster = start_cluster(cfg)
+    apply_defaults()
+    cluster = cfg.scheduler.start_cluster(cfg)
     try:
         with cluster:
             yield cluster

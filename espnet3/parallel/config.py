@@ -12,15 +12,14 @@ from __future__ import annotations
 
 import copy
 import os
-import shlex
-import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from espnet3.errors import ConfigError, did_you_mean
 from espnet3.parallel.container import ContainerSpec
+from espnet3.parallel.schedulers import Scheduler, scheduler_for
 from espnet3.utils.config import check_keys, check_positive
 
 SEQUENTIAL_ENVS = ("none", "sequential")
@@ -28,7 +27,7 @@ SECURITY_MODES = ("auto", "tls", "none")
 
 #: Keys of the ``parallel:`` section and what they mean (for error messages and docs).
 KNOWN_KEYS = {
-    "env": "where workers run: a key of espnet3.parallel.clusters.KINDS (none, local, slurm, ...)",
+    "env": "where workers run: a scheduler of espnet3.parallel.schedulers (none, local, slurm ...)",
     "n_workers": "number of Dask workers (a batch job holds options.processes of them)",
     "options": "keyword arguments of the cluster class",
     "container": "run each worker inside a container image",
@@ -45,7 +44,8 @@ class ParallelConfig:
     """A validated, immutable ``parallel:`` section.
 
     Build it with :meth:`from_any`; the caller's mapping is deep-copied, never mutated.
-    ``options`` is validated against the constructor of the cluster class of ``env``.
+    ``options`` is validated by the scheduler of ``env``
+    (:func:`~espnet3.parallel.schedulers.scheduler_for`), against its cluster class.
     """
 
     env: str = "none"
@@ -58,19 +58,10 @@ class ParallelConfig:
     log_dir: str | None = None
     item_timeout: float | None = None
 
-    def python_command(self, binds: Sequence[str] = ()) -> str:
-        """The shell command that runs Python in a worker or shard job; the one place it is
-        chosen: the container's python (with ``binds`` bound into the image) when
-        ``container`` is set, else ``options.python``, else this interpreter.
-
-        Example:
-            >>> ParallelConfig.from_any({"env": "slurm", "options": {"python": "py -X dev"}}
-            ... ).python_command()
-            'py -X dev'
-        """
-        if self.container is not None:
-            return self.container.worker_python(binds)
-        return self.options.get("python") or shlex.quote(sys.executable)
+    @property
+    def scheduler(self) -> Scheduler:
+        """The scheduler of :attr:`env`, which answers everything scheduler-specific."""
+        return scheduler_for(self.env)
 
     @property
     def is_sequential(self) -> bool:
@@ -98,9 +89,7 @@ class ParallelConfig:
     def _from_dict(cls, data: dict[str, Any]) -> ParallelConfig:
         check_keys(data, KNOWN_KEYS, "parallel")
         env = str(data.get("env") or "none").lower()
-        from espnet3.parallel.clusters import cluster_kind, listen_host
-
-        kind = cluster_kind(env)  # raises for an unknown env, listing the supported ones
+        scheduler = scheduler_for(env)  # raises for an unknown env, listing the supported ones
         n_default = (os.cpu_count() or 1) if env == "local" else 1
         n_workers = _positive_int("n_workers", data.get("n_workers", n_default))
         min_workers = _positive_int("min_workers", data.get("min_workers", 1))
@@ -120,14 +109,10 @@ class ParallelConfig:
                 f"parallel.options must be a mapping of cluster arguments, "
                 f"got {type(options).__name__}"
             )
-        kind.check_options(env, options)  # first: a missing package is the first thing to fix
-        options = _walltime_as_clock(options)
-        if kind.family == "jobqueue":
-            _check_job_resources(options)
-        if kind.family == "local":
-            listen_host(options)  # an interface this machine does not have fails here
+        # First: a missing package is the first thing to fix.
+        options = scheduler.check_options(env, options)
         security = _security(data.get("security"))
-        if security != "none" and not kind.temporary_tls:
+        if security != "none" and not scheduler.temporary_tls:
             raise ConfigError(
                 f"parallel.env '{env}' cannot give its remote processes a temporary TLS "
                 f"certificate, so security: {security} cannot be honoured: use a batch-scheduler "
@@ -175,57 +160,6 @@ class ParallelConfig:
             "log_dir": self.log_dir,
             "item_timeout": self.item_timeout,
         }
-
-
-def _walltime_as_clock(options: Mapping[str, Any]) -> dict[str, Any]:
-    """``options`` with an integer ``walltime`` written as ``HH:MM:SS``, and the walltime checked.
-
-    YAML 1.1 (which OmegaConf follows) reads ``walltime: 30:00`` as the base-60 number 1800;
-    passed on as is, SLURM would read ``-t 1800`` as 1800 minutes. An integer walltime is
-    therefore taken as seconds, the value YAML computed.
-
-    Example:
-        >>> _walltime_as_clock({"walltime": 1800})
-        {'walltime': '00:30:00'}
-    """
-    from espnet3.parallel.jobqueue import parse_walltime
-
-    options = dict(options)
-    walltime = options.get("walltime")
-    if isinstance(walltime, int) and not isinstance(walltime, bool):
-        hours, rest = divmod(walltime, 3600)
-        options["walltime"] = f"{hours:02d}:{rest // 60:02d}:{rest % 60:02d}"
-    elif walltime is not None:
-        parse_walltime(walltime)  # a walltime the scheduler cannot read fails now, not at start
-    return options
-
-
-def _check_job_resources(options: Mapping[str, Any]) -> None:
-    """A batch job's cores, processes and memory, checked when the config is read.
-
-    Example:
-        >>> _check_job_resources({"cores": "one"})
-        Traceback (most recent call last):
-        ...
-        espnet3.errors.ConfigError: parallel.options.cores must be a positive integer, got 'one': e.g. cores: 8
-    """
-    for key in ("cores", "processes"):
-        if options.get(key) is not None:
-            check_positive(
-                f"parallel.options.{key}", options[key], f": e.g. {key}: 8", none_ok=False
-            )
-    memory = options.get("memory")
-    if memory is not None:
-        from dask.utils import parse_bytes
-
-        try:
-            if not isinstance(memory, str) or parse_bytes(memory) <= 0:
-                raise ValueError
-        except ValueError:
-            raise ConfigError(
-                f"parallel.options.memory must be an amount with its unit, got {memory!r}: "
-                "e.g. memory: 32GB"
-            ) from None
 
 
 def _positive_int(name: str, value: Any) -> int:

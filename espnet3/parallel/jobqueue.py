@@ -18,8 +18,9 @@ Example (needs a batch scheduler)::
 
     cfg = ParallelConfig.from_any({"env": "slurm", "n_workers": 2,
                                    "options": {"cores": 1, "memory": "1GB", "interface": "lo"}})
-    with start_jobqueue_cluster(cfg, cluster_kind("slurm")) as cluster, Client(cluster) as client:
-        with supervise_jobs(cluster, client, cfg):
+    slurm = scheduler_for("slurm")
+    with start_jobqueue_cluster(cfg, slurm) as cluster, Client(cluster) as client:
+        with supervise_jobs(cluster, client, cfg, slurm):
             ...
 """
 
@@ -28,18 +29,21 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
-import os
 import threading
 import time
 import weakref
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from espnet3.errors import ConfigError, Espnet3Error
-from espnet3.parallel.clusters import ClusterKind, _tls_options, wants_tls
 from espnet3.parallel.housekeeping import worker_exports
-from espnet3.parallel.jobs import JobWatcher, slurm_job_details, slurm_job_states
+from espnet3.parallel.jobs import JobWatcher
+from espnet3.parallel.security import temporary_tls_options, wants_tls
+
+if TYPE_CHECKING:
+    from espnet3.parallel.config import ParallelConfig
+    from espnet3.parallel.schedulers.batch import BatchScheduler
 
 log = logging.getLogger(__name__)
 
@@ -47,8 +51,6 @@ log = logging.getLogger(__name__)
 #: died without cancelling its jobs leaves them running at most this long. It also bounds the
 #: worker's own start (imports from a loaded node or a shared filesystem took over 60 s here).
 DEATH_TIMEOUT = 120
-#: How a scheduler's jobs are queried; others are only tracked and cancelled.
-_QUERIES = {"slurm": (slurm_job_states, slurm_job_details)}
 _RUNS: weakref.WeakKeyDictionary[Any, _Run] = weakref.WeakKeyDictionary()
 
 
@@ -72,22 +74,46 @@ class _Run:
             )
 
 
-def start_jobqueue_cluster(config: Any, kind: ClusterKind) -> Any:
+def start_jobqueue_cluster(config: ParallelConfig, scheduler: BatchScheduler) -> Any:
     """Build the dask-jobqueue cluster of ``config`` and submit the jobs of ``config.n_workers``
     workers."""
+    log_dir = scheduler.log_dir(config, Path.cwd() / "exp" / "dask-jobs", per_run=True)
+    log.info("worker job logs of this run: %s", log_dir)
+    scheduler_options, options = worker_job_options(config, scheduler, log_dir)
+    job_cls = scheduler.job_cls
+    run = _Run(config.env, JobWatcher(scheduler), log_dir)
+    cluster_cls = scheduler.load()
+    try:
+        cluster = cluster_cls(
+            scheduler_options=scheduler_options, job_cls=_tracked(job_cls, run), **options
+        )
+    except (TypeError, ValueError) as exc:  # e.g. no cores at all
+        discard_unused_logs(log_dir)
+        raise ConfigError(
+            f"parallel.options {config.options} were refused by dask_jobqueue."
+            f"{cluster_cls.__name__}: {exc}: give e.g. cores: 8 and memory: 32GB"
+        ) from exc
+    _RUNS[cluster] = run
+    cluster.scale(config.n_workers)
+    return cluster
+
+
+def worker_job_options(
+    config: ParallelConfig, scheduler: BatchScheduler, log_dir: Path
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The ``scheduler_options`` and job options of the dask-jobqueue cluster of ``config``,
+    whose job logs go to ``log_dir`` (and TLS files beside it, see :func:`tls_dir`)."""
     options = dict(config.options)
-    job_cls = kind.load().job_cls
+    job_cls = scheduler.job_cls
     scheduler_options = dict(options.pop("scheduler_options", None) or {})
     # The dashboard shows task code and data: keep it off, or on loopback when asked for.
     scheduler_options.setdefault("dashboard", False)
     scheduler_options.setdefault("dashboard_address", "127.0.0.1:0")
     if "interface" in options and "interface" not in scheduler_options:
         scheduler_options["interface"] = options["interface"]
-    log_dir = run_log_dir(config)
     options["log_directory"] = str(log_dir)
-    log.info("worker job logs of this run: %s", log_dir)
     secrets = tls_dir(config, log_dir)
-    options["python"] = config.python_command([str(log_dir), str(secrets)])
+    options["python"] = scheduler.python_command(config, [str(log_dir), str(secrets)])
     options.setdefault("death_timeout", DEATH_TIMEOUT)
     options["job_script_prologue"] = [
         *worker_exports(),
@@ -103,25 +129,10 @@ def start_jobqueue_cluster(config: Any, kind: ClusterKind) -> Any:
         options["worker_extra_args"] = extra + lifetime_args(walltime)
     # Jobs run on other hosts, so the scheduler listens beyond loopback: TLS unless refused.
     if wants_tls(config, listen_host=None):
-        options.update(_tls_options())
+        options.update(temporary_tls_options())
         secrets.mkdir(mode=0o700, exist_ok=True)
         options.setdefault("shared_temp_directory", str(secrets))
-    query, details = _QUERIES.get(config.env, (None, None))
-    run = _Run(config.env, JobWatcher(query, details, job_cls.cancel_command), log_dir)
-    cluster_cls = kind.load()
-    try:
-        cluster = cluster_cls(
-            scheduler_options=scheduler_options, job_cls=_tracked(job_cls, run), **options
-        )
-    except (TypeError, ValueError) as exc:  # e.g. no cores at all
-        discard_unused_logs(log_dir)
-        raise ConfigError(
-            f"parallel.options {config.options} were refused by dask_jobqueue."
-            f"{cluster_cls.__name__}: {exc}: give e.g. cores: 8 and memory: 32GB"
-        ) from exc
-    _RUNS[cluster] = run
-    cluster.scale(config.n_workers)
-    return cluster
+    return scheduler_options, options
 
 
 def discard_unused_logs(where: Any) -> None:
@@ -138,22 +149,10 @@ def discard_unused_logs(where: Any) -> None:
             log_dir.rmdir()
 
 
-def tls_dir(config: Any, log_dir: Path) -> Path:
+def tls_dir(config: ParallelConfig, log_dir: Path) -> Path:
     """Where a run's temporary TLS files go: ``.tls`` beside the runs' log directories (in
     the ``log_directory`` the user named), on the filesystem the jobs share."""
     return (log_dir if config.options.get("log_directory") else log_dir.parent) / ".tls"
-
-
-def run_log_dir(config: Any) -> Path:
-    """A new directory for this run's job logs (see the module docstring for where)."""
-    given = config.options.get("log_directory")
-    if given:
-        path = Path(given)
-    else:
-        base = Path(config.log_dir) if config.log_dir else Path.cwd() / "exp" / "dask-jobs"
-        path = base / f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
-    path.mkdir(parents=True, exist_ok=True)
-    return path.resolve()
 
 
 def lifetime_args(walltime: str | None) -> list[str]:
@@ -177,6 +176,27 @@ def lifetime_args(walltime: str | None) -> list[str]:
     if lifetime < 60:
         return []
     return ["--lifetime", f"{lifetime}s", "--lifetime-stagger", f"{stagger}s"]
+
+
+def walltime_as_clock(options: Mapping[str, Any]) -> dict[str, Any]:
+    """``options`` with an integer ``walltime`` written as ``HH:MM:SS``, and the walltime checked.
+
+    YAML 1.1 (which OmegaConf follows) reads ``walltime: 30:00`` as the base-60 number 1800;
+    passed on as is, SLURM would read ``-t 1800`` as 1800 minutes. An integer walltime is
+    therefore taken as seconds, the value YAML computed.
+
+    Example:
+        >>> walltime_as_clock({"walltime": 1800})
+        {'walltime': '00:30:00'}
+    """
+    options = dict(options)
+    walltime = options.get("walltime")
+    if isinstance(walltime, int) and not isinstance(walltime, bool):
+        hours, rest = divmod(walltime, 3600)
+        options["walltime"] = f"{hours:02d}:{rest // 60:02d}:{rest % 60:02d}"
+    elif walltime is not None:
+        parse_walltime(walltime)  # a walltime the scheduler cannot read fails now, not at start
+    return options
 
 
 def parse_walltime(text: str) -> int:
@@ -203,7 +223,9 @@ def parse_walltime(text: str) -> int:
 
 
 @contextlib.contextmanager
-def supervise_jobs(cluster: Any, client: Any, config: Any) -> Iterator[bool]:
+def supervise_jobs(
+    cluster: Any, client: Any, config: ParallelConfig, scheduler: BatchScheduler
+) -> Iterator[bool]:
     """Wait for workers while watching their jobs, keep the jobs of ``n_workers`` workers
     running, cancel all on exit.
 
@@ -221,7 +243,7 @@ def supervise_jobs(cluster: Any, client: Any, config: Any) -> Iterator[bool]:
         target=_keep_jobs, args=(cluster, run, config.n_workers, stop), daemon=True
     )
     try:
-        _wait_for_workers(cluster, client, run, config)
+        _wait_for_workers(cluster, client, run, config, scheduler.never_starts)
         monitor.start()
         yield True
     finally:
@@ -231,7 +253,9 @@ def supervise_jobs(cluster: Any, client: Any, config: Any) -> Iterator[bool]:
         run.watcher.cancel_all()
 
 
-def _wait_for_workers(cluster: Any, client: Any, run: _Run, config: Any) -> None:
+def _wait_for_workers(
+    cluster: Any, client: Any, run: _Run, config: ParallelConfig, never_starts: Mapping[str, str]
+) -> None:
     deadline = time.monotonic() + config.startup_timeout
     while True:
         connected, workers = _connected_jobs(cluster, client)
@@ -241,10 +265,10 @@ def _wait_for_workers(cluster: Any, client: Any, run: _Run, config: Any) -> None
         for job_id, state in run.watcher.refresh().items():
             if state.is_finished and job_id not in connected:
                 raise run.watcher.failure(job_id, "ended before its Dask worker connected")
-            if state.is_pending and state.reason in NEVER_STARTS:
+            if state.is_pending and state.reason in never_starts:
                 raise Espnet3Error(
                     f"job {job_id} of parallel.env '{config.env}' can never start: the scheduler "
-                    f"holds it for {state.reason} ({NEVER_STARTS[state.reason]}): fix "
+                    f"holds it for {state.reason} ({never_starts[state.reason]}): fix "
                     "parallel.options (cores, memory, walltime, queue, account)"
                 )
         if time.monotonic() > deadline:
@@ -256,17 +280,6 @@ def _wait_for_workers(cluster: Any, client: Any, run: _Run, config: Any) -> None
                 f"job logs in {run.log_dir}"
             )
         time.sleep(0.1)
-
-
-#: SLURM pending reasons that no waiting clears: the request exceeds what is allowed.
-NEVER_STARTS = {
-    "PartitionConfig": "more cores, memory or nodes than the partition has",
-    "PartitionNodeLimit": "more nodes than the partition allows",
-    "PartitionTimeLimit": "a walltime above the partition's limit",
-    "BadConstraints": "constraints no node satisfies",
-    "InvalidAccount": "an account that does not exist or is not yours",
-    "InvalidQOS": "a QOS that does not exist or is not allowed",
-}
 
 
 def _connected_jobs(cluster: Any, client: Any) -> tuple[set[str], int]:

@@ -1,34 +1,35 @@
-"""What the batch scheduler says about the jobs this process submitted, and cancelling them.
+"""Batch jobs as espnet3 sees them: their states, watching a run's jobs, cancelling them.
 
 One :class:`JobWatcher` tracks every job of a run and asks the scheduler about all of them in a
-single ``squeue`` call, backing off (1, 2, 4, 8 ... then every 60 s) so a thousand jobs do not
-hammer it. A job that ends badly becomes a :class:`JobFailedError` carrying its id, state,
-reason and the tail of its stderr log. The small functions below it are usable alone, e.g. for
-the status of detached shards.
-
-SLURM has no accounting here (``sacct`` is absent), so states come from ``squeue --states=all``,
-which still lists jobs that finished less than ``MinJobAge`` (300 s by default) ago, with
-``scontrol show job`` as a fallback and for details (exit code, log paths).
+single call (its scheduler's :meth:`~espnet3.parallel.schedulers.base.Scheduler.job_states`),
+backing off (1, 2, 4, 8 ... then every 60 s) so a thousand jobs do not hammer it. A job that
+ends badly becomes a :class:`JobFailedError` carrying its id, state, reason and the tail of
+its stderr log.
 
 Example (needs SLURM)::
 
-    states = slurm_job_states(["4211", "4212"])
+    from espnet3.parallel.schedulers import scheduler_for
+    slurm = scheduler_for("slurm")
+    states = slurm.job_states(["4211", "4212"])
     states["4211"].state, states["4211"].reason     # ('PENDING', 'Resources')
-    cancel_jobs(["4211", "4212"])
+    cancel_jobs(["4211", "4212"], slurm.cancel_command)
 """
 
 from __future__ import annotations
 
 import logging
-import re
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from espnet3.errors import Espnet3Error
+
+if TYPE_CHECKING:
+    from espnet3.parallel.schedulers.base import Scheduler
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +63,7 @@ class JobState:
 
     ``state`` is the scheduler's own word in upper case (``PENDING``, ``RUNNING``, ``FAILED``
     ...; ``UNKNOWN`` when the scheduler no longer knows the job). ``exit_code``, ``stdout`` and
-    ``stderr`` are filled only by :func:`slurm_job_details`.
+    ``stderr`` are filled only by a scheduler's ``job_details``.
 
     Example:
         >>> JobState("12", "FAILED", "NonZeroExitCode").is_failed
@@ -100,64 +101,7 @@ class JobState:
         return f"job {self.job_id} {self.state}" + (f" ({', '.join(details)})" if details else "")
 
 
-def slurm_job_states(job_ids: Iterable[str]) -> dict[str, JobState]:
-    """The state and reason of each job, from one ``squeue`` call (``scontrol`` for the rest).
-
-    Every requested id is a key of the result; a job neither command knows (finished longer ago
-    than ``MinJobAge``) is ``UNKNOWN``. Array tasks are reported under the ids ``squeue``
-    prints (``123_4``; pending ranges as ``123_[5-9]``); ask for ``123_4`` to get that task.
-
-    Example (needs SLURM)::
-
-        >>> slurm_job_states(["4211"])["4211"].state   # doctest: +SKIP
-        'RUNNING'
-    """
-    ids = [str(j) for j in job_ids]
-    if not ids:
-        return {}
-    # squeue fails as a whole when none of the ids is known any more: that only means "fall back".
-    out = _run(["squeue", "--noheader", "--states=all", "--jobs", ",".join(ids), "-o", "%i|%T|%r"])
-    states: dict[str, JobState] = {}
-    for line in (out or "").splitlines():
-        job_id, _, rest = line.strip().partition("|")
-        state, _, reason = rest.partition("|")
-        if job_id:
-            states[job_id] = JobState(job_id, _state_word(state), _reason(reason))
-    for job_id in ids:
-        if job_id not in states and not any(k.startswith(f"{job_id}_") for k in states):
-            states[job_id] = slurm_job_details(job_id) or JobState(
-                job_id, UNKNOWN, "no longer known to the scheduler"
-            )
-    return states
-
-
-def _reason(text: str) -> str:
-    """SLURM's reason field, with the "None" it prints for a job without one as ``""``."""
-    text = text.strip()
-    return "" if text == "None" else text
-
-
-def slurm_job_details(job_id: str) -> JobState | None:
-    """Everything ``scontrol show job`` says that :class:`JobState` holds, or ``None``.
-
-    Unlike ``squeue`` it gives the exit code, and log paths with most patterns expanded
-    (SLURM 22.05 leaves ``%J`` as is).
-    """
-    out = _run(["scontrol", "show", "job", "--oneliner", str(job_id)])
-    if not out:
-        return None
-    fields = dict(re.findall(r"(\w+)=(\S*)", out.splitlines()[0]))
-    return JobState(
-        str(job_id),
-        _state_word(fields.get("JobState", UNKNOWN)),
-        _reason(fields.get("Reason", "")),
-        fields.get("ExitCode", ""),
-        fields.get("StdOut", ""),
-        fields.get("StdErr", ""),
-    )
-
-
-def cancel_jobs(job_ids: Iterable[str], command: str = "scancel") -> None:
+def cancel_jobs(job_ids: Iterable[str], command: str) -> None:
     """Cancel every job in one call of ``command`` (``scancel``, ``qdel``, ``bkill`` ...).
 
     Jobs that already ended are fine; a missing command is logged, never raised, because this
@@ -165,11 +109,11 @@ def cancel_jobs(job_ids: Iterable[str], command: str = "scancel") -> None:
 
     Example (needs SLURM)::
 
-        cancel_jobs(["4211", "4212"])
+        cancel_jobs(["4211", "4212"], "scancel")
     """
     ids = [str(j) for j in job_ids]
-    if ids:
-        _run([command, *ids])
+    if ids and command:
+        run_quietly([command, *ids])
 
 
 def log_tail(path: str | Path, lines: int = 20) -> str:
@@ -215,29 +159,22 @@ class _Tracked:
 class JobWatcher:
     """Tracks the jobs of one run and asks the scheduler about all of them in one call.
 
-    ``query`` maps job ids to :class:`JobState` (default :func:`slurm_job_states`; ``None``
-    for a scheduler espnet3 cannot ask, whose jobs are then only cancelled); ``details`` gives
-    one job's exit code and log paths for error messages. Thread-safe: jobs are added from the
-    event loop that submits them.
+    ``scheduler`` (a :class:`~espnet3.parallel.schedulers.base.Scheduler`) answers for the
+    jobs: their states in one call (a scheduler espnet3 cannot ask answers ``None``, and its
+    jobs are then only cancelled), one job's exit code and log paths for error messages, and
+    the cancel command. Thread-safe: jobs are added from the event loop that submits them.
 
     Example (needs SLURM)::
 
-        watcher = JobWatcher()
+        watcher = JobWatcher(scheduler_for("slurm"))
         watcher.add("4211", stderr="exp/dask-jobs/x/dask-worker-4211.err")
         watcher.refresh(force=True)["4211"].state
     """
 
     def __init__(
-        self,
-        query: Callable[[list[str]], dict[str, JobState]] | None = slurm_job_states,
-        details: Callable[[str], JobState | None] | None = slurm_job_details,
-        cancel_command: str = "scancel",
-        pending_warning: float = 60.0,
-        max_interval: float = 60.0,
+        self, scheduler: Scheduler, pending_warning: float = 60.0, max_interval: float = 60.0
     ):
-        self.query = query
-        self.details = details
-        self.cancel_command = cancel_command
+        self.scheduler = scheduler
         self.pending_warning = pending_warning
         self.max_interval = max_interval
         self._jobs: dict[str, _Tracked] = {}
@@ -276,8 +213,8 @@ class JobWatcher:
             if due:
                 self._next = now + self._interval
                 self._interval = min(self._interval * 2, self.max_interval)
-        if due and ask and self.query is not None:
-            answers = self.query(ask)
+        answers = self.scheduler.job_states(ask) if due and ask else None
+        if answers is not None:
             with self._lock:
                 for job_id in ask:
                     tracked = self._jobs[job_id]
@@ -289,7 +226,7 @@ class JobWatcher:
         """A :class:`JobFailedError` for ``job_id`` with the scheduler's details and log tail."""
         with self._lock:
             tracked = self._jobs[job_id]
-        details = self.details(job_id) if self.details is not None else None
+        details = self.scheduler.job_details(job_id)
         job = details or tracked.job
         # Paths given to add() win: scontrol leaves some patterns (%J) unexpanded.
         stdout = tracked.stdout or (details.stdout if details else "")
@@ -299,7 +236,7 @@ class JobWatcher:
     def cancel_all(self) -> None:
         """Cancel every tracked job that is not known to have finished, in one call."""
         live = [j for j, state in self.states().items() if not state.is_finished]
-        cancel_jobs(live, self.cancel_command)
+        cancel_jobs(live, self.scheduler.cancel_command)
 
     def _warn_if_pending(self, tracked: _Tracked, now: float) -> None:
         waited = now - tracked.submitted
@@ -313,12 +250,12 @@ class JobWatcher:
             )
 
 
-def _state_word(state: str) -> str:
-    # scontrol says "CANCELLED by 0"; only the first word is the state.
+def state_word(state: str) -> str:
+    """The state word of a scheduler's state field: ``"CANCELLED by 0"`` is ``CANCELLED``."""
     return (state.split() or [UNKNOWN])[0].upper()
 
 
-def _run(cmd: list[str]) -> str | None:
+def run_quietly(cmd: list[str]) -> str | None:
     """stdout of ``cmd``, or ``None`` (logged) when it fails or does not exist."""
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60)

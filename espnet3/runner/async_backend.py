@@ -2,8 +2,8 @@
 
 Submitting the same work again finds the same spec names: shards already ``done`` are
 skipped, ``pending``/``running`` ones are left alone, and only ``missing`` or ``failed`` ones
-are submitted again. ``parallel.env`` picks the scheduler: ``slurm`` (job arrays) or
-``local`` (processes on this machine).
+are submitted again. ``parallel.env`` picks the scheduler: ``local`` (processes on this
+machine) or a batch scheduler (job arrays: SLURM, PBS, SGE, LSF, HTCondor, OAR, Moab).
 
 Example (``parallel: {env: local, n_workers: 2}``)::
 
@@ -18,13 +18,11 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import shlex
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from espnet3.errors import ConfigError
 from espnet3.parallel import get_parallel_config
 from espnet3.runner import jobs_dir
 from espnet3.runner.class_path import class_path
@@ -33,11 +31,10 @@ from espnet3.runner.outcomes import as_index
 from espnet3.runner.provider import plain_config
 from espnet3.runner.resharding import reuse_finished_results, superseded_removed
 from espnet3.runner.shard_spec import ShardSpec, default_shard_size, split_indices
-from espnet3.runner.submit import submit_local, submit_slurm
+from espnet3.runner.submit import submit_shards
 from espnet3.utils.atomic import remove_stale_temps
 
 log = logging.getLogger(__name__)
-ASYNC_ENVS = ("local", "slurm")
 
 
 @dataclass
@@ -68,11 +65,7 @@ class AsyncSubmission:
 def submit_async(runner: Any, indices: Iterable[int]) -> AsyncSubmission:
     """Write the shard specs of ``runner(indices)`` and submit those that need to run."""
     config = get_parallel_config()
-    if config.env not in ASYNC_ENVS:
-        raise ConfigError(
-            f"async_mode runs shards as scheduler jobs, but parallel.env is {config.env!r}: "
-            f"use env {' or '.join(ASYNC_ENVS)}, or async_mode=False"
-        )
+    config.scheduler.check_shards(config)  # before anything is written
     indices = [as_index(position, i) for position, i in enumerate(indices)]
     specs_dir = runner.async_specs_dir.resolve()
     specs_dir.mkdir(parents=True, exist_ok=True)
@@ -108,16 +101,8 @@ def submit_async(runner: Any, indices: Iterable[int]) -> AsyncSubmission:
         for path in (spec.result_path, spec.errors_path):  # what a killed attempt left
             remove_stale_temps(path)
     names = [s.name for s in todo]
-    # As for Dask worker jobs: options.log_directory as is, else under parallel.log_dir.
-    log_dir = Path(config.options.get("log_directory") or config.log_dir or specs_dir / "logs")
     max_running = runner.async_max_running or config.n_workers
-    jobs: dict[str, Any] = {}
-    if names and config.env == "slurm":
-        jobs = submit_slurm(names, specs_dir, config, log_dir.resolve(), max_running)
-    elif names:
-        jobs = submit_local(
-            names, specs_dir, log_dir.resolve(), shlex.split(config.python_command()), max_running
-        )
+    jobs = submit_shards(names, specs_dir, config, max_running) if names else {}
     submission = AsyncSubmission(
         specs_dir=specs_dir,
         result_dir=runner.async_result_dir.resolve(),

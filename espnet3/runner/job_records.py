@@ -1,14 +1,14 @@
 """Where a shard's spec and job record live beside each other in the specs directory.
 
-``<specs_dir>/<name>.spec.json`` is the spec; ``<specs_dir>/<name>.job.json`` says which job
-runs it: ``{"scheduler": "local" | "slurm", "job_id": ..., "log": ..., "launcher": ...}``
-(for ``local``, ``job_id`` is the shard process's pid once started, ``launcher`` the pid of
-the process that starts it).
+``<specs_dir>/<name>.spec.json`` is the spec; ``<specs_dir>/<name>.job.json``, written by the
+scheduler that submits it, says which job runs it: ``{"scheduler": <env>, "job_id": ...,
+"log": ...}`` (for ``local``, ``job_id`` is the shard process's pid once started, and
+``launcher`` the pid of the process that starts it).
 
 Example:
     >>> import tempfile
     >>> d = tempfile.mkdtemp()
-    >>> write_job_record(d, "shard-x", {"scheduler": "slurm", "job_id": "12_0"})
+    >>> atomic_write_json(job_record_path(d, "shard-x"), {"scheduler": "slurm", "job_id": "12_0"})
     >>> read_job_record(d, "shard-x")["job_id"]
     '12_0'
 """
@@ -33,15 +33,15 @@ def spec_path(specs_dir: str | os.PathLike, name: str) -> Path:
     return Path(specs_dir).resolve() / f"{name}{SPEC_SUFFIX}"
 
 
-def write_job_record(specs_dir: str | os.PathLike, name: str, record: dict[str, Any]) -> None:
-    """Record, atomically, which job runs shard ``name``."""
-    atomic_write_json(Path(specs_dir) / f"{name}{JOB_SUFFIX}", record)
+def job_record_path(specs_dir: str | os.PathLike, name: str) -> Path:
+    """``<specs_dir>/<name>.job.json`` (absolute), written by the scheduler that submits it."""
+    return Path(specs_dir).resolve() / f"{name}{JOB_SUFFIX}"
 
 
 def read_job_record(specs_dir: str | os.PathLike, name: str) -> dict[str, Any] | None:
     """The job record of shard ``name``, or ``None`` if it was never submitted."""
     try:
-        return json.loads((Path(specs_dir) / f"{name}{JOB_SUFFIX}").read_text())
+        return json.loads(job_record_path(specs_dir, name).read_text())
     except (OSError, ValueError):
         return None
 

@@ -2,9 +2,11 @@
 
 These are the Python forms of ``espnet3 jobs status DIR`` and ``espnet3 jobs collect DIR``.
 A shard's state comes from its files first (a complete results file means ``done``, a
-``.failed.json`` means ``failed``) and otherwise from its job: the shard process for
-``local``, one ``squeue`` call for all SLURM shards (:mod:`espnet3.parallel.jobs`). States:
-``done``, ``failed``, ``running``, ``pending``, and ``missing`` (never submitted).
+``.failed.json`` means ``failed``) and otherwise from its job, asked of the scheduler that runs
+it in one call for all its shards
+(:meth:`~espnet3.parallel.schedulers.base.Scheduler.shard_states`: the shard process for
+``local``, one ``squeue`` for SLURM). States: ``done``, ``failed``, ``running``, ``pending``,
+``submitted`` (on a scheduler espnet3 cannot ask) and ``missing`` (never submitted).
 
 Example (after an async runner call wrote ``exp/specs``)::
 
@@ -27,13 +29,14 @@ from pathlib import Path
 from typing import Any
 
 from espnet3.errors import Espnet3Error
-from espnet3.parallel.jobs import log_tail, slurm_job_states
+from espnet3.parallel.jobs import log_tail
+from espnet3.parallel.schedulers import scheduler_for
 from espnet3.runner.job_records import SPEC_SUFFIX, read_call, read_job_record, spec_path
 from espnet3.runner.shard_results import is_complete, read_results
 from espnet3.runner.shard_spec import ShardSpec
 
 #: States whose shard still has a job that may finish it.
-ACTIVE_STATES = ("pending", "running")
+ACTIVE_STATES = ("pending", "running", "submitted")
 #: States whose shard a new call submits again.
 RERUN_STATES = ("missing", "failed")
 
@@ -64,7 +67,7 @@ def load_specs(
 
 
 def status(specs_dir: str | os.PathLike, names: Sequence[str] | None = None) -> list[ShardStatus]:
-    """The state of every shard in ``specs_dir`` (or of ``names``), asking SLURM once.
+    """The state of every shard in ``specs_dir`` (or of ``names``), asking each scheduler once.
 
     Example (needs shards)::
 
@@ -73,13 +76,15 @@ def status(specs_dir: str | os.PathLike, names: Sequence[str] | None = None) -> 
     """
     specs = load_specs(specs_dir, names)
     records = {s.name: read_job_record(specs_dir, s.name) for s in specs}
-    slurm_ids = [
-        r["job_id"]
-        for s in specs
-        if (r := records[s.name]) and r.get("scheduler") == "slurm" and not _settled(s)
-    ]
-    scheduler = slurm_job_states(slurm_ids) if slurm_ids else {}
-    return [_shard_status(s, records[s.name], scheduler) for s in specs]
+    asked: dict[str, list[str]] = {}  # scheduler -> shards whose job it must answer for
+    for spec in specs:
+        if records[spec.name] and not _settled(spec):
+            asked.setdefault(records[spec.name].get("scheduler", ""), []).append(spec.name)
+    jobs: dict[str, tuple[str, str]] = {}
+    for env, shards in asked.items():
+        answers = scheduler_for(env).shard_states([records[name] for name in shards])
+        jobs.update(zip(shards, answers, strict=True))
+    return [_shard_status(s, records[s.name], jobs.get(s.name)) for s in specs]
 
 
 def wait(
@@ -147,7 +152,7 @@ def _settled(spec: ShardSpec) -> bool:
 
 
 def _shard_status(
-    spec: ShardSpec, record: dict[str, Any] | None, scheduler: dict[str, Any]
+    spec: ShardSpec, record: dict[str, Any] | None, job: tuple[str, str] | None
 ) -> ShardStatus:
     base = {"name": spec.name, "n_items": len(spec.indices)}
     if record:
@@ -156,62 +161,14 @@ def _shard_status(
         return ShardStatus(state="done", **base)
     if os.path.exists(spec.failed_path):
         return ShardStatus(state="failed", detail=_failure_message(spec.failed_path), **base)
-    if record is None:
+    if record is None or job is None:
         return ShardStatus(state="missing", **base)
-    state, detail = (
-        _slurm_state(record["job_id"], scheduler)
-        if record.get("scheduler") == "slurm"
-        else _local_state(record, spec.name)
-    )
+    state, detail = job
     if state == "failed":
         if is_complete(spec.result_path):  # it finished between the two looks
             return ShardStatus(state="done", **base)
         detail += f"; last lines of {base.get('log')}:\n{log_tail(base['log'], 5)}"
     return ShardStatus(state=state, detail=detail, **base)
-
-
-def _local_state(record: dict[str, Any], name: str) -> tuple[str, str]:
-    pid = record.get("job_id")
-    if pid is not None:
-        if _alive(int(pid), name):
-            return "running", ""
-        return "failed", f"process {pid} ended without complete results"
-    if record.get("launcher") and _alive(int(record["launcher"]), "local_launcher"):
-        return "pending", ""
-    return "failed", f"launcher {record.get('launcher')} ended before starting the shard"
-
-
-def _alive(pid: int, needle: str) -> bool:
-    """Whether ``pid`` runs a command line containing ``needle`` (pids get reused)."""
-    try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()  # empty for a zombie
-    except OSError:
-        return False
-    return needle.encode() in cmdline
-
-
-def _slurm_state(job_id: str, scheduler: dict[str, Any]) -> tuple[str, str]:
-    job = scheduler.get(job_id) or _pending_array_task(job_id, scheduler)
-    if job is None:
-        return "failed", f"job {job_id} unknown to SLURM and left no results"
-    if job.is_pending:
-        return "pending", job.reason or "waiting in the queue"
-    if not job.is_finished:
-        return "running", ""
-    return "failed", f"{job.describe()} without complete results"
-
-
-def _pending_array_task(job_id: str, scheduler: dict[str, Any]) -> Any:
-    """The state of task ``A_i`` when squeue folds pending tasks into ``A_[3-9%2]``."""
-    array, _, task = job_id.partition("_")
-    for key, job in scheduler.items():
-        if not key.startswith(f"{array}_["):
-            continue
-        for part in key[len(array) + 2 :].rstrip("]").split("%")[0].split(","):
-            low, _, high = part.partition("-")
-            if low.isdigit() and int(low) <= int(task) <= int(high or low):
-                return job
-    return None
 
 
 def _failure_message(path: str) -> str:

@@ -10,7 +10,7 @@ from omegaconf import OmegaConf
 
 from espnet3.errors import ConfigError, SetupError
 from espnet3.parallel import ParallelConfig, get_parallel_config, set_parallel
-from espnet3.parallel.clusters import KINDS, cluster_kind
+from espnet3.parallel.schedulers import scheduler_for, schedulers
 
 
 @pytest.fixture(autouse=True)
@@ -75,15 +75,14 @@ def test_bad_config_is_rejected_with_a_message_naming_it(config, message):
 def test_unknown_env_lists_every_supported_one():
     with pytest.raises(ConfigError) as err:
         ParallelConfig.from_any({"env": "mpi"})
-    assert "supported: " + ", ".join(KINDS) in str(err.value)
+    assert "supported: " + ", ".join(schedulers()) in str(err.value)
 
 
 @pytest.mark.parametrize(("env", "package"), [("kube", "dask-kubernetes"), ("ssh", "asyncssh")])
 def test_optional_cluster_without_its_package_names_the_package(env, package):
     """Runs only where the optional package is absent, as on this project's machines."""
-    kind = cluster_kind(env)
     try:
-        kind.load()
+        scheduler_for(env).load()
     except SetupError as err:  # a RuntimeError, as upstream ESPnet3 raises
         assert f"pip install {package}" in str(err) and "Please install" in str(err)
         with pytest.raises(RuntimeError, match=f"pip install {package}"):

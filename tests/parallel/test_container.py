@@ -211,7 +211,7 @@ def test_slurm_job_script_runs_the_worker_behind_the_exact_prefix(sif, tmp_path)
             "container": {"image": sif, "gpus": True, "binds": ["/data"]},
         }
     )
-    python = cfg.python_command([str(tmp_path)])
+    python = cfg.scheduler.python_command(cfg, [str(tmp_path)])
     assert python == cfg.container.worker_python([str(tmp_path)])
     with SLURMCluster(
         cores=1, memory="1GB", interface="lo", python=python, scheduler_options={"interface": "lo"}

@@ -9,14 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from espnet3.parallel.jobs import (
-    JobFailedError,
-    JobState,
-    JobWatcher,
-    cancel_jobs,
-    log_tail,
-    slurm_job_states,
-)
+from espnet3.parallel.jobs import JobFailedError, JobState, JobWatcher, cancel_jobs, log_tail
+from espnet3.parallel.schedulers.slurm import SLURM, Slurm
 
 
 def sbatch(tmp_path: Path, command: str, *args: str) -> tuple[str, Path]:
@@ -37,7 +31,7 @@ def sbatch(tmp_path: Path, command: str, *args: str) -> tuple[str, Path]:
 def wait_for(job_id: str, done, seconds: float = 60.0) -> JobState:
     deadline = time.monotonic() + seconds
     while True:
-        state = slurm_job_states([job_id])[job_id]
+        state = SLURM.job_states([job_id])[job_id]
         if done(state) or time.monotonic() > deadline:
             return state
         time.sleep(0.5)
@@ -68,7 +62,7 @@ def test_states_of_failed_completed_and_forgotten_jobs_in_one_call(tmp_path):
     completed, _ = sbatch(tmp_path, "true")
     wait_for(failed, lambda s: s.is_finished)
     wait_for(completed, lambda s: s.is_finished)
-    states = slurm_job_states([failed, completed, "999999"])
+    states = SLURM.job_states([failed, completed, "999999"])
     assert states[failed].state == "FAILED"
     assert states[failed].reason == "NonZeroExitCode"
     assert states[completed].state == "COMPLETED"
@@ -79,7 +73,7 @@ def test_states_of_failed_completed_and_forgotten_jobs_in_one_call(tmp_path):
 @pytest.mark.timeout(120)
 def test_cancel_jobs_cancels_every_job_in_one_call(tmp_path):
     ids = [sbatch(tmp_path, "sleep 600")[0] for _ in range(3)]
-    cancel_jobs([*ids, "999999"])  # an unknown id does not stop the others
+    cancel_jobs([*ids, "999999"], SLURM.cancel_command)  # an unknown id does not stop the others
     states = {j: wait_for(j, lambda s: s.is_finished) for j in ids}
     assert {s.state for s in states.values()} == {"CANCELLED"}
 
@@ -88,7 +82,7 @@ def test_cancel_jobs_cancels_every_job_in_one_call(tmp_path):
 @pytest.mark.timeout(120)
 def test_failure_carries_state_exit_code_and_stderr_tail(tmp_path):
     job_id, err = sbatch(tmp_path, "echo 'cannot open /data/x.flac' >&2; exit 3")
-    watcher = JobWatcher()
+    watcher = JobWatcher(SLURM)
     watcher.add(job_id, stderr=str(err))
     deadline = time.monotonic() + 60
     while not watcher.refresh(force=True)[job_id].is_finished and time.monotonic() < deadline:
@@ -106,7 +100,7 @@ def test_failure_carries_state_exit_code_and_stderr_tail(tmp_path):
 @pytest.mark.timeout(120)
 def test_long_pending_job_logs_its_reason_once(tmp_path, caplog):
     job_id, _ = sbatch(tmp_path, "true", "--begin=now+1hour")
-    watcher = JobWatcher(pending_warning=0)
+    watcher = JobWatcher(SLURM, pending_warning=0)
     watcher.add(job_id)
     try:
         with caplog.at_level(logging.WARNING, logger="espnet3.parallel.jobs"):
@@ -114,7 +108,7 @@ def test_long_pending_job_logs_its_reason_once(tmp_path, caplog):
             watcher.refresh(force=True)
             watcher.refresh(force=True)
     finally:
-        cancel_jobs([job_id])
+        cancel_jobs([job_id], "scancel")
     pending = [r.getMessage() for r in caplog.records if "pending" in r.getMessage()]
     assert len(pending) == 1
     assert pending[0].startswith(f"job {job_id} still pending after ")
@@ -124,15 +118,16 @@ def test_long_pending_job_logs_its_reason_once(tmp_path, caplog):
 @pytest.mark.slurm
 @pytest.mark.timeout(120)
 def test_refresh_backs_off_between_scheduler_calls(tmp_path):
-    """Counts real ``squeue`` calls made through :func:`slurm_job_states`."""
+    """Counts real ``squeue`` calls made through the SLURM scheduler's ``job_states``."""
     calls = []
 
-    def counted(ids):
-        calls.append(list(ids))
-        return slurm_job_states(ids)
+    class Counted(Slurm):
+        def job_states(self, job_ids):
+            calls.append(list(job_ids))
+            return super().job_states(job_ids)
 
     job_id, _ = sbatch(tmp_path, "sleep 600")
-    watcher = JobWatcher(query=counted)
+    watcher = JobWatcher(Counted())
     watcher.add(job_id)
     try:
         for _ in range(20):
@@ -143,4 +138,4 @@ def test_refresh_backs_off_between_scheduler_calls(tmp_path):
         watcher.cancel_all()
         assert wait_for(job_id, lambda s: s.is_finished).state == "CANCELLED"
     finally:
-        cancel_jobs([job_id])
+        cancel_jobs([job_id], "scancel")

@@ -8,7 +8,8 @@ from distributed import Client
 from distributed.security import Security
 
 from espnet3.parallel import ParallelConfig, get_client
-from espnet3.parallel.clusters import LOOPBACK, cluster_options, wants_tls
+from espnet3.parallel.schedulers.local import LOCAL
+from espnet3.parallel.security import LOOPBACK, wants_tls
 
 
 @pytest.fixture(scope="module")
@@ -49,14 +50,14 @@ def test_auto_turns_tls_on_beyond_loopback_and_none_turns_it_off():
     exposed = ParallelConfig.from_any(
         {"env": "local", "n_workers": 1, "options": {"host": "0.0.0.0"}}
     )
-    options = cluster_options(exposed)
+    options = LOCAL.cluster_options(exposed)
     assert options["protocol"] == "tls://"
     assert options["security"].require_encryption
     refused = ParallelConfig.from_any(
         {"env": "local", "n_workers": 1, "security": "none", "options": {"host": "0.0.0.0"}}
     )
-    assert "security" not in cluster_options(refused)
-    assert "security" not in cluster_options(ParallelConfig.from_any({"env": "local"}))
+    assert "security" not in LOCAL.cluster_options(refused)
+    assert "security" not in LOCAL.cluster_options(ParallelConfig.from_any({"env": "local"}))
 
 
 def test_batch_scheduler_envs_use_tls_unless_refused():
@@ -106,7 +107,7 @@ def test_a_scheduler_bound_beyond_loopback_without_tls_is_refused_and_closed():
     from distributed import LocalCluster
 
     from espnet3.errors import SetupError
-    from espnet3.parallel.clusters import check_exposure
+    from espnet3.parallel.security import check_exposure
 
     cluster = LocalCluster(n_workers=0, host="0.0.0.0", dashboard_address=None)
     with pytest.raises(SetupError, match=r"listens on tcp://.* without TLS"):

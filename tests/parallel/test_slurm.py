@@ -19,7 +19,8 @@ import pytest
 from benchmarks.common import spin_item
 from espnet3.errors import ConfigError, Espnet3Error
 from espnet3.parallel import ParallelConfig, get_client, parallel_map
-from espnet3.parallel.jobs import JobFailedError, slurm_job_states
+from espnet3.parallel.jobs import JobFailedError
+from espnet3.parallel.schedulers.slurm import SLURM
 
 pytestmark = pytest.mark.slurm
 
@@ -188,4 +189,4 @@ def test_cancelled_worker_job_loses_no_result(tmp_path):
             killer.cancel()
         assert killed.is_set(), "the map ended before the job was cancelled"
         assert results == list(range(60))
-        assert slurm_job_states([victim])[victim].state == "CANCELLED"
+        assert SLURM.job_states([victim])[victim].state == "CANCELLED"

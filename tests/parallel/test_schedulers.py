@@ -1,0 +1,163 @@
+"""Every batch scheduler's worker job script and shard array script, against golden files.
+
+The scripts are rendered by the real dask-jobqueue job classes and our scheduler objects; no
+scheduler runs. SLURM is also tested live (``test_slurm.py``, ``test_slurm_runner.py``).
+``ESPNET3_UPDATE_GOLDEN=1 pytest tests/parallel/test_schedulers.py`` rewrites the files; review
+the diff before committing it.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from espnet3.errors import ConfigError
+from espnet3.parallel import ParallelConfig
+from espnet3.parallel.jobqueue import worker_job_options
+from espnet3.parallel.schedulers import ShardBatch, ShardTask, scheduler_for, schedulers
+from espnet3.parallel.schedulers.batch import BatchScheduler
+
+GOLDEN = Path(__file__).parent / "golden"
+PYTHON = "/opt/espnet3/bin/python"
+RUNS = Path("/runs")
+#: One realistic ``parallel.options`` per family, in each scheduler's own option names.
+OPTIONS = {
+    "slurm": {"queue": "cpu", "account": "speech", "walltime": "04:00:00"},
+    "pbs": {"queue": "cpu", "account": "speech", "walltime": "04:00:00"},
+    "moab": {"queue": "cpu", "account": "speech", "walltime": "04:00:00"},
+    "sge": {"queue": "cpu.q", "project": "speech", "walltime": "04:00:00"},
+    "lsf": {"queue": "cpu", "project": "speech", "walltime": "04:00"},
+    "oar": {"queue": "default", "project": "speech", "walltime": "04:00:00"},
+    "htcondor": {"disk": "10GB"},
+}
+BATCH_ENVS = sorted(env for env, s in schedulers().items() if isinstance(s, BatchScheduler))
+
+
+def config(env: str) -> ParallelConfig:
+    return ParallelConfig.from_any(
+        {
+            "env": env,
+            "n_workers": 4,
+            "security": "none",  # a temporary certificate's paths would differ on every run
+            "options": {
+                "cores": 2,
+                "memory": "4GB",
+                "python": PYTHON,
+                "job_script_prologue": ["module load ffmpeg"],
+                **OPTIONS[env],
+            },
+        }
+    )
+
+
+def check_golden(name: str, text: str) -> None:
+    path = GOLDEN / name
+    if os.environ.get("ESPNET3_UPDATE_GOLDEN") == "1":
+        path.write_text(text)
+    assert path.is_file(), f"no golden file {path}: run with ESPNET3_UPDATE_GOLDEN=1 and review"
+    assert text == path.read_text(), f"{name} differs from its golden file"
+
+
+def test_every_dask_jobqueue_family_has_a_scheduler_and_options_here():
+    import dask_jobqueue
+
+    families = {
+        name.removesuffix("Cluster").lower()
+        for name in dir(dask_jobqueue)
+        if name.endswith("Cluster") and name not in ("JobQueueCluster",)
+    }
+    assert families == set(BATCH_ENVS) == set(OPTIONS)
+
+
+@pytest.mark.parametrize("env", BATCH_ENVS)
+def test_worker_job_script_matches_its_golden_file(env):
+    cfg = config(env)
+    scheduler = scheduler_for(env)
+    _, options = worker_job_options(cfg, scheduler, RUNS / "dask-jobs" / "run-1")
+    job = scheduler.job_cls(scheduler="tcp://10.1.2.3:8786", name="worker-0", **options)
+    check_golden(f"{env}.worker", job.job_script())
+
+
+@pytest.mark.parametrize("env", BATCH_ENVS)
+def test_shard_array_files_match_their_golden_files(env):
+    cfg = config(env)
+    scheduler = scheduler_for(env)
+    listing = RUNS / "specs" / "array-ab12-0.list"
+    batch = ShardBatch(
+        name="ab12",
+        tasks=[
+            ShardTask(f"shard-{i}", RUNS / "specs" / f"shard-{i}.spec.json", Path(f"/r/{i}"))
+            for i in range(12)
+        ],
+        command=[PYTHON, "-m", "espnet3.runner.shard"],
+        work_dir=RUNS / "specs",
+        log_dir=RUNS / "logs",
+        max_running=3,
+    )
+    files = scheduler.array_files(listing, 12, batch, cfg)
+    assert ".sh" in files
+    for suffix, text in files.items():
+        check_golden(f"{env}.array{suffix}", text)
+    script = files[".sh"]
+    assert script.startswith("#!/usr/bin/env bash\n") and "module load ffmpeg" in script
+    assert script.rstrip().endswith(f'exec {PYTHON} -m espnet3.runner.shard "$spec"')
+
+
+@pytest.mark.parametrize(
+    ("env", "printed", "array", "third"),
+    [
+        ("slurm", "4211\n", "4211", "4211_2"),
+        ("pbs", "4211[].pbs01\n", "4211[].pbs01", "4211[2].pbs01"),
+        ("moab", "\n4211\n", "4211", "4211[2]"),
+        ("sge", "4211.1-3:1\n", "4211", "4211.3"),
+        ("lsf", "Job <4211> is submitted to queue <cpu>.\n", "4211", "4211[3]"),
+        ("oar", "OAR_JOB_ID=11\nOAR_JOB_ID=12\nOAR_JOB_ID=13\nOAR_ARRAY_ID=11\n", "11", "13"),
+        ("htcondor", "4211.0 - 4211.2\n", "4211", "4211.2"),
+    ],
+)
+def test_task_job_ids_come_from_what_the_submit_command_prints(env, printed, array, third):
+    got_array, ids = scheduler_for(env).parse_submission(printed, 3)
+    assert (got_array, len(ids), ids[2]) == (array, 3, third)
+
+
+def test_squeue_folded_pending_tasks_are_found():
+    slurm = scheduler_for("slurm")
+    answers = {"41_[3-5,9%2]": "pending-range", "41_1": "running"}
+    assert slurm.find_job("41_4", answers) == "pending-range"
+    assert slurm.find_job("41_9", answers) == "pending-range"
+    assert slurm.find_job("41_1", answers) == "running"
+    assert slurm.find_job("41_7", answers) is None
+
+
+@pytest.mark.parametrize("env", BATCH_ENVS)
+def test_each_array_task_runs_its_own_line_of_the_listing(env, tmp_path):
+    """Runs the rendered script in bash as the scheduler would start its second task."""
+    scheduler = scheduler_for(env)
+    specs = [tmp_path / f"shard-{i}.spec.json" for i in range(3)]
+    listing = tmp_path / "array-x-0.list"
+    listing.write_text("".join(f"{p}\n" for p in specs))
+    batch = ShardBatch("x", [], ["echo", "running"], tmp_path, tmp_path / "logs", 2)
+    (tmp_path / "logs").mkdir()
+    cfg = ParallelConfig.from_any(
+        {"env": env, "options": {"cores": 1, "memory": "1GB", **OPTIONS[env]}}
+    )
+    script = tmp_path / "task.sh"
+    script.write_text(scheduler.array_files(listing, 3, batch, cfg)[".sh"])
+    second = str(1 + scheduler.first_task)
+    env_vars = {**os.environ, scheduler.task_variable: second} if scheduler.task_variable else None
+    args = [] if scheduler.task_variable else [second]  # HTCondor passes $(ProcId)
+    out = subprocess.run(
+        ["bash", str(script), *args], env=env_vars, capture_output=True, text=True, check=True
+    )
+    log = scheduler.task_log(tmp_path / "logs" / listing.stem, 1)
+    printed = log.read_text() if scheduler.redirects_output else out.stdout
+    assert printed == f"running {specs[1]}\n"
+
+
+def test_shards_without_cores_or_memory_are_refused_naming_them():
+    cfg = ParallelConfig.from_any({"env": "pbs", "options": {"queue": "cpu"}})
+    with pytest.raises(ConfigError, match=r"do not describe a pbs job .*cores: 8 and memory"):
+        scheduler_for("pbs").resource_directives(cfg)
