@@ -6,7 +6,8 @@ object with ``build_env_local()``). Results come back in the order of the indice
 results are filtered out. With ``batch_size``, ``forward`` gets lists of indices and the call
 returns one result per batch. The backend follows :func:`espnet3.parallel.get_parallel_config` (or the
 innermost open :func:`espnet3.parallel.get_client`); ``async_mode=True`` writes shard specs
-and submits them as scheduler jobs instead (see :mod:`espnet3.runner.async_backend`).
+and submits them as scheduler jobs instead (see :mod:`espnet3.runner.async_backend`). The
+choice is made in one place, :func:`espnet3.runner.backends.choose_backend`.
 
 Example:
     >>> from espnet3.runner.inference_provider import InferenceProvider
@@ -38,9 +39,9 @@ from pathlib import Path
 from typing import Any
 
 from espnet3.errors import ConfigError
+from espnet3.runner.backends import choose_backend
 from espnet3.runner.outcomes import ItemFailure, Unit, as_index
 from espnet3.runner.provider import EnvironmentProvider
-from espnet3.runner.sync_backend import iter_outcomes
 from espnet3.utils.atomic import atomic_write_jsonl
 from espnet3.utils.config import check_error_policy, check_positive
 
@@ -68,6 +69,8 @@ class BaseRunner:
         item_timeout: seconds after which an item is given up on (a failure as above);
             default ``parallel.item_timeout``. Without one, an item that runs far longer than
             the others is named in a warning.
+        backend: a name of :data:`espnet3.runner.backends.BACKENDS` to use whatever the
+            config says (default: chosen per call, see :mod:`espnet3.runner.backends`).
 
     Shard jobs rebuild a runner as ``cls(provider, batch_size=..., on_error=...,
     errors_path=..., item_timeout=...)``; a subclass with its own constructor must accept that
@@ -87,6 +90,7 @@ class BaseRunner:
         on_error: str = "raise",
         errors_path: str | os.PathLike = "errors.jsonl",
         item_timeout: float | None = None,
+        backend: str | None = None,
     ):
         if not callable(getattr(provider, "build_env_local", None)):
             raise ConfigError(
@@ -119,6 +123,7 @@ class BaseRunner:
         self.on_error = on_error
         self.errors_path = Path(errors_path)
         self.item_timeout = item_timeout
+        self.backend = backend
 
     @staticmethod
     def forward(idx: Any, *, dataset: Any, model: Any, **params: Any) -> Any:
@@ -133,11 +138,8 @@ class BaseRunner:
         The list holds every result: for a very large run, stream with :meth:`iter`.
         """
         check_positive("batch_size", self.batch_size)
-        if self.async_mode:
-            from espnet3.runner.async_backend import submit_async
-
-            return submit_async(self, indices)
-        return [result for _, result in self.iter(indices)]
+        backend, _ = choose_backend(self)
+        return backend.call(self, indices)
 
     def iter(self, indices: Iterable[int]) -> Iterator[tuple[Any, Any]]:
         """Yield ``(index, result)`` in the order of ``indices``, holding only what is in flight.
@@ -156,6 +158,7 @@ class BaseRunner:
             [(3, 30), (1, 10)]
         """
         check_positive("batch_size", self.batch_size)
+        backend, where = choose_backend(self, streaming=True)
         units: Iterable[Unit] = _Units(indices, self.batch_size)
         sized = hasattr(indices, "__len__")
         if not sized:  # a generator of indices: no length for chunk sizing or the bar
@@ -163,8 +166,8 @@ class BaseRunner:
         failures: list[dict[str, Any]] = []
         progress = _progress(len(indices) if sized else None)  # type: ignore[arg-type]
         try:
-            for outcome in iter_outcomes(
-                type(self).forward, self.provider, units, item_timeout=self.item_timeout
+            for outcome in backend.outcomes(
+                type(self).forward, self.provider, units, self.item_timeout, where
             ):
                 if isinstance(outcome, ItemFailure):
                     if self.on_error == "raise":

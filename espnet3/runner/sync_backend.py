@@ -1,19 +1,20 @@
-"""Run units of work in this process or on a Dask cluster, yielding outcomes in unit order.
+"""The two backends that wait for results: in this process, or on a Dask cluster.
 
-Which one is decided by :func:`espnet3.parallel.client.placement` (the innermost open
-``get_client`` block, else the process-wide config), as for maps: sequential runs here with
-the provider's local environment; anything else goes through
+Both yield one outcome per unit, in unit order (a list of ``(unit, result)``, or an
+:class:`~espnet3.runner.outcomes.ItemFailure`). The cluster one goes through
 :func:`espnet3.parallel.map_indexed` (adaptive chunks, a bounded number in flight) with the
-provider's worker setup function, so each worker builds the environment once.
+provider's worker setup function. Which one runs is chosen in
+:mod:`espnet3.runner.backends`.
 
 Example:
-    >>> from espnet3.runner.provider import EnvironmentProvider, worker_setup_fn
+    >>> from espnet3.parallel.client import placement
+    >>> from espnet3.runner.provider import EnvironmentProvider
     >>> class Table(EnvironmentProvider):
     ...     def build_env(self):
     ...         return {"dataset": [5, 6, 7]}
     >>> def forward(idx, *, dataset):
     ...     return dataset[idx]
-    >>> list(iter_outcomes(forward, Table(), [2, 0]))
+    >>> list(sequential_outcomes(forward, Table(), [2, 0], None, placement()))
     [[(2, 7)], [(0, 5)]]
 """
 
@@ -25,7 +26,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from espnet3.parallel import map_indexed
-from espnet3.parallel.client import placement
+from espnet3.parallel.client import Placement
 from espnet3.parallel.mapping import with_timeout
 from espnet3.runner.outcomes import ItemFailure, Unit, find_utt_id, run_unit
 from espnet3.runner.provider import EnvironmentProvider, worker_setup_fn
@@ -33,27 +34,39 @@ from espnet3.runner.provider import EnvironmentProvider, worker_setup_fn
 Outcome = list[tuple[int, Any]] | ItemFailure
 
 
-def iter_outcomes(
+def sequential_outcomes(
     forward: Callable[..., Any],
     provider: EnvironmentProvider,
     units: Iterable[Unit],
-    item_timeout: float | None = None,
+    item_timeout: float | None,
+    where: Placement,
 ) -> Iterator[Outcome]:
-    """Yield the outcome of every unit, in the order of ``units``.
+    """Every unit run here, in order, with the provider's local environment built once.
 
     ``item_timeout`` (seconds, default ``parallel.item_timeout``) turns a unit that runs longer
-    into a failure; so does, on a cluster, a unit whose worker dies or whose result cannot be
-    sent back (found by retrying its chunk unit by unit).
+    into a failure.
     """
-    where = placement()
-    if where.sequential:
-        env = provider.build_env_local()
-        if item_timeout is None:
-            item_timeout = where.config.item_timeout
-        run = with_timeout(functools.partial(run_unit, runner_forward=forward, **env), item_timeout)
-        for unit in units:
-            yield run(unit)
-        return
+    env = provider.build_env_local()
+    if item_timeout is None:
+        item_timeout = where.config.item_timeout
+    run = with_timeout(functools.partial(run_unit, runner_forward=forward, **env), item_timeout)
+    for unit in units:
+        yield run(unit)
+
+
+def dask_outcomes(
+    forward: Callable[..., Any],
+    provider: EnvironmentProvider,
+    units: Iterable[Unit],
+    item_timeout: float | None,
+    where: Placement,
+) -> Iterator[Outcome]:
+    """Every unit run on the cluster of ``where`` (started for the call when none is open),
+    yielded in order; each worker builds the environment once.
+
+    A unit that runs past ``item_timeout``, whose worker dies, or whose result cannot be sent
+    back is a failure (found by retrying its chunk unit by unit).
+    """
     done = map_indexed(
         run_unit,
         units,

@@ -1,0 +1,106 @@
+"""The runner backends, and the one function that picks the backend of a call.
+
+``sequential`` and ``dask`` wait for results (:mod:`espnet3.runner.sync_backend`); ``async``
+writes shard specs and submits them as scheduler jobs (:mod:`espnet3.runner.async_backend`).
+A runner built with ``backend="name"`` uses that one; otherwise ``async_mode`` means
+``async``, and whether the rest runs here or on a cluster is
+:func:`espnet3.parallel.client.placement`'s answer, the same one maps get. A new backend is one
+module with a :class:`Backend` subclass and a :func:`register_backend` call.
+
+Example:
+    >>> sorted(BACKENDS)
+    ['async', 'dask', 'sequential']
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, Any
+
+from espnet3.errors import ConfigError, did_you_mean
+from espnet3.parallel.client import Placement, placement
+from espnet3.runner.sync_backend import Outcome, dask_outcomes, sequential_outcomes
+
+if TYPE_CHECKING:
+    from espnet3.runner.base_runner import BaseRunner
+
+
+class Backend:
+    """How a runner call runs. :meth:`call` gives what ``runner(indices)`` returns."""
+
+    name: str = ""
+    #: ``outcomes(forward, provider, units, item_timeout, where)``: one outcome per unit, in
+    #: unit order, as ``runner.iter`` streams them (``None``: this backend does not stream).
+    outcomes: Callable[..., Iterator[Outcome]] | None = None
+
+    def call(self, runner: BaseRunner, indices: Iterable[int]) -> Any:
+        """Every result, in order, ``None`` left out."""
+        return [result for _, result in runner.iter(indices)]
+
+
+class Sequential(Backend):
+    name = "sequential"
+    outcomes = staticmethod(sequential_outcomes)
+
+
+class Dask(Backend):
+    name = "dask"
+    outcomes = staticmethod(dask_outcomes)
+
+
+class AsyncShards(Backend):
+    name = "async"
+
+    def call(self, runner: BaseRunner, indices: Iterable[int]) -> Any:
+        from espnet3.runner.async_backend import submit_async
+
+        return submit_async(runner, indices)
+
+
+BACKENDS: dict[str, Backend] = {b.name: b for b in (Sequential(), Dask(), AsyncShards())}
+
+
+def register_backend(backend: Backend) -> Backend:
+    """Make ``backend`` available as ``BaseRunner(..., backend=backend.name)``."""
+    if backend.name in BACKENDS and BACKENDS[backend.name] is not backend:
+        raise ConfigError(f"runner backend '{backend.name}' already exists")
+    BACKENDS[backend.name] = backend
+    return backend
+
+
+def choose_backend(runner: BaseRunner, streaming: bool = False) -> tuple[Backend, Placement]:
+    """The backend of a call of ``runner`` (of ``runner.iter`` when ``streaming``), and where
+    the call runs.
+
+    Example:
+        >>> from espnet3.runner.base_runner import BaseRunner
+        >>> from espnet3.runner.provider import EnvironmentProvider
+        >>> class Echo(BaseRunner):
+        ...     @staticmethod
+        ...     def forward(idx, **env):
+        ...         return idx
+        >>> class Empty(EnvironmentProvider):
+        ...     def build_env(self):
+        ...         return {}
+        >>> choose_backend(Echo(Empty()))[0].name
+        'sequential'
+    """
+    where = placement()
+    name = runner.backend
+    if name is None:
+        name = "async" if runner.async_mode and not streaming else None
+    if name is None:
+        name = "sequential" if where.sequential else "dask"
+    try:
+        backend = BACKENDS[name]
+    except KeyError:
+        raise ConfigError(
+            f"unknown runner backend {name!r}{did_you_mean(name, BACKENDS)}; "
+            f"available: {', '.join(BACKENDS)}"
+        ) from None
+    if streaming and backend.outcomes is None:
+        raise ConfigError(
+            f"runner backend '{name}' does not stream results: call the runner instead of "
+            "runner.iter, or choose another backend"
+        )
+    return backend, where
