@@ -29,7 +29,7 @@ from typing import Any
 import soundfile as sf
 
 from espnet3.data.audio import to_int16
-from espnet3.data.dataset import LHOTSE_CUTS
+from espnet3.data.input_kinds import LHOTSE_CUTS
 from espnet3.errors import Espnet3Error
 
 
