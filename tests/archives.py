@@ -62,11 +62,12 @@ def big_archive(source: Path, target: Path, copies: int) -> Path:
     originals = list(zip(trans, fileids, strict=True))
     for k in range(copies):
         for line, fid in originals:
-            utt = fid.rsplit("/", 1)[1]
-            new = f"{utt}-x{k:04d}"
-            extra[f"downloads/an4/wav/{fid}-x{k:04d}.sph"] = f"downloads/an4/wav/{fid}.sph"
+            folder, utt = fid.rsplit("/", 1)
+            session, speaker, channel = utt.split("-")  # AN4's session-speaker-channel
+            new = f"{session}x{k:04d}-{speaker}-{channel}"
+            extra[f"downloads/an4/wav/{folder}/{new}.sph"] = f"downloads/an4/wav/{fid}.sph"
             trans.append(line.replace(f"({utt})", f"({new})"))
-            fileids.append(f"{fid}-x{k:04d}")
+            fileids.append(f"{folder}/{new}")
     with tarfile.open(target, "w") as dst:  # uncompressed: quick to write and read
         for name, (member, data) in members.items():
             if name == etc + "an4_train.transcription":

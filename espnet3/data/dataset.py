@@ -91,7 +91,7 @@ class ESPnet3Dataset:
 
         Example:
             >>> ESPnet3Dataset("data/test.tsv").uids()[:2]   # doctest: +SKIP
-            ['an251-fash-b', 'an253-fash-b']
+            ["fash-an251-b", "fash-an253-b"]
         """
         return self._reader.uids()
 

@@ -80,17 +80,64 @@ def test_sequential_run_writes_manifests_features_and_cutsets(sequential_run):
 
     data_dir = sequential_run
     train = (data_dir / "train.tsv").read_text().splitlines()
-    assert train[0] == "an251-fash-b\twav/train/an251-fash-b.wav\tYES"
+    assert train[0] == "fash-an253-b\twav/train/fash-an253-b.wav\tGO\tfash"
     assert (
         data_dir / "valid.tsv"
-    ).read_text() == "an152-mwhw-b\twav/valid/an152-mwhw-b.wav\tSTART\n"
+    ).read_text() == "fash-an251-b\twav/valid/fash-an251-b.wav\tYES\tfash\n"
     assert len((data_dir / "test.tsv").read_text().splitlines()) == 2
     summary = json.loads((data_dir / "fbank" / "summary.json").read_text())
     assert {s: summary["splits"][s]["kept"] for s in SPLITS} == {"train": 4, "valid": 1, "test": 2}
-    cuts = CutSet.from_file(data_dir / "fbank" / "cuts_test.jsonl.gz")
-    cut = cuts.with_features_path_prefix(str(data_dir)).with_recording_path_prefix(str(data_dir))[0]
+    cut = CutSet.from_file(data_dir / "fbank" / "cuts_test.jsonl.gz")[0]
     assert cut.load_features().shape == (cut.num_frames, 80)
     assert cut.load_audio().shape == (1, cut.recording.num_samples)
+    assert (cut.id, cut.supervisions[0].speaker) == ("fcaw-cen8-b", "fcaw")
+
+
+def espnet_rule(archive: Path) -> dict[str, list[tuple[str, str, str]]]:
+    """ESPnet egs2/mini_an4's data prep, applied to the archive's transcripts on its own:
+    ``pre-mid-last`` becomes utterance ``mid-pre-last`` of speaker ``mid``; ids are sorted;
+    the first train utterance is the dev set."""
+    sets = {}
+    with tarfile.open(archive) as tar:
+        for name in ("train", "test"):
+            member = next(m for m in tar if m.name.endswith(f"etc/an4_{name}.transcription"))
+            rows = []
+            for line in tar.extractfile(member).read().decode().splitlines():
+                words, _, source = line.strip().rpartition(" (")
+                words = words.removeprefix("<s> ").removesuffix(" </s>")
+                pre, mid, last = source.rstrip(")").split("-")
+                rows.append((f"{mid}-{pre}-{last}", words, mid))
+            sets[name] = sorted(rows)
+    return {"train": sets["train"][1:], "valid": sets["train"][:1], "test": sets["test"]}
+
+
+def test_ids_speakers_and_split_are_espnets(sequential_run, mini_an4_archive):
+    ours = {
+        split: [
+            (utt, text, speaker)
+            for utt, _, text, speaker in (
+                line.split("\t")
+                for line in (sequential_run / f"{split}.tsv").read_text().splitlines()
+            )
+        ]
+        for split in SPLITS
+    }
+    assert ours == espnet_rule(mini_an4_archive)
+    assert ours["valid"] == [("fash-an251-b", "YES", "fash")]
+
+
+def test_cuts_load_and_validate_with_plain_lhotse_from_any_directory(sequential_run, tmp_path):
+    code = (
+        "import sys; from lhotse import CutSet, validate\n"
+        "cuts = CutSet.from_file(sys.argv[1]); validate(cuts, read_data=True)\n"
+        "print(sorted({s.speaker for c in cuts for s in c.supervisions}))"
+    )
+    path = sequential_run / "fbank" / "cuts_train.jsonl.gz"
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(path)], cwd=tmp_path, capture_output=True, text=True
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "['fash', 'fbbh', 'mwhw']"
 
 
 def test_second_run_does_no_work(sequential_run, mini_an4_archive):
@@ -107,8 +154,11 @@ def test_data_directory_can_move(sequential_run, tmp_path):
     subprocess.run(["cp", "-a", str(sequential_run), str(moved)], check=True)
     package = load_dataset_module("mini_an4/asr")
     item = package.Dataset(split="test", data_dir=moved)[0]
-    assert item["utt_id"] == "cen8-fcaw-b" and item["speech"].dtype == np.float32
-    assert package.load_cuts(moved, "test")[1].load_features().shape[1] == 80
+    assert item["utt_id"] == "fcaw-cen8-b" and item["speech"].dtype == np.float32
+    cut = package.load_cuts(moved, "test")[1]
+    assert cut.load_features().shape[1] == 80
+    assert cut.features.storage_path.startswith(str(moved.resolve()))
+    assert cut.recording.sources[0].source.startswith(str(moved.resolve()))
 
 
 def test_recipe_yaml_feeds_data_organizer_and_dataloader(sequential_run):
@@ -119,7 +169,7 @@ def test_recipe_yaml_feeds_data_organizer_and_dataloader(sequential_run):
     config = load_recipe_config(RECIPE, overrides=[f"data_dir={sequential_run}"])
     organizer = DataOrganizer.from_config(config.dataset, recipe_dir=RECIPE)
     assert (len(organizer.train), len(organizer.valid)) == (4, 1)
-    assert organizer.test["test"][0]["utt_id"] == "cen8-fcaw-b"
+    assert organizer.test["test"][0]["utt_id"] == "fcaw-cen8-b"
     loaders = DataLoaderBuilder(organizer, config)  # the whole config, as upstream passes it
     batches = list(loaders.build("train"))
     assert sorted(uid for uids, _ in batches for uid in uids) == sorted(
@@ -129,7 +179,7 @@ def test_recipe_yaml_feeds_data_organizer_and_dataloader(sequential_run):
     assert batch["speech"].dtype == torch.float32 and batch["speech"].shape[0] == len(uids) == 2
     assert batch["speech_lengths"].max() == batch["speech"].shape[1]
     [(valid_uids, _)] = list(loaders.build("valid"))
-    assert valid_uids == ["an152-mwhw-b"]
+    assert valid_uids == ["fash-an251-b"]
 
 
 def test_local_cluster_gives_identical_results(sequential_run, mini_an4_archive, tmp_path):
@@ -176,7 +226,7 @@ def test_cleaning_drops_short_utterances_and_reports_them(mini_an4_archive, tmp_
     data_dir = tmp_path / "data"
     proc = create_dataset(data_dir, mini_an4_archive, "stages.0.args.min_duration=0.8")
     train = json.loads((data_dir / "fbank" / "summary.json").read_text())["splits"]["train"]
-    # an253-fash-b ("GO") lasts 0.7 s.
+    # fash-an253-b ("GO") lasts 0.7 s.
     assert train["kept"] == 3 and train["dropped"] == {"empty_text": 0, "too_short": 1}
     assert '"too_short": 1' in proc.stdout
 

@@ -4,11 +4,17 @@
 utterance (the ``<s>``/``</s>`` markers are optional); ``an4/etc/an4_{train,test}.fileids``
 lists ``dir/speaker/utt_id`` paths under ``an4/wav`` without the ``.sph`` suffix.
 
+Utterances are named as ESPnet's ``egs2/mini_an4`` names them, speaker first (Kaldi's rule
+that an utterance id starts with its speaker id): the corpus file ``an253-fash-b`` (session
+``an253``, speaker ``fash``, channel ``b``) is utterance ``fash-an253-b`` of speaker ``fash``.
+
 Example:
     >>> parse_transcript_line("<s> GO </s> (an253-fash-b)")
     ('an253-fash-b', 'GO')
     >>> parse_transcript_line("ELEVEN TWENTY (cen8-fcaw-b)")
     ('cen8-fcaw-b', 'ELEVEN TWENTY')
+    >>> espnet_ids("an253-fash-b")
+    ('fash-an253-b', 'fash')
 """
 
 from __future__ import annotations
@@ -27,11 +33,21 @@ _LINE = re.compile(r"^(?:<s>)?(?P<text>.*?)(?:</s>)?\s*\((?P<utt>[^()\s]+)\)\s*$
 
 @dataclass(frozen=True)
 class Utterance:
-    """One AN4 utterance: its id, transcript and SPHERE file."""
+    """One AN4 utterance: its (speaker-first) id, transcript, SPHERE file and speaker."""
 
     utt_id: str
     text: str
     sphere: Path
+    speaker: str = ""
+
+
+def espnet_ids(name: str) -> tuple[str, str]:
+    """``(utterance id, speaker id)`` of the corpus file ``name`` (``session-speaker-channel``)."""
+    parts = name.split("-")
+    if len(parts) != 3 or not all(parts):
+        raise ValueError(f"AN4 file name {name!r} is not session-speaker-channel (an253-fash-b)")
+    session, speaker, channel = parts
+    return f"{speaker}-{session}-{channel}", speaker
 
 
 def parse_transcript_line(line: str) -> tuple[str, str]:
@@ -50,7 +66,7 @@ def read_set(an4_root: Path, name: str) -> list[Utterance]:
 
     Example:
         >>> [u.utt_id for u in read_set(Path("downloads/an4"), "test")]   # doctest: +SKIP
-        ['cen8-fcaw-b', 'cen8-mmxg-b']
+        ['fcaw-cen8-b', 'mmxg-cen8-b']
     """
     etc = an4_root / "etc"
     transcripts = _read_transcripts(etc / f"an4_{name}.transcription")
@@ -58,18 +74,22 @@ def read_set(an4_root: Path, name: str) -> list[Utterance]:
     fileids = _read_lines(fileids_path)
     utterances = []
     for fileid in fileids:
-        utt_id = Path(fileid).name
-        if utt_id not in transcripts:
+        file_name = Path(fileid).name
+        if file_name not in transcripts:
             raise Espnet3Error(
-                f"AN4 utterance {utt_id} (listed in {fileids_path}) has no transcript in "
+                f"AN4 utterance {file_name} (listed in {fileids_path}) has no transcript in "
                 f"{etc / f'an4_{name}.transcription'}: restore the file or remove the utterance"
             )
         sphere = an4_root / "wav" / f"{fileid}.sph"
         if not sphere.is_file():
             raise Espnet3Error(
-                f"AN4 utterance {utt_id}: audio file {sphere} is missing: re-extract the archive"
+                f"AN4 utterance {file_name}: audio file {sphere} is missing: re-extract the archive"
             )
-        utterances.append(Utterance(utt_id, transcripts[utt_id], sphere))
+        try:
+            utt_id, speaker = espnet_ids(file_name)
+        except ValueError as err:
+            raise Espnet3Error(f"{fileids_path}: {err}") from None
+        utterances.append(Utterance(utt_id, transcripts[file_name], sphere, speaker))
     return sorted(utterances, key=lambda u: u.utt_id)
 
 

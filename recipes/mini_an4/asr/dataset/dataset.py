@@ -1,10 +1,11 @@
-"""The mini AN4 dataset: items ``{utt_id, speech, text}`` read from a built data directory.
+"""The mini AN4 dataset: items ``{utt_id, speech, text, speaker}`` read from a built data
+directory.
 
 Example:
     >>> ds = Dataset(split="test", data_dir="recipes/mini_an4/asr/data")   # doctest: +SKIP
     >>> item = ds[0]
-    >>> item["utt_id"], item["speech"].dtype, item["text"]
-    ('cen8-fcaw-b', dtype('float32'), 'ELEVEN TWENTY SEVEN FIFTY SEVEN')
+    >>> item["utt_id"], item["speaker"], item["speech"].dtype, item["text"]
+    ('fcaw-cen8-b', 'fcaw', dtype('float32'), 'ELEVEN TWENTY SEVEN FIFTY SEVEN')
 """
 
 from __future__ import annotations
@@ -40,4 +41,9 @@ class Dataset:
 
         entry = self.entries[idx]
         speech, _ = soundfile.read(self.data_dir / entry.wav, dtype="float32")
-        return {"utt_id": entry.utt_id, "speech": speech, "text": entry.text}
+        return {
+            "utt_id": entry.utt_id,
+            "speech": speech,
+            "text": entry.text,
+            "speaker": entry.speaker,
+        }

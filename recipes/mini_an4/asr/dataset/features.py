@@ -4,14 +4,16 @@ Work runs through :class:`FbankRunner` on the configured ``parallel:`` backend. 
 grouped in shards of ``shard_size``; a worker writes each utterance's features as
 ``OUT_DIR/SPLIT/UTT.npy`` (atomically), and this process writes a shard's cuts as
 ``OUT_DIR/SPLIT/shards/NNNNN.jsonl`` once the whole shard is done. A re-run (after Ctrl-C or
-a crash) skips finished shards. At the end every split gets ``OUT_DIR/cuts_SPLIT.jsonl.gz``
-and ``OUT_DIR/summary.json`` records the counts, including what cleaning dropped and why.
+a crash) skips finished shards (a shard whose utterances are no longer those of the manifest
+is computed again). At the end every split gets ``OUT_DIR/cuts_SPLIT.jsonl.gz`` and
+``OUT_DIR/summary.json`` records the counts, including what cleaning dropped and why.
 
 A feature file is renamed into place when complete, so a killed run never leaves half of one,
 but it is not flushed to disk by itself (that doubled the stage's time): after a power failure
 of the machine, delete ``OUT_DIR`` and run the stage again.
 
-Paths inside the cuts are relative to the data directory; :func:`load_cuts` adds the prefix.
+Paths inside the cuts are absolute, so plain Lhotse loads them from any working directory;
+each supervision carries the utterance's speaker.
 
 Example:
     >>> summary = compute_features(data_dir="data", out_dir="data/fbank")   # doctest: +SKIP
@@ -75,11 +77,13 @@ class FbankRunner(BaseRunner):
         if duration < min_duration:
             return {"utt_id": utt_id, "dropped": "too_short"}
         feats = model.extract(speech, rate)
-        rel = Path(out_dir).relative_to(dataset.data_dir) / dataset.split
+        storage = Path(out_dir).resolve() / dataset.split
         # Renamed into place, not flushed one by one (see the module docstring).
-        with atomic_open(dataset.data_dir / rel / f"{utt_id}.npy", "wb", durable=False) as f:
+        with atomic_open(storage / f"{utt_id}.npy", "wb", durable=False) as f:
             np.save(f, feats.astype(np.float32), allow_pickle=False)
-        return _cut_dict(utt_id, text, dataset.entries[idx].wav, duration, rate, feats, rel, model)
+        entry = dataset.entries[idx]
+        wav = dataset.data_dir.resolve() / entry.wav
+        return _cut_dict(item, wav, duration, rate, feats, storage, model)
 
 
 def compute_features(
@@ -105,7 +109,7 @@ def compute_features(
         "shard_size": shard_size,
     }
     _check_settings(out_dir / "settings.json", settings)
-    summary = {"settings": settings, "splits": {}}
+    summary = {"settings": settings, "data_dir": str(data_dir), "splits": {}}
     for split in splits:
         summary["splits"][split] = _compute_split(data_dir, out_dir, split, settings)
     if _read_json(out_dir / "summary.json") != summary:
@@ -114,23 +118,32 @@ def compute_features(
 
 
 def load_cuts(data_dir: str | os.PathLike, split: str, features_dir: str = "fbank") -> Any:
-    """The CutSet of ``split``, with paths made absolute for this data directory's location.
+    """The CutSet of ``split``: ``DATA_DIR/FEATURES_DIR/cuts_SPLIT.jsonl.gz``, its absolute
+    paths moved along when the data directory was moved or mounted elsewhere since.
 
     ``features_dir`` is the features ``out_dir`` relative to ``data_dir``.
     """
     from lhotse import CutSet
 
     path = Path(data_dir) / features_dir / f"cuts_{split}.jsonl.gz"
-    cuts = CutSet.from_file(path)
-    return cuts.with_features_path_prefix(str(data_dir)).with_recording_path_prefix(str(data_dir))
+    written_in = (_read_json(path.parent / "summary.json") or {}).get("data_dir")
+    here = str(Path(data_dir).resolve())
+    if written_in is None or written_in == here:
+        return CutSet.from_file(path)
+    return CutSet.from_dicts(_moved(cut, written_in, here) for cut in _read_cut_dicts(path))
 
 
 def _compute_split(data_dir: Path, out_dir: Path, split: str, settings: dict) -> dict[str, Any]:
     size = settings["shard_size"]
-    n = len(Dataset(split, data_dir))
+    uids = Dataset(split, data_dir).uids()
+    n = len(uids)
     shards = [list(range(start, min(start + size, n))) for start in range(0, n, size)]
     shard_dir = out_dir / split / "shards"
-    todo = [s for i, s in enumerate(shards) if not (shard_dir / f"{i:05d}.jsonl").is_file()]
+    todo = [
+        s
+        for i, s in enumerate(shards)
+        if not _shard_is_current(shard_dir / f"{i:05d}.jsonl", [uids[k] for k in s])
+    ]
     if todo:
         provider = FbankProvider(
             {"split": split, "data_dir": str(data_dir), "num_mel_bins": settings["num_mel_bins"]},
@@ -159,7 +172,18 @@ def _compute_split(data_dir: Path, out_dir: Path, split: str, settings: dict) ->
     }
 
 
-def _cut_dict(utt_id, text, wav, duration, rate, feats, rel, model) -> dict[str, Any]:
+def _shard_is_current(path: Path, uids: list[str]) -> bool:
+    """A finished shard of these utterances, with absolute paths (older layouts are redone)."""
+    if not path.is_file():
+        return False
+    records = [json.loads(line) for line in path.read_text().splitlines()]
+    if [r.get("utt_id", r.get("id")) for r in records] != uids:
+        return False
+    return all(Path(r["features"]["storage_path"]).is_absolute() for r in records if "id" in r)
+
+
+def _cut_dict(item, wav, duration, rate, feats, storage, model) -> dict[str, Any]:
+    utt_id = item["utt_id"]
     return {
         "id": utt_id,
         "start": 0.0,
@@ -172,7 +196,8 @@ def _cut_dict(utt_id, text, wav, duration, rate, feats, rel, model) -> dict[str,
                 "start": 0.0,
                 "duration": duration,
                 "channel": 0,
-                "text": text,
+                "text": item["text"],
+                "speaker": item["speaker"],
             }
         ],
         "features": {
@@ -184,20 +209,40 @@ def _cut_dict(utt_id, text, wav, duration, rate, feats, rel, model) -> dict[str,
             "start": 0.0,
             "duration": duration,
             "storage_type": "numpy_files",
-            "storage_path": str(rel),
+            "storage_path": str(storage),
             "storage_key": f"{utt_id}.npy",
             "recording_id": utt_id,
             "channels": 0,
         },
         "recording": {
             "id": utt_id,
-            "sources": [{"type": "file", "channels": [0], "source": wav}],
+            "sources": [{"type": "file", "channels": [0], "source": str(wav)}],
             "sampling_rate": rate,
             "num_samples": int(round(duration * rate)),
             "duration": duration,
         },
         "type": "MonoCut",
     }
+
+
+def _read_cut_dicts(path: Path) -> list[dict[str, Any]]:
+    with gzip.open(path, "rt", encoding="utf-8") as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def _moved(cut: dict[str, Any], old: str, new: str) -> dict[str, Any]:
+    """``cut`` with paths under ``old`` moved under ``new``."""
+
+    def move(path: str) -> str:
+        return (
+            str(Path(new) / Path(path).relative_to(old)) if Path(path).is_relative_to(old) else path
+        )
+
+    features = cut["features"]
+    features["storage_path"] = move(features["storage_path"])
+    for source in cut["recording"]["sources"]:
+        source["source"] = move(source["source"])
+    return cut
 
 
 def _write_cuts(path: Path, cuts: list[dict[str, Any]]) -> None:

@@ -1,4 +1,4 @@
-"""The recipe's manifests: one ``utt_id<TAB>wav path<TAB>text`` line per utterance.
+"""The recipe's manifests: one ``utt_id<TAB>wav path<TAB>text<TAB>speaker`` line per utterance.
 
 Wav paths are relative to the data directory that holds the manifests, so the directory can
 be moved or mounted elsewhere as a whole.
@@ -6,9 +6,9 @@ be moved or mounted elsewhere as a whole.
 Example:
     >>> import tempfile, pathlib
     >>> data_dir = pathlib.Path(tempfile.mkdtemp())
-    >>> write_manifest(data_dir, "test", [ManifestEntry("u1", "wav/test/u1.wav", "HELLO")])
+    >>> write_manifest(data_dir, "test", [ManifestEntry("s1-u1", "wav/test/s1-u1.wav", "HI", "s1")])
     >>> read_manifest(data_dir, "test")
-    [ManifestEntry(utt_id='u1', wav='wav/test/u1.wav', text='HELLO')]
+    [ManifestEntry(utt_id='s1-u1', wav='wav/test/s1-u1.wav', text='HI', speaker='s1')]
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ class ManifestEntry(NamedTuple):
     utt_id: str
     wav: str
     text: str
+    speaker: str
 
 
 def manifest_path(data_dir: str | Path, split: str) -> Path:
@@ -58,10 +59,10 @@ def read_manifest(data_dir: str | Path, split: str) -> list[ManifestEntry]:
     entries = []
     for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
         fields = line.split("\t")
-        if len(fields) != 3:
+        if len(fields) != len(ManifestEntry._fields):
             raise Espnet3Error(
-                f"{path}:{number}: expected 3 tab-separated fields (utt_id, wav, text), "
-                f"got {len(fields)}: rebuild the data directory"
+                f"{path}:{number}: expected 4 tab-separated fields (utt_id, wav, text, speaker), "
+                f"got {len(fields)}: rebuild the data directory (espnet3 create-dataset)"
             )
         entries.append(ManifestEntry(*fields))
     return entries
