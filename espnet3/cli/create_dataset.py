@@ -36,7 +36,8 @@ def add_parser(subparsers: Any) -> None:
     )
     parser.add_argument("recipe_dir", help="the recipe directory, e.g. recipes/mini_an4/asr")
     parser.add_argument(
-        "--config", help="YAML merged over RECIPE_DIR/conf/dataset.yaml (e.g. conf/local.yaml)"
+        "--config",
+        help="YAML merged over RECIPE_DIR/conf/dataset.yaml: a path, or one inside the recipe (e.g. conf/local.yaml)",
     )
     parser.add_argument(
         "overrides", nargs="*", metavar="KEY=VALUE", help="config overrides, e.g. data_dir=/scratch"
@@ -81,10 +82,24 @@ def _stage(entry: Any, index: int, recipe_dir: Any) -> tuple[str, Any, dict[str,
 
 
 def _main(args: argparse.Namespace) -> int:
-    report = create_dataset(load_recipe_config(args.recipe_dir, args.config, args.overrides))
+    config = load_recipe_config(args.recipe_dir, args.config, args.overrides)
+    report = create_dataset(config)
     for item in report["datasets"]:
         what = ", ".join(item["steps"]) or "already built"
         print(f"dataset {item['data_src'] or 'of the recipe'}: {what}")
     for name, result in report["stages"].items():
         print(f"stage {name}: {json.dumps(result, sort_keys=True)}")
+    _print_summary(config.get("data_dir"))
     return 0
+
+
+def _print_summary(data_dir: Any) -> None:
+    """``espnet3 describe DATA_DIR``, when the config names a data directory that has splits."""
+    from espnet3.data.data_dir import describe
+
+    if data_dir is None:
+        return
+    try:
+        print(f"\n{data_dir}:\n{describe(data_dir)}")
+    except ConfigError:  # no split this command can read there
+        pass

@@ -17,6 +17,7 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from espnet3.errors import Espnet3Error
 
@@ -27,7 +28,7 @@ EXIT_INTERRUPTED = 130
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand."""
     from espnet3 import __version__
-    from espnet3.cli import cluster, create_dataset, jobs, run
+    from espnet3.cli import cluster, create_dataset, data, jobs, run
 
     parser = argparse.ArgumentParser(
         prog="espnet3",
@@ -35,13 +36,32 @@ def build_parser() -> argparse.ArgumentParser:
         "cluster or on an HPC scheduler (the config's parallel: section decides).",
     )
     parser.add_argument("--version", action="version", version=f"espnet3 {__version__}")
-    parser.add_argument(
-        "--debug", action="store_true", help="show tracebacks and debug logging on errors"
-    )
+    _add_debug(parser, default=False)
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for module in (create_dataset, run, jobs, cluster):
+    for module in (create_dataset, run, jobs, cluster, data):
         module.add_parser(subparsers)
+    for sub in _subparsers(parser):  # --debug works before or after the subcommand
+        _add_debug(sub, default=argparse.SUPPRESS)
     return parser
+
+
+def _add_debug(parser: argparse.ArgumentParser, default: Any) -> None:
+    parser.add_argument(
+        "--debug",
+        action="store_true",
+        default=default,
+        help="show tracebacks and debug logging on errors",
+    )
+
+
+def _subparsers(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
+    """Every subcommand parser below ``parser``, at any depth."""
+    found = []
+    for action in parser._actions:  # argparse keeps them only here
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                found += [sub, *_subparsers(sub)]
+    return found
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -5,7 +5,7 @@ the manifest's own directory (so a data directory can move as a whole):
 
 - JSONL: one object per line with ``utt_id``, ``audio`` (a path) and ``text``; other keys
   are kept.
-- TSV: ``utt_id<TAB>path<TAB>text`` per line.
+- TSV: ``utt_id<TAB>path<TAB>text`` per line, optionally ``<TAB>speaker``.
 - Kaldi: a directory with ``wav.scp`` (``utt_id path``) and ``text`` (``utt_id words...``),
   or its ``wav.scp`` file; ``utt2spk`` is read when present. Piped ``wav.scp`` entries (``cmd |``) are refused: run the
   command once and point ``wav.scp`` at the files.
@@ -93,19 +93,19 @@ def _read_tsv(path: Path) -> list[dict]:
         if not line.strip():
             continue
         parts = line.split("\t")
-        if len(parts) != 3:
+        if len(parts) not in (3, 4):
             raise Espnet3Error(
-                f"{path}:{number} has {len(parts)} tab-separated fields, expected 3: "
-                "utt_id<TAB>path<TAB>text"
+                f"{path}:{number} has {len(parts)} tab-separated fields, expected 3 or 4: "
+                "utt_id<TAB>path<TAB>text[<TAB>speaker]"
             )
-        utt, audio, text = parts
-        rows.append(
-            {
-                "utt_id": utt,
-                "audio": _audio_path(path.parent, audio, f"{path}:{number}"),
-                "text": text,
-            }
-        )
+        row = {
+            "utt_id": parts[0],
+            "audio": _audio_path(path.parent, parts[1], f"{path}:{number}"),
+            "text": parts[2],
+        }
+        if len(parts) == 4:
+            row["speaker"] = parts[3]
+        rows.append(row)
     return rows
 
 

@@ -1,0 +1,195 @@
+"""A prepared data directory as Lhotse cuts per split: described, plotted, exported to Kaldi.
+
+The splits of ``DATA_DIR`` are found in this order: Lhotse cut manifests
+``cuts_<split>.jsonl.gz`` in ``DATA_DIR`` or a folder below it (``fbank/`` for mini_an4),
+else ``<split>.tsv``/``<split>.jsonl`` manifests (:mod:`espnet3.data.manifests`; their audio
+headers give durations), else Kaldi data directories ``<split>/wav.scp``.
+
+Example:
+    >>> import tempfile, pathlib, numpy as np, soundfile as sf
+    >>> d = pathlib.Path(tempfile.mkdtemp())
+    >>> sf.write(d / "a.wav", np.zeros(8000, np.int16), 16000)
+    >>> _ = (d / "test.tsv").write_text("spk1-a\\ta.wav\\tHELLO WORLD\\tspk1\\n")
+    >>> summary = summarize(load_splits(d)["test"])
+    >>> summary["utterances"], summary["hours"], summary["speakers"], summary["vocabulary"]
+    (1, 0.0001, 1, 2)
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from espnet3.errors import ConfigError, SetupError
+from espnet3.utils.atomic import atomic_write_text
+
+#: Splits listed first, in this order; others follow by name.
+USUAL_SPLITS = ("train", "valid", "dev", "test")
+
+
+def load_splits(data_dir: str | os.PathLike) -> dict[str, Any]:
+    """``{split: CutSet}`` of ``data_dir`` (see the module docstring for where they are found)."""
+    from lhotse import CutSet
+
+    root = Path(data_dir)
+    if not root.is_dir():
+        raise ConfigError(f"data directory {str(root)!r} does not exist: give a prepared one")
+    found: dict[str, Any] = {}
+    for path in sorted([*root.glob("cuts_*.jsonl.gz"), *root.glob("*/cuts_*.jsonl.gz")]):
+        split = path.name.removeprefix("cuts_").removesuffix(".jsonl.gz")
+        found.setdefault(split, path)
+    splits = {split: CutSet.from_file(path) for split, path in found.items()}
+    if not splits:
+        for path in sorted([*root.glob("*.tsv"), *root.glob("*.jsonl")]):
+            splits[path.stem] = _cuts_of_manifest(path)
+    if not splits:
+        for path in sorted(root.glob("*/wav.scp")):
+            splits[path.parent.name] = _cuts_of_manifest(path.parent)
+    if not splits:
+        raise ConfigError(
+            f"{str(root)!r} holds no split: expected cuts_<split>.jsonl.gz (in it or a folder "
+            "below), <split>.tsv / <split>.jsonl manifests, or <split>/wav.scp Kaldi directories"
+        )
+    order = {name: i for i, name in enumerate(USUAL_SPLITS)}
+    return dict(sorted(splits.items(), key=lambda kv: (order.get(kv[0], len(order)), kv[0])))
+
+
+def summarize(cuts: Any) -> dict[str, Any]:
+    """Utterances, total hours, mean seconds, speakers and vocabulary size (distinct words)."""
+    durations = [cut.duration for cut in cuts]
+    supervisions = [s for cut in cuts for s in cut.supervisions]
+    return {
+        "utterances": len(durations),
+        "hours": round(sum(durations) / 3600, 4),
+        "mean_seconds": round(sum(durations) / len(durations), 2) if durations else 0.0,
+        "speakers": len({s.speaker for s in supervisions if s.speaker}),
+        "vocabulary": len({w for s in supervisions for w in (s.text or "").split()}),
+    }
+
+
+def describe(data_dir: str | os.PathLike) -> str:
+    """A table of :func:`summarize` per split.
+
+    Example (mini_an4)::
+
+        split   utterances  hours    mean s  speakers  vocabulary
+        train   4           0.0019   1.71    3         11
+    """
+    rows = [("split", "utterances", "hours", "mean s", "speakers", "vocabulary")]
+    for split, cuts in load_splits(data_dir).items():
+        s = summarize(cuts)
+        rows.append(
+            (split, s["utterances"], s["hours"], s["mean_seconds"], s["speakers"], s["vocabulary"])
+        )
+    widths = [max(len(str(row[i])) for row in rows) for i in range(len(rows[0]))]
+    return "\n".join(
+        "  ".join(str(v).ljust(w) for v, w in zip(row, widths, strict=True)).rstrip()
+        for row in rows
+    )
+
+
+def plot_durations(splits: Mapping[str, Any], path: str | os.PathLike) -> Path:
+    """Write a histogram of utterance durations per split as a PNG (needs matplotlib)."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise SetupError(
+            "--plot needs matplotlib: pip install matplotlib (or espnet3[plot])"
+        ) from None
+    figure, axes = plt.subplots(figsize=(7, 4))
+    for split, cuts in splits.items():
+        axes.hist([cut.duration for cut in cuts], bins=30, alpha=0.6, label=split)
+    axes.set_xlabel("duration (s)")
+    axes.set_ylabel("utterances")
+    axes.legend()
+    path = Path(path)
+    with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".png", delete=False) as tmp:
+        figure.savefig(tmp.name, dpi=100)
+    plt.close(figure)
+    os.replace(tmp.name, path)
+    return path
+
+
+def export_kaldi(data_dir: str | os.PathLike, out_dir: str | os.PathLike) -> list[Path]:
+    """Write one Kaldi data directory per split under ``out_dir`` with Lhotse's Kaldi export:
+    ``wav.scp``, ``segments``, ``text``, ``utt2spk``, ``utt2dur``, ``reco2dur``, plus
+    ``spk2utt``, sorted as Kaldi's tools and ESPnet's ``asr.sh`` expect. Each split directory
+    is written aside and renamed into place; an existing one is replaced whole.
+
+    Every utterance needs a speaker, and (Kaldi's rule) its id must start with it.
+    """
+    from lhotse.kaldi import export_to_kaldi
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for split, cuts in load_splits(data_dir).items():
+        _check_kaldi_ids(split, cuts)
+        recordings, supervisions, _ = cuts.decompose()
+        staging = Path(tempfile.mkdtemp(dir=out, prefix=f".{split}."))
+        try:
+            export_to_kaldi(recordings, supervisions, staging)
+            speakers: dict[str, list[str]] = {}
+            for sup in sorted(supervisions, key=lambda s: s.id):
+                speakers.setdefault(sup.speaker, []).append(sup.id)
+            atomic_write_text(
+                staging / "spk2utt",
+                "".join(f"{spk} {' '.join(utts)}\n" for spk, utts in sorted(speakers.items())),
+            )
+            target = out / split
+            if target.exists():
+                shutil.rmtree(target)
+            os.replace(staging, target)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        written.append(out / split)
+    return written
+
+
+def _check_kaldi_ids(split: str, cuts: Any) -> None:
+    for cut in cuts:
+        for sup in cut.supervisions:
+            if not sup.speaker:
+                raise ConfigError(
+                    f"utterance {sup.id} of split {split} has no speaker, which utt2spk needs: "
+                    "record speakers in the data (manifest column 4, utt2spk, or supervisions)"
+                )
+            if not sup.id.startswith(sup.speaker):
+                raise ConfigError(
+                    f"utterance id {sup.id} of split {split} does not start with its speaker "
+                    f"{sup.speaker!r}, so Kaldi's sorted files disagree: name utterances "
+                    "<speaker>-<rest>"
+                )
+
+
+def _cuts_of_manifest(path: Path) -> Any:
+    """The cuts of a TSV/JSONL manifest or Kaldi directory, durations from the audio headers."""
+    from lhotse import CutSet, Recording, RecordingSet, SupervisionSegment, SupervisionSet
+
+    from espnet3.data.manifests import read_manifest
+
+    recordings, supervisions = [], []
+    for row in read_manifest(path):
+        recording = Recording.from_file(row["audio"], recording_id=row["utt_id"])
+        recordings.append(recording)
+        supervisions.append(
+            SupervisionSegment(
+                id=row["utt_id"],
+                recording_id=row["utt_id"],
+                start=0.0,
+                duration=recording.duration,
+                text=row["text"],
+                speaker=row.get("speaker"),
+            )
+        )
+    return CutSet.from_manifests(
+        recordings=RecordingSet.from_recordings(recordings),
+        supervisions=SupervisionSet.from_segments(supervisions),
+    )
