@@ -39,7 +39,7 @@ def load_recipe_config(
     if (recipe / BASE_CONFIG).is_file():
         layers.append(_load_yaml(recipe / BASE_CONFIG))
     if config_file is not None:
-        layers.append(_load_yaml(Path(config_file)))
+        layers.append(_load_yaml(config_path(recipe, config_file)))
     if not layers:
         raise ConfigError(
             f"recipe {recipe} has no {BASE_CONFIG} and no --config was given: pass --config FILE"
@@ -52,6 +52,26 @@ def load_recipe_config(
     except Exception as err:  # interpolation errors come in many OmegaConf classes
         raise ConfigError(f"config of {recipe} cannot be resolved: {_one_line(err)}") from None
     return config
+
+
+def config_path(recipe: Path, config_file: str | os.PathLike) -> Path:
+    """``--config``: as given when that file exists (from the working directory, or absolute),
+    else inside the recipe (``conf/local.yaml`` means ``RECIPE_DIR/conf/local.yaml``).
+
+    Example:
+        >>> config_path(Path("recipes/mini_an4/asr"), "conf/local.yaml").as_posix()
+        'recipes/mini_an4/asr/conf/local.yaml'
+    """
+    given = Path(config_file)
+    if given.is_file() or given.is_absolute():
+        return given
+    in_recipe = recipe / given
+    if in_recipe.is_file():
+        return in_recipe
+    raise ConfigError(
+        f"config file {str(config_file)!r} does not exist (looked in {Path.cwd()} and in the "
+        f"recipe {recipe}): check the path"
+    )
 
 
 def _load_yaml(path: Path) -> Any:

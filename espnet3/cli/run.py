@@ -40,7 +40,10 @@ def add_parser(subparsers: Any) -> None:
         "apply the runner to its indices on the configured parallel backend.",
     )
     parser.add_argument("recipe_dir", help="the recipe directory, e.g. recipes/mini_an4/asr")
-    parser.add_argument("--config", help="YAML merged over RECIPE_DIR/conf/dataset.yaml")
+    parser.add_argument(
+        "--config",
+        help="YAML merged over RECIPE_DIR/conf/dataset.yaml: a path, or one inside the recipe",
+    )
     parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides")
     parser.set_defaults(func=_main)
 

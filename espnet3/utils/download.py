@@ -113,6 +113,7 @@ def download(
     backoff: float = 1.0,
     chunk_size: int = 1 << 20,
     progress: Progress | None = None,
+    hint: str = "",
 ) -> Path:
     """Fetch ``url`` to ``dest`` unless a verified copy is already there; return ``dest``.
 
@@ -120,6 +121,7 @@ def download(
     previous one stopped, ``backoff * 2**attempt`` seconds apart. A checksum mismatch is not
     retried: the partial file is deleted and :class:`Espnet3Error` names both digests.
     ``progress(done, total)`` is called as bytes arrive, counting those kept from before.
+    ``hint`` ends the message of a download that fails (e.g. how to give a local copy).
     """
     dest = Path(dest)
     if dest.is_file() and (sha256 is None or sha256_of(dest) == sha256.lower()):
@@ -136,13 +138,20 @@ def download(
                 raise Espnet3Error(
                     f"downloading {url} failed: HTTP {err.code} {err.reason}; check the URL"
                 ) from err
+            kept = part.stat().st_size if part.exists() else 0
             if attempt == retries:
+                if kept:
+                    what = f"{kept} bytes kept in {part}: run again to resume"
+                else:
+                    what = "nothing was received: check the network (or proxy)"
                 raise Espnet3Error(
-                    f"downloading {url} failed after {retries + 1} attempts ({err}); "
-                    f"{part.stat().st_size if part.exists() else 0} bytes kept in {part}, "
-                    "run again to resume"
+                    f"downloading {url} failed after {retries + 1} attempts ({_reason(err)}); "
+                    f"{what}{hint}"
                 ) from err
-            log.warning("download of %s interrupted (%s); resuming", url, err)
+            if kept:
+                log.warning("download of %s interrupted (%s); resuming", url, _reason(err))
+            else:
+                log.warning("cannot download %s (%s); trying again", url, _reason(err))
             time.sleep(backoff * 2**attempt)
     if sha256 is not None:
         actual = sha256_of(part)
@@ -154,6 +163,11 @@ def download(
             )
     os.replace(part, dest)
     return dest
+
+
+def _reason(err: BaseException) -> str:
+    """``URLError``'s own reason (a DNS failure, a refused connection), else the error."""
+    return str(getattr(err, "reason", None) or err)
 
 
 def _fetch(

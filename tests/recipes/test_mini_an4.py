@@ -347,3 +347,73 @@ def test_ctrl_c_on_local_workers_prints_one_line_quickly(mini_an4_archive, tmp_p
     assert stderr.splitlines() == [
         "espnet3: interrupted; finished work is kept, run again to resume"
     ]
+
+
+def test_offline_download_suggests_a_local_archive(tmp_path):
+    proc = run_cli(
+        "create-dataset",
+        str(RECIPE),
+        "create_dataset.url=http://archive.invalid/downloads.tar.gz",
+        f"data_dir={tmp_path / 'data'}",
+        check=False,
+    )
+    assert proc.returncode == 1
+    assert "nothing was received" in proc.stderr and "create_dataset.archive=" in proc.stderr
+
+
+def test_config_is_found_inside_the_recipe_and_debug_goes_anywhere(mini_an4_archive, tmp_path):
+    proc = run_cli(
+        "create-dataset",
+        str(RECIPE),
+        "--config",
+        "conf/local.yaml",
+        "--debug",
+        f"create_dataset.archive={mini_an4_archive}",
+        f"data_dir={tmp_path / 'data'}",
+    )
+    assert proc.stdout.splitlines()[0] == "dataset mini_an4/asr: prepare_source, build"
+    assert not list((tmp_path / "data").glob(".espnet3-*.lock"))
+    assert not (RECIPE / ".espnet3").exists() or not list((RECIPE / ".espnet3").rglob("*.lock"))
+    missing = run_cli("create-dataset", str(RECIPE), "--config", "conf/nope.yaml", check=False)
+    assert "'conf/nope.yaml' does not exist (looked in" in missing.stderr
+
+
+def test_kaldi_export_reads_back_with_lhotse_and_describe_agrees(sequential_run, tmp_path):
+    from lhotse.kaldi import load_kaldi_data_dir
+
+    out = tmp_path / "kaldi"
+    proc = run_cli("export", "kaldi", str(sequential_run), str(out))
+    assert proc.stdout.splitlines() == [f"wrote {out / split}" for split in SPLITS]
+    for split in SPLITS:
+        ours = [
+            line.split("\t") for line in (sequential_run / f"{split}.tsv").read_text().splitlines()
+        ]
+        recordings, supervisions, _ = load_kaldi_data_dir(out / split, sampling_rate=16000)
+        assert [(s.id, s.text, s.speaker) for s in supervisions] == [
+            (utt, text, speaker) for utt, _, text, speaker in ours
+        ]
+        assert [r.sources[0].source for r in recordings] == [
+            str(sequential_run.resolve() / wav) for _, wav, _, _ in ours
+        ]
+        spk2utt = (out / split / "spk2utt").read_text().splitlines()
+        assert spk2utt == sorted(spk2utt)
+        assert sorted(u for line in spk2utt for u in line.split()[1:]) == [u for u, *_ in ours]
+    described = run_cli("describe", str(sequential_run), "--plot", str(tmp_path / "d.png"))
+    lines = described.stdout.splitlines()
+    assert lines[0].split() == [
+        "split",
+        "utterances",
+        "hours",
+        "mean",
+        "s",
+        "speakers",
+        "vocabulary",
+    ]
+    train = lines[1].split()
+    assert (train[0], train[1], train[4], train[5]) == ("train", "4", "3", "11")
+    assert (tmp_path / "d.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # The exported Kaldi directories describe the same way.
+    again = run_cli("describe", str(out)).stdout.splitlines()
+    assert [line.split()[:2] + line.split()[4:] for line in again[1:]] == [
+        line.split()[:2] + line.split()[4:] for line in lines[1:4]
+    ]

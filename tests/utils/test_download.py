@@ -137,3 +137,17 @@ def test_progress_counts_the_bytes_kept_from_an_interrupted_attempt(server, tmp_
     # The resumed attempt goes on from the 300 000 bytes on disk instead of starting at zero.
     assert done[0] == 0 and 300_000 in done and done[-1] == len(PAYLOAD)
     assert done == sorted(done)
+
+
+def test_an_unreachable_host_says_nothing_was_received_and_gives_the_hint(tmp_path, caplog):
+    """``.invalid`` never resolves (RFC 2606): what an offline machine sees."""
+    url = "http://archive.invalid/downloads.tar.gz"
+    with pytest.raises(Espnet3Error) as err:
+        download(url, tmp_path / "f.bin", retries=1, backoff=0, hint="; or give a local copy")
+    message = str(err.value)
+    assert message.startswith(f"downloading {url} failed after 2 attempts (")
+    assert message.endswith(
+        "nothing was received: check the network (or proxy); or give a local copy"
+    )
+    assert ".part" not in message and "interrupted" not in caplog.text
+    assert list(tmp_path.iterdir()) == []

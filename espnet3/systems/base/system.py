@@ -69,8 +69,10 @@ class BaseSystem:
             configs, kept for subclasses and :attr:`stage_log_dirs`.
         stage_log_mapping: ``{stage: "training_config.exp_dir"}`` (or a list of such paths,
             the first that is set wins) overriding where a stage's logs go.
-        lock_dir: where build locks live; default ``<recipe_dir>/.espnet3/locks`` (put it on
-            a filesystem every node shares when builds may start on several nodes).
+        lock_dir: where build locks live; default: beside the data (in the
+            ``create_dataset.data_dir`` the builder is given), else ``<recipe_dir>/.espnet3/locks``
+            (put it on a filesystem every node shares when builds may start on several nodes).
+            A lock file is removed when it is released.
         lock_timeout: seconds to wait for another process's build of the same dataset.
     """
 
@@ -101,6 +103,7 @@ class BaseSystem:
         self.parallel = ParallelConfig.from_any(self._setting("parallel"))
         base = self.recipe_dir / ".espnet3" if self.recipe_dir else Path(tempfile.gettempdir())
         self.lock_dir = Path(lock_dir) if lock_dir is not None else base / "locks"
+        self.lock_dir_given = lock_dir
         self.lock_timeout = lock_timeout
         self.stage_log_dirs: dict[str, Path] = {"default": self.exp_dir or Path.cwd() / "logs"}
         for stage, ref in {**STAGE_LOG_REFS, **(stage_log_mapping or {})}.items():
@@ -238,7 +241,8 @@ class BaseSystem:
         label = f"dataset {data_src or self.recipe_dir}"
         log.info("Ensuring dataset is prepared: %s", data_src or "local")
         steps: list[str] = []
-        with file_lock(self._lock_path(module, data_src), timeout=self.lock_timeout):
+        lock = self._lock_path(module, data_src, kwargs.get("data_dir"))
+        with file_lock(lock, timeout=self.lock_timeout):
             if not _run(builder, "is_source_prepared", kwargs, label):
                 _run(builder, "prepare_source", kwargs, label)
                 steps.append("prepare_source")
@@ -248,10 +252,15 @@ class BaseSystem:
         log.info("%s: %s", label, ", ".join(steps) or "already built")
         return {"data_src": data_src, "steps": steps}
 
-    def _lock_path(self, module: Any, data_src: str | None) -> Path:
+    def _lock_path(self, module: Any, data_src: str | None, data_dir: Any) -> Path:
+        """Beside the data (``<data_dir>/.espnet3-*.lock``) when the builder is told where it
+        goes and no ``lock_dir`` was given, else in the lock directory."""
         key = f"{getattr(module, '__name__', module)}\n{data_src}"
         slug = re.sub(r"\W+", "_", data_src or "recipe").strip("_")
-        return self.lock_dir / f"{slug}-{hashlib.sha1(key.encode()).hexdigest()[:12]}.lock"
+        name = f"{slug}-{hashlib.sha1(key.encode()).hexdigest()[:12]}.lock"
+        if data_dir is not None and self.lock_dir_given is None:
+            return Path(str(data_dir)) / f".espnet3-{name}"
+        return self.lock_dir / name
 
     def _setting(self, key: str, default: Any = None) -> Any:
         config = self.training_config

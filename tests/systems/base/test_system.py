@@ -296,4 +296,6 @@ def test_packaged_reference_is_built_from_a_recipe_root(tmp_path, mini_an4_archi
         {"data_src": "toy/asr", "steps": ["prepare_source", "build"]}
     ]
     assert len(system.data_organizer().test["t"]) == 2
-    assert os.listdir(system.lock_dir)
+    # The build lock lived beside the data and went with its release; none in the recipe.
+    assert not list((tmp_path / "data").glob(".espnet3-*.lock"))
+    assert not system.lock_dir.exists() or not os.listdir(system.lock_dir)

@@ -93,7 +93,12 @@ class DatasetBuilder(BaseDatasetBuilder):
                 "all-digit value must be quoted, or YAML reads it as a number)"
             )
         if archive is None:
-            path = download(url, Path(data_dir) / "archive" / "downloads.tar.gz", sha256=sha256)
+            path = download(
+                url,
+                Path(data_dir) / "archive" / "downloads.tar.gz",
+                sha256=sha256,
+                hint="; or give a local copy: create_dataset.archive=PATH/downloads.tar.gz",
+            )
         else:
             path = Path(archive)
             if not path.is_file():
