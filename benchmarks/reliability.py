@@ -832,7 +832,7 @@ def ctrl_c_local(tmp: Path) -> Row:
     workers."""
     archive = big_archive(ARCHIVE, tmp / "big.tar", copies=200)
     data_dir = tmp / "data"
-    local = ["--config", str(RECIPE / "conf" / "local.yaml")]
+    local = ["--config", str(RECIPE / "conf" / "local.yaml"), "+parallel.start=now"]
     cmd = _create_dataset_cmd(archive, data_dir, *local)
     seconds, code, lines = _interrupt(cmd, data_dir / "fbank" / "train" / "shards", group=True)
     assert code == 130 and len(lines) == 1, lines

@@ -55,12 +55,16 @@ def create_dataset(data_dir: Path, archive: Path, *extra: str, config: str | Non
 
 
 def snapshot(data_dir: Path) -> dict:
-    """Manifests verbatim, and the shape of every feature matrix."""
+    """Manifests verbatim, and the shape of every feature matrix (one HDF5 file per shard)."""
+    import h5py
+
     manifests = {s: (data_dir / f"{s}.tsv").read_text() for s in SPLITS}
-    shapes = {
-        p.relative_to(data_dir).as_posix(): np.load(p, allow_pickle=False).shape
-        for p in sorted((data_dir / "fbank").rglob("*.npy"))
-    }
+    shapes = {}
+    for path in sorted((data_dir / "fbank").rglob("*.h5")):
+        with h5py.File(path, "r") as f:
+            for key in sorted(f):
+                shapes[f"{path.relative_to(data_dir).as_posix()}:{key}"] = f[key].shape
+    assert shapes, f"no features under {data_dir / 'fbank'}"
     return {"manifests": manifests, "shapes": shapes}
 
 
@@ -184,7 +188,8 @@ def test_recipe_yaml_feeds_data_organizer_and_dataloader(sequential_run):
 
 def test_local_cluster_gives_identical_results(sequential_run, mini_an4_archive, tmp_path):
     data_dir = tmp_path / "data"
-    create_dataset(data_dir, mini_an4_archive, config="local.yaml")
+    # parallel.start=now: the cluster is used however small the work (see the next test)
+    create_dataset(data_dir, mini_an4_archive, "+parallel.start=now", config="local.yaml")
     assert snapshot(data_dir) == snapshot(sequential_run)
 
 
@@ -192,7 +197,11 @@ def test_local_cluster_gives_identical_results(sequential_run, mini_an4_archive,
 def test_slurm_gives_identical_results(sequential_run, mini_an4_archive, tmp_path):
     data_dir = tmp_path / "data"
     create_dataset(
-        data_dir, mini_an4_archive, f"parallel.log_dir={tmp_path / 'logs'}", config="slurm.yaml"
+        data_dir,
+        mini_an4_archive,
+        f"parallel.log_dir={tmp_path / 'logs'}",
+        "+parallel.start=now",
+        config="slurm.yaml",
     )
     assert snapshot(data_dir) == snapshot(sequential_run)
 
@@ -210,6 +219,7 @@ def test_sbatch_script_prepares_the_same_data(sequential_run, mini_an4_archive, 
             f"create_dataset.archive={mini_an4_archive}",
             f"data_dir={data_dir}",
             "parallel.n_workers=1",
+            "+parallel.start=now",
             f"parallel.log_dir={tmp_path / 'logs'}",
         ],
         cwd=REPO,
@@ -329,7 +339,7 @@ def test_ctrl_c_on_local_workers_prints_one_line_quickly(mini_an4_archive, tmp_p
     data_dir = tmp_path / "data"
     cmd = [
         sys.executable, "-m", "espnet3", "create-dataset", str(RECIPE),
-        "--config", str(RECIPE / "conf" / "local.yaml"),
+        "--config", str(RECIPE / "conf" / "local.yaml"), "+parallel.start=now",
         f"create_dataset.archive={archive}", "create_dataset.sha256=null",
         f"data_dir={data_dir}", "stages.0.args.shard_size=10",
     ]  # fmt: skip

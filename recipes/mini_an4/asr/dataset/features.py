@@ -1,9 +1,9 @@
 """The feature stage: log-mel filterbanks of every utterance, cleaned, as Lhotse CutSets.
 
 Work runs through :class:`FbankRunner` on the configured ``parallel:`` backend. Utterances are
-grouped in shards of ``shard_size``; a worker writes each utterance's features as
-``OUT_DIR/SPLIT/UTT.npy`` (atomically), and this process writes a shard's cuts as
-``OUT_DIR/SPLIT/shards/NNNNN.jsonl`` once the whole shard is done. A re-run (after Ctrl-C or
+grouped in shards of ``shard_size``, one runner batch each; a worker writes a shard's features
+as one HDF5 file ``OUT_DIR/SPLIT/NNNNNNNN.h5`` (one dataset per utterance, atomically), and
+this process writes the shard's cuts as ``OUT_DIR/SPLIT/shards/NNNNN.jsonl`` once it is done. A re-run (after Ctrl-C or
 a crash) skips finished shards (a shard whose utterances are no longer those of the manifest
 is computed again). At the end every split gets ``OUT_DIR/cuts_SPLIT.jsonl.gz`` and
 ``OUT_DIR/summary.json`` records the counts, including what cleaning dropped and why.
@@ -38,7 +38,12 @@ import numpy as np
 from espnet3.errors import Espnet3Error
 from espnet3.runner.base_runner import BaseRunner
 from espnet3.runner.provider import EnvironmentProvider
-from espnet3.utils.atomic import atomic_open, atomic_write_json, atomic_write_jsonl
+from espnet3.utils.atomic import (
+    atomic_open,
+    atomic_write_bytes,
+    atomic_write_json,
+    atomic_write_jsonl,
+)
 
 from .dataset import Dataset
 from .manifest import SPLITS
@@ -61,29 +66,58 @@ class FbankProvider(EnvironmentProvider):
 
 
 class FbankRunner(BaseRunner):
-    """Computes, stores and describes the features of one utterance."""
+    """Computes, stores and describes the features of one utterance, or of a batch of them."""
 
     @staticmethod
     def forward(
-        idx: int, *, dataset: Dataset, model: Any, out_dir: str, min_duration: float, **params: Any
-    ) -> dict[str, Any]:
-        """A cut dict for utterance ``idx``, or ``{"utt_id", "dropped": reason}`` if cleaned out."""
-        item = dataset[idx]
-        utt_id, speech, text = item["utt_id"], item["speech"], item["text"]
+        idx: int | list[int],
+        *,
+        dataset: Dataset,
+        model: Any,
+        out_dir: str,
+        min_duration: float,
+        **params: Any,
+    ) -> Any:
+        """A cut dict for utterance ``idx`` (or one per index of a batch), or
+        ``{"utt_id", "dropped": reason}`` for one cleaning drops.
+
+        The features of the call go into one HDF5 file, ``OUT_DIR/SPLIT/NNNNNNNN.h5`` (named
+        after the first index), one dataset per utterance: one file per shard, not per
+        utterance (which on a shared filesystem costs a create and a rename each).
+        """
+        indices = idx if isinstance(idx, list) else [idx]
+        storage = Path(out_dir) / dataset.split / f"{indices[0]:08d}.h5"
         rate = model.config.sampling_rate
-        duration = len(speech) / rate
-        if not text.strip():
-            return {"utt_id": utt_id, "dropped": "empty_text"}
-        if duration < min_duration:
-            return {"utt_id": utt_id, "dropped": "too_short"}
-        feats = model.extract(speech, rate)
-        storage = Path(out_dir).resolve() / dataset.split
-        # Renamed into place, not flushed one by one (see the module docstring).
-        with atomic_open(storage / f"{utt_id}.npy", "wb", durable=False) as f:
-            np.save(f, feats.astype(np.float32), allow_pickle=False)
-        entry = dataset.entries[idx]
-        wav = dataset.data_dir.resolve() / entry.wav
-        return _cut_dict(item, wav, duration, rate, feats, storage, model)
+        records, feats = [], {}
+        for index in indices:
+            item = dataset[index]
+            utt_id, speech = item["utt_id"], item["speech"]
+            duration = len(speech) / rate
+            if not item["text"].strip():
+                records.append({"utt_id": utt_id, "dropped": "empty_text"})
+            elif duration < min_duration:
+                records.append({"utt_id": utt_id, "dropped": "too_short"})
+            else:
+                feats[utt_id] = model.extract(speech, rate).astype(np.float32)
+                wav = dataset.data_dir / dataset.entries[index].wav
+                records.append(_cut_dict(item, wav, duration, rate, feats[utt_id], storage, model))
+        if feats:
+            _write_hdf5(storage, feats)
+        return records if isinstance(idx, list) else records[0]
+
+
+def _write_hdf5(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    """One HDF5 file of ``{key: array}``, built in memory and renamed into place (not flushed
+    to disk by itself: see the module docstring)."""
+    import io
+
+    import h5py
+
+    buffer = io.BytesIO()
+    with h5py.File(buffer, "w") as f:
+        for key, value in arrays.items():
+            f.create_dataset(key, data=value)
+    atomic_write_bytes(path, buffer.getvalue(), durable=False)
 
 
 def compute_features(
@@ -149,10 +183,10 @@ def _compute_split(data_dir: Path, out_dir: Path, split: str, settings: dict) ->
             {"split": split, "data_dir": str(data_dir), "num_mel_bins": settings["num_mel_bins"]},
             {"out_dir": str(out_dir), "min_duration": settings["min_duration"]},
         )
-        results = FbankRunner(provider).iter([i for shard in todo for i in shard])
-        for shard in todo:
-            records = [next(results)[1] for _ in shard]
-            atomic_write_jsonl(shard_dir / f"{shard[0] // size:05d}.jsonl", records)
+        # One batch per shard: every shard but the last is full, and the last comes last.
+        runner = FbankRunner(provider, batch_size=size)
+        for batch, records in runner.iter([i for shard in todo for i in shard]):
+            atomic_write_jsonl(shard_dir / f"{batch[0] // size:05d}.jsonl", records)
     records = [
         json.loads(line)
         for i in range(len(shards))
@@ -173,16 +207,22 @@ def _compute_split(data_dir: Path, out_dir: Path, split: str, settings: dict) ->
 
 
 def _shard_is_current(path: Path, uids: list[str]) -> bool:
-    """A finished shard of these utterances, with absolute paths (older layouts are redone)."""
+    """A finished shard of these utterances, in today's layout (HDF5, absolute paths); older
+    layouts are computed again."""
     if not path.is_file():
         return False
     records = [json.loads(line) for line in path.read_text().splitlines()]
     if [r.get("utt_id", r.get("id")) for r in records] != uids:
         return False
-    return all(Path(r["features"]["storage_path"]).is_absolute() for r in records if "id" in r)
+    return all(
+        r["features"]["storage_type"] == "numpy_hdf5"
+        and Path(r["features"]["storage_path"]).is_absolute()
+        for r in records
+        if "id" in r
+    )
 
 
-def _cut_dict(item, wav, duration, rate, feats, storage, model) -> dict[str, Any]:
+def _cut_dict(item, wav, duration, rate, feats, storage: Path, model) -> dict[str, Any]:
     utt_id = item["utt_id"]
     return {
         "id": utt_id,
@@ -208,9 +248,9 @@ def _cut_dict(item, wav, duration, rate, feats, storage, model) -> dict[str, Any
             "sampling_rate": rate,
             "start": 0.0,
             "duration": duration,
-            "storage_type": "numpy_files",
+            "storage_type": "numpy_hdf5",
             "storage_path": str(storage),
-            "storage_key": f"{utt_id}.npy",
+            "storage_key": utt_id,
             "recording_id": utt_id,
             "channels": 0,
         },
