@@ -48,16 +48,19 @@ def add_parser(subparsers: Any) -> None:
 
 
 def _describe(args: argparse.Namespace) -> int:
-    from espnet3.data.data_dir import describe, load_splits, plot_durations
+    from espnet3.data.data_dir import describe, find_splits, load_splits, plot_durations, utterances
 
     print(describe(args.data_dir))
-    if args.full or args.plot:
-        splits = load_splits(args.data_dir)
-        for split, cuts in splits.items() if args.full else ():
+    if args.full:
+        for split, cuts in load_splits(args.data_dir).items():
             print(f"\n{split}:")
             cuts.describe()
-        if args.plot:
-            print(f"duration histogram: {plot_durations(splits, args.plot)}")
+    if args.plot:
+        durations = {
+            split: [duration for duration, _, _ in utterances(path)]
+            for split, path in find_splits(args.data_dir).items()
+        }
+        print(f"duration histogram: {plot_durations(durations, args.plot)}")
     return 0
 
 

@@ -10,13 +10,15 @@ Example:
     >>> d = pathlib.Path(tempfile.mkdtemp())
     >>> sf.write(d / "a.wav", np.zeros(8000, np.int16), 16000)
     >>> _ = (d / "test.tsv").write_text("spk1-a\\ta.wav\\tHELLO WORLD\\tspk1\\n")
-    >>> summary = summarize(load_splits(d)["test"])
+    >>> summary = summarize(utterances(find_splits(d)["test"]))
     >>> summary["utterances"], summary["hours"], summary["speakers"], summary["vocabulary"]
     (1, 0.0001, 1, 2)
 """
 
 from __future__ import annotations
 
+import gzip
+import json
 import os
 import shutil
 import tempfile
@@ -31,43 +33,72 @@ from espnet3.utils.atomic import atomic_write_text
 USUAL_SPLITS = ("train", "valid", "dev", "test")
 
 
-def load_splits(data_dir: str | os.PathLike) -> dict[str, Any]:
-    """``{split: CutSet}`` of ``data_dir`` (see the module docstring for where they are found)."""
-    from lhotse import CutSet
-
+def find_splits(data_dir: str | os.PathLike) -> dict[str, Path]:
+    """``{split: path}`` of ``data_dir``: cut manifests, else manifests, else Kaldi directories
+    (see the module docstring), the usual splits first."""
     root = Path(data_dir)
     if not root.is_dir():
         raise ConfigError(f"data directory {str(root)!r} does not exist: give a prepared one")
-    found: dict[str, Any] = {}
+    found: dict[str, Path] = {}
     for path in sorted([*root.glob("cuts_*.jsonl.gz"), *root.glob("*/cuts_*.jsonl.gz")]):
-        split = path.name.removeprefix("cuts_").removesuffix(".jsonl.gz")
-        found.setdefault(split, path)
-    splits = {split: CutSet.from_file(path) for split, path in found.items()}
-    if not splits:
-        for path in sorted([*root.glob("*.tsv"), *root.glob("*.jsonl")]):
-            splits[path.stem] = _cuts_of_manifest(path)
-    if not splits:
-        for path in sorted(root.glob("*/wav.scp")):
-            splits[path.parent.name] = _cuts_of_manifest(path.parent)
-    if not splits:
+        found.setdefault(path.name.removeprefix("cuts_").removesuffix(".jsonl.gz"), path)
+    if not found:
+        found = {p.stem: p for p in sorted([*root.glob("*.tsv"), *root.glob("*.jsonl")])}
+    if not found:
+        found = {p.parent.name: p.parent for p in sorted(root.glob("*/wav.scp"))}
+    if not found:
         raise ConfigError(
             f"{str(root)!r} holds no split: expected cuts_<split>.jsonl.gz (in it or a folder "
             "below), <split>.tsv / <split>.jsonl manifests, or <split>/wav.scp Kaldi directories"
         )
     order = {name: i for i, name in enumerate(USUAL_SPLITS)}
-    return dict(sorted(splits.items(), key=lambda kv: (order.get(kv[0], len(order)), kv[0])))
+    return dict(sorted(found.items(), key=lambda kv: (order.get(kv[0], len(order)), kv[0])))
 
 
-def summarize(cuts: Any) -> dict[str, Any]:
-    """Utterances, total hours, mean seconds, speakers and vocabulary size (distinct words)."""
-    durations = [cut.duration for cut in cuts]
-    supervisions = [s for cut in cuts for s in cut.supervisions]
+def load_splits(data_dir: str | os.PathLike) -> dict[str, Any]:
+    """``{split: CutSet}`` of ``data_dir`` (Lhotse cuts built from manifests where needed)."""
+    from lhotse import CutSet
+
     return {
-        "utterances": len(durations),
+        split: CutSet.from_file(path) if _is_cuts(path) else _cuts_of_manifest(path)
+        for split, path in find_splits(data_dir).items()
+    }
+
+
+def utterances(path: Path) -> list[tuple[float, str | None, str]]:
+    """``(duration, speaker, text)`` of every utterance of one split, read without Lhotse
+    (cut lines as JSON; manifests through their audio headers), so describing is quick."""
+    if _is_cuts(path):
+        with gzip.open(path, "rt", encoding="utf-8") as f:
+            cuts = [json.loads(line) for line in f if line.strip()]
+        return [
+            (
+                cut["duration"],
+                (cut.get("supervisions") or [{}])[0].get("speaker"),
+                " ".join(s.get("text") or "" for s in cut.get("supervisions") or []),
+            )
+            for cut in cuts
+        ]
+    import soundfile
+
+    from espnet3.data.manifests import read_manifest
+
+    return [
+        (soundfile.info(row["audio"]).duration, row.get("speaker"), row["text"])
+        for row in read_manifest(path)
+    ]
+
+
+def summarize(rows: list[tuple[float, str | None, str]]) -> dict[str, Any]:
+    """Utterances, total hours, mean seconds, speakers and vocabulary size (distinct words)
+    of :func:`utterances`' rows."""
+    durations = [duration for duration, _, _ in rows]
+    return {
+        "utterances": len(rows),
         "hours": round(sum(durations) / 3600, 4),
         "mean_seconds": round(sum(durations) / len(durations), 2) if durations else 0.0,
-        "speakers": len({s.speaker for s in supervisions if s.speaker}),
-        "vocabulary": len({w for s in supervisions for w in (s.text or "").split()}),
+        "speakers": len({speaker for _, speaker, _ in rows if speaker}),
+        "vocabulary": len({word for _, _, text in rows for word in text.split()}),
     }
 
 
@@ -76,12 +107,12 @@ def describe(data_dir: str | os.PathLike) -> str:
 
     Example (mini_an4)::
 
-        split   utterances  hours    mean s  speakers  vocabulary
-        train   4           0.0019   1.71    3         11
+        split  utterances  hours   mean s  speakers  vocabulary
+        train  4           0.0019  1.68    3         11
     """
     rows = [("split", "utterances", "hours", "mean s", "speakers", "vocabulary")]
-    for split, cuts in load_splits(data_dir).items():
-        s = summarize(cuts)
+    for split, path in find_splits(data_dir).items():
+        s = summarize(utterances(path))
         rows.append(
             (split, s["utterances"], s["hours"], s["mean_seconds"], s["speakers"], s["vocabulary"])
         )
@@ -92,8 +123,13 @@ def describe(data_dir: str | os.PathLike) -> str:
     )
 
 
+def _is_cuts(path: Path) -> bool:
+    return path.name.endswith(".jsonl.gz")
+
+
 def plot_durations(splits: Mapping[str, Any], path: str | os.PathLike) -> Path:
-    """Write a histogram of utterance durations per split as a PNG (needs matplotlib)."""
+    """Write a histogram of utterance durations per split (``{split: durations}``) as a PNG
+    (needs matplotlib)."""
     try:
         import matplotlib
 
@@ -104,8 +140,8 @@ def plot_durations(splits: Mapping[str, Any], path: str | os.PathLike) -> Path:
             "--plot needs matplotlib: pip install matplotlib (or espnet3[plot])"
         ) from None
     figure, axes = plt.subplots(figsize=(7, 4))
-    for split, cuts in splits.items():
-        axes.hist([cut.duration for cut in cuts], bins=30, alpha=0.6, label=split)
+    for split, durations in splits.items():
+        axes.hist(durations, bins=30, alpha=0.6, label=split)
     axes.set_xlabel("duration (s)")
     axes.set_ylabel("utterances")
     axes.legend()
