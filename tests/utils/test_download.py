@@ -109,7 +109,7 @@ def test_too_many_interruptions_keep_the_part_for_a_later_resume(server, tmp_pat
     server.drops = [1000, 1000]
     with pytest.raises(
         Espnet3Error,
-        match=r"failed after 2 attempts .*2000 bytes kept in .*\.f\.bin\.part, run again",
+        match=r"failed after 2 attempts .*2000 bytes kept in .*\.f\.bin\.part: run again",
     ):
         download(server.url, tmp_path / "f.bin", retries=1, backoff=0)
     download(server.url, tmp_path / "f.bin", sha256=SHA)
