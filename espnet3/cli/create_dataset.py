@@ -3,7 +3,8 @@
 The recipe config (see :mod:`espnet3.cli.recipe_config`) gives ``parallel:`` (where work
 runs), ``dataset:`` (whose builders :meth:`BaseSystem.create_dataset` runs) and ``stages:``,
 a list of ``{name, func, args}`` run afterwards in order as ``func(**args)``; ``func`` is
-resolved by :func:`espnet3.cli.recipe_refs.resolve_object`. One cluster serves every step.
+resolved by :func:`espnet3.cli.recipe_refs.resolve_object`. One cluster serves every step,
+started by the first map whose remaining work is worth it (small runs stay in process).
 
 Example:
     >>> report = create_dataset(load_recipe_config("recipes/mini_an4/asr"))   # doctest: +SKIP
@@ -54,8 +55,10 @@ def create_dataset(config: Any) -> dict[str, Any]:
     stages = [_stage(entry, i, system.recipe_dir) for i, entry in enumerate(_stages(config))]
     set_parallel(system.parallel)
     try:
-        # Maps make the recipe packages imported here importable on the workers.
-        with get_client():
+        # Maps make the recipe packages imported here importable on the workers. The cluster
+        # starts only once a map's remaining work is worth it (parallel.start: now starts it
+        # at once), so a small run is never slower than a sequential one.
+        with get_client(start=system.parallel.start or "when_worth_it"):
             datasets = system.prepare_datasets()
             results = {name: func(**args) for name, func, args in stages}
     finally:

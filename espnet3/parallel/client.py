@@ -21,13 +21,52 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from espnet3.errors import ConfigError, Espnet3Error
-from espnet3.parallel.config import ParallelConfig
+from espnet3.parallel.config import START_MODES, ParallelConfig
 from espnet3.parallel.identity import check_worker_identities, process_identity
 from espnet3.parallel.worker_env import SetupFn, build_env, setup_key
 
 log = logging.getLogger(__name__)
 
 _CONFIG: ParallelConfig = ParallelConfig()
+
+
+class DeferredCluster:
+    """The cluster of a ``get_client(..., start="when_worth_it")`` block, started on demand.
+
+    Until :meth:`start`, the block's maps run in this process; a map whose remaining work is
+    measured to exceed :data:`WORTH_A_CLUSTER_SECONDS` starts it (once, for the rest of the
+    block), so small runs never pay for starting workers.
+    """
+
+    def __init__(self, config: ParallelConfig, setup_fn: SetupFn | None):
+        self.config, self.setup_fn = config, setup_fn
+        self.client: Any = None
+        self.setup_key: str | None = None
+        self._stack = contextlib.ExitStack()
+
+    @property
+    def started(self) -> bool:
+        return self.client is not None
+
+    def start(self) -> Any:
+        """Start the cluster (as :func:`get_client` does) and return its client."""
+        if self.client is None:
+            log.info(
+                "the remaining work is worth a cluster: starting parallel.env '%s'", self.config.env
+            )
+            self.client, self.setup_key = self._stack.enter_context(
+                _cluster_client(self.config, self.setup_fn)
+            )
+        return self.client
+
+    def close(self) -> None:
+        self._stack.close()
+
+
+#: Measured here: starting 2 local workers, their first imports of torch and lhotse, and
+#: closing them cost about 2.6 s, so a cluster pays off only for more work than about twice
+#: that (benchmarks/RESULTS.md, mini_an4).
+WORTH_A_CLUSTER_SECONDS = 5.0
 
 
 @dataclass(frozen=True, eq=False)  # identity: nested blocks may look alike
@@ -42,6 +81,17 @@ class OpenClient:
     setup_key: str | None = None
     #: Sequential runs: the environment built in this process on enter.
     env: Mapping[str, Any] = field(default_factory=dict)
+    #: A block whose cluster starts only when the work is worth it.
+    deferred: DeferredCluster | None = None
+
+    @property
+    def live_client(self) -> Any:
+        """The block's client now (a deferred cluster's once started; else ``None``)."""
+        return self.deferred.client if self.deferred is not None else self.client
+
+    @property
+    def live_setup_key(self) -> str | None:
+        return self.deferred.setup_key if self.deferred is not None else self.setup_key
 
 
 _OPEN: list[OpenClient] = []
@@ -78,7 +128,7 @@ def open_client(client: Any = None) -> OpenClient | None:
     """
     if client is None:
         return _OPEN[-1] if _OPEN else None
-    return next((entry for entry in reversed(_OPEN) if entry.client is client), None)
+    return next((entry for entry in reversed(_OPEN) if entry.live_client is client), None)
 
 
 @dataclass(frozen=True)
@@ -92,13 +142,22 @@ class Placement:
 
     @property
     def client(self) -> Any:
-        """The open block's client (``None``: no block, or a sequential one)."""
-        return self.block.client if self.block else None
+        """The open block's client (``None``: no block, a sequential one, or a deferred
+        cluster not started yet)."""
+        return self.block.live_client if self.block else None
 
     @property
     def sequential(self) -> bool:
         """In this process: a sequential block is open, or none is and none is configured."""
-        return self.block.client is None if self.block else self.config.is_sequential
+        if self.block is None:
+            return self.config.is_sequential
+        return self.block.client is None and self.block.deferred is None
+
+    @property
+    def deferred(self) -> DeferredCluster | None:
+        """The block's cluster while it is not started yet (maps then decide)."""
+        deferred = self.block.deferred if self.block else None
+        return deferred if deferred is not None and not deferred.started else None
 
     @property
     def needs_cluster(self) -> bool:
@@ -127,11 +186,13 @@ def active_client() -> Any:
         True
     """
     current = open_client()
-    return current.client if current else None
+    return current.live_client if current else None
 
 
 @contextlib.contextmanager
-def get_client(config: Any = None, setup_fn: SetupFn | None = None) -> Iterator[Any]:
+def get_client(
+    config: Any = None, setup_fn: SetupFn | None = None, *, start: str | None = None
+) -> Iterator[Any]:
     """Start the configured cluster and a client on enter; close both on exit.
 
     ``config`` defaults to :func:`get_parallel_config`. A sequential config yields ``None``:
@@ -141,12 +202,22 @@ def get_client(config: Any = None, setup_fn: SetupFn | None = None) -> Iterator[
     environment. Leaving the block, normally or by an exception, closes the client and the
     cluster, which cancels every job the cluster submitted.
 
+    ``start`` (default ``parallel.start``, else ``"now"``): ``"when_worth_it"`` yields ``None``
+    and starts no cluster until a map of the block measures that its remaining work is worth
+    one (:class:`DeferredCluster`); maps before that run in this process. Results are the same
+    either way.
+
     Example:
         >>> with get_client({"env": "none"}, setup_fn=lambda: {"k": 1}) as client:
         ...     print(client)
         None
     """
     cfg = get_parallel_config() if config is None else ParallelConfig.from_any(config)
+    start = start or cfg.start or "now"
+    if start not in START_MODES:
+        raise ConfigError(
+            f"get_client start must be one of {', '.join(START_MODES)}, got {start!r}"
+        )
     if cfg.container is not None and cfg.scheduler.on_this_host:
         log.warning(
             "parallel.container is used by async shards and batch-job workers; env '%s' runs "
@@ -158,6 +229,26 @@ def get_client(config: Any = None, setup_fn: SetupFn | None = None) -> Iterator[
         with _opened(OpenClient(None, setup_fn, config=cfg, env=build_env(setup_fn))):
             yield None
         return
+    if start == "when_worth_it":
+        deferred = DeferredCluster(cfg, setup_fn)
+        try:
+            with _opened(OpenClient(None, setup_fn, cfg, deferred=deferred)):
+                yield None
+        finally:
+            deferred.close()
+        return
+    with (
+        _cluster_client(cfg, setup_fn) as (client, key),
+        _opened(OpenClient(client, setup_fn, cfg, key)),
+    ):
+        yield client
+
+
+@contextlib.contextmanager
+def _cluster_client(
+    cfg: ParallelConfig, setup_fn: SetupFn | None
+) -> Iterator[tuple[Any, str | None]]:
+    """The cluster of ``cfg`` and a client, ready, checked and set up; closed on exit."""
     from distributed import Client
 
     with (
@@ -179,8 +270,7 @@ def get_client(config: Any = None, setup_fn: SetupFn | None = None) -> Iterator[
             from espnet3.parallel.worker_plugin import SetupPlugin
 
             client.register_plugin(SetupPlugin(setup_fn, key))
-        with _opened(OpenClient(client, setup_fn, cfg, key)):
-            yield client
+        yield client, key
 
 
 def build_client(config: Any = None) -> Any:

@@ -36,7 +36,10 @@ KNOWN_KEYS = {
     "startup_timeout": "seconds to wait for min_workers",
     "log_dir": "directory for worker job logs",
     "item_timeout": "seconds after which one item is given up on (default: none)",
+    "start": "when the cluster starts: now, or when_worth_it (espnet3 create-dataset's default)",
 }
+#: When a cluster starts: on entering ``get_client``, or once a map's work is worth one.
+START_MODES = ("now", "when_worth_it")
 
 
 @dataclass(frozen=True)
@@ -57,6 +60,8 @@ class ParallelConfig:
     startup_timeout: float = 600.0
     log_dir: str | None = None
     item_timeout: float | None = None
+    #: ``now``, ``when_worth_it``, or ``None``: the caller's default (see ``get_client``).
+    start: str | None = None
 
     @property
     def scheduler(self) -> Scheduler:
@@ -145,6 +150,7 @@ class ParallelConfig:
             startup_timeout=float(timeout),
             log_dir=str(log_dir) if log_dir is not None else None,
             item_timeout=float(item_timeout) if item_timeout is not None else None,
+            start=_start(data.get("start")),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -159,11 +165,21 @@ class ParallelConfig:
             "startup_timeout": self.startup_timeout,
             "log_dir": self.log_dir,
             "item_timeout": self.item_timeout,
+            "start": self.start,
         }
 
 
 def _positive_int(name: str, value: Any) -> int:
     return check_positive(f"parallel.{name}", value, ": set it to 1 or more", none_ok=False)
+
+
+def _start(value: Any) -> str | None:
+    if value is not None and value not in START_MODES:
+        raise ConfigError(
+            f"parallel.start must be one of {', '.join(START_MODES)}, got {value!r}"
+            f"{did_you_mean(str(value), START_MODES)}"
+        )
+    return value
 
 
 def _security(value: Any) -> str:

@@ -250,22 +250,24 @@ def dask_for(
     *,
     item_timeout: float | None = None,
     on_lost: OnLost | None = None,
+    first_index: int = 0,
 ) -> Iterator[tuple[int, Any]]:
     """Yield ``(index, func(item))`` as chunks complete on ``client`` (see the module docstring).
 
     An item that raised becomes an :class:`ItemError` whose ``__cause__`` is its exception.
+    Items are numbered from ``first_index`` (the rest of a map begun in this process).
     """
     from distributed import wait
 
     slots = max(sum(client.nthreads().values()), 1)
     sizer = ChunkSizer(chunk_size, slots, len(items) if hasattr(items, "__len__") else None)
-    source, next_index = iter(items), 0
+    source, next_index = iter(items), first_index
     run_id = uuid.uuid4().hex[:8]
     running: dict[Any, _Running] = {}
     retries: deque[_Chunk] = deque()  # the items of failed chunks, one by one
 
     def submit(chunk: _Chunk) -> None:
-        if chunk.start == 0 and not chunk.attempt:
+        if chunk.start == first_index and not chunk.attempt:
             from espnet3.parallel.recipe_imports import share_recipe_packages
 
             share_recipe_packages(client)

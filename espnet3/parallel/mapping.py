@@ -19,13 +19,17 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+import time
 import traceback
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from espnet3.errors import ItemError
 from espnet3.parallel.worker_env import SetupFn, bind_env, build_env, setup_key
 from espnet3.utils.config import check_positive
+
+if TYPE_CHECKING:
+    from espnet3.parallel.client import Placement
 
 log = logging.getLogger(__name__)
 
@@ -127,15 +131,20 @@ def map_indexed(
     if item_timeout is None:
         item_timeout = where.config.item_timeout
     inherited = current is not None and setup_fn is None
+    if client is None and where.deferred is not None:
+        yield from _until_worth_a_cluster(
+            func, items, where, setup_fn, kwargs, item_timeout, chunk_size, max_in_flight, on_lost
+        )
+        return
     if current is not None:
-        client = current.client
+        client = current.live_client
     if client is None:
         env = current.env if inherited else build_env(setup_fn)
         call = with_timeout(bind_env(func, env, kwargs), item_timeout)
         yield from enumerate(_apply(call, 0, items))
         return
     if inherited:
-        setup_fn, key = current.setup_fn, current.setup_key
+        setup_fn, key = current.setup_fn, current.live_setup_key
     else:
         key = setup_key(setup_fn)
     from espnet3.parallel.dask_map import dask_for
@@ -151,6 +160,76 @@ def map_indexed(
         item_timeout=item_timeout,
         on_lost=on_lost,
     )
+
+
+def _until_worth_a_cluster(
+    func: Callable,
+    items: Iterable[Any],
+    where: Placement,
+    setup_fn: SetupFn | None,
+    kwargs: dict[str, Any],
+    item_timeout: float | None,
+    chunk_size: int | None,
+    max_in_flight: int | None,
+    on_lost: Any,
+) -> Iterator[tuple[int, Any]]:
+    """Run items here, timing them, until the rest is measured to be worth a cluster; then
+    start the block's deferred cluster and map the rest on it (numbered on from here)."""
+    from espnet3.parallel.client import WORTH_A_CLUSTER_SECONDS
+    from espnet3.parallel.dask_map import dask_for
+
+    inherited = setup_fn is None
+    fn = where.block.setup_fn if inherited else setup_fn
+    total = len(items) if hasattr(items, "__len__") else None
+    source, done, spent, first = iter(items), 0, 0.0, 0.0
+    call = None
+    while True:
+        if done:
+            per_item = (spent - first) / (done - 1) if done > 1 else first
+            left = (total - done) * per_item if total is not None else spent
+            if (done > 1 or first > WORTH_A_CLUSTER_SECONDS) and left > WORTH_A_CLUSTER_SECONDS:
+                break
+        try:
+            item = next(source)
+        except StopIteration:
+            return
+        if call is None:
+            call = with_timeout(bind_env(func, build_env(fn), kwargs), item_timeout)
+        started = time.perf_counter()
+        result = next(_apply(call, done, [item]))
+        took = time.perf_counter() - started
+        spent, first = spent + took, first or took
+        yield done, result
+        done += 1
+    deferred = where.deferred
+    client = deferred.start()
+    key = deferred.setup_key if inherited else setup_key(fn)
+    rest = source if total is None else _Counted(source, total - done)
+    yield from dask_for(
+        func,
+        rest,
+        client,
+        (key, fn),
+        chunk_size,
+        max_in_flight,
+        kwargs,
+        item_timeout=item_timeout,
+        on_lost=on_lost,
+        first_index=done,
+    )
+
+
+class _Counted:
+    """The rest of an iterator whose length is known (so chunks can be sized)."""
+
+    def __init__(self, source: Iterator[Any], length: int):
+        self.source, self.length = source, length
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __iter__(self) -> Iterator[Any]:
+        return self.source
 
 
 def _task_errors(pairs: Iterator[tuple[int, Any]]) -> Iterator[tuple[int, Any]]:

@@ -195,3 +195,41 @@ def test_maps_and_runners_are_placed_by_one_rule():
     finally:
         set_parallel(None)
     assert placement().sequential and not placement().needs_cluster
+
+
+def _pid_after(index: int, seconds: float) -> tuple[int, int]:
+    time.sleep(seconds)
+    return index, os.getpid()
+
+
+def test_a_deferred_cluster_starts_only_for_work_worth_it(monkeypatch):
+    """start="when_worth_it": a small map runs here and starts nothing; a map measured to
+    have more work left than WORTH_A_CLUSTER_SECONDS starts the cluster and ships the rest."""
+    from espnet3.parallel import client as client_module
+
+    monkeypatch.setattr(client_module, "WORTH_A_CLUSTER_SECONDS", 0.3)
+    with get_client(LOCAL, start="when_worth_it") as client:
+        assert client is None and active_client() is None
+        small = parallel_map(_pid_after, range(3), seconds=0.01)
+        assert small == [(i, os.getpid()) for i in range(3)]
+        assert active_client() is None  # 3 x 10 ms is not worth a cluster
+        big = parallel_map(_pid_after, range(60), seconds=0.02)
+        started = active_client()
+        assert started is not None and len(started.scheduler_info()["workers"]) == 2
+        assert [i for i, _ in big] == list(range(60))
+        here = [i for i, pid in big if pid == os.getpid()]
+        assert here == list(range(len(here))) and 2 <= len(here) < 60  # a prefix, then workers
+        assert {pid for _, pid in big[len(here) :]} <= _worker_pids(started)
+        workers = _worker_pids(started)
+    assert _gone(workers)
+
+
+def test_parallel_start_now_and_a_bad_start_mode():
+    from espnet3.errors import ConfigError
+
+    with get_client({**LOCAL, "n_workers": 1, "start": "when_worth_it"}) as client:
+        assert client is None
+    with get_client({**LOCAL, "n_workers": 1, "start": "when_worth_it"}, start="now") as client:
+        assert client is not None
+    with pytest.raises(ConfigError, match=r"parallel.start must be one of now, when_worth_it"):
+        get_client({**LOCAL, "start": "later"}).__enter__()

@@ -78,10 +78,12 @@ class BatchToyRunner(BaseRunner):
 
 
 class PidRunner(BaseRunner):
-    """Which process ran the item, and how often that process built the environment."""
+    """Which process ran the item (after sleeping ``sleep`` s), and how often that process
+    built the environment."""
 
     @staticmethod
-    def forward(idx, *, dataset, model, **params):
+    def forward(idx, *, dataset, model, sleep=0.0, **params):
+        time.sleep(sleep)
         return {"idx": idx, "pid": os.getpid(), "builds": BUILDS[os.getpid()]}
 
 

@@ -63,3 +63,18 @@ def test_a_registered_backend_runs_calls_and_streams():
     finally:
         del BACKENDS[backend.name]
         set_parallel(None)
+
+
+def test_a_runner_in_a_deferred_block_starts_the_cluster_once_worth_it(monkeypatch):
+    from espnet3.parallel import active_client
+    from espnet3.parallel import client as client_module
+
+    monkeypatch.setattr(client_module, "WORTH_A_CLUSTER_SECONDS", 0.2)
+    runner = PidRunner(ToyProvider({**CFG, "n": 40}, {"sleep": 0.02}))
+    with get_client({"env": "local", "n_workers": 2}, start="when_worth_it"):
+        assert choose_backend(runner)[0].name == "dask"
+        results = runner(range(40))
+        assert active_client() is not None
+    assert [r["idx"] for r in results] == list(range(40))
+    pids = [r["pid"] for r in results]
+    assert pids[0] == os.getpid() and pids[-1] != os.getpid()

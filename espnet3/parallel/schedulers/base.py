@@ -106,6 +106,16 @@ class Scheduler:
                 f"Please install {missing} (`pip install {self.package}`)"
             ) from None
 
+    def check_installed(self) -> None:
+        """Raise :class:`SetupError` (as :meth:`load` does) when the cluster's package is
+        missing, without importing it."""
+        import importlib.util
+
+        module = self.cluster_class.rpartition(".")[0]
+        for name in (*self.requires, module.split(".")[0]):
+            if importlib.util.find_spec(name) is None:
+                self.load()  # the message that names the package to install
+
     def extra_options(self, cluster_cls: type) -> set[str]:
         """Keywords that the cluster class's ``**kwargs`` pass on to what it builds."""
         return set()
@@ -118,7 +128,14 @@ class Scheduler:
 
     def check_options(self, env: str, options: Mapping[str, Any]) -> dict[str, Any]:
         """``options`` checked against the cluster class (and normalised); a
-        :class:`ConfigError` names the first key it does not accept."""
+        :class:`ConfigError` names the first key it does not accept.
+
+        Without options only the package is looked for, not imported: a config read for a run
+        that may never start its cluster does not pay for importing it.
+        """
+        if not options:
+            self.check_installed()
+            return {}
         accepted = self.accepted_options  # also fails early when the package is missing
         for key in options:
             if key in MANAGED_OPTIONS:
