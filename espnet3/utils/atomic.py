@@ -151,14 +151,16 @@ def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
     atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
 
 
-def atomic_write_jsonl(path: str | os.PathLike, records: Iterable[Any]) -> int:
+def atomic_write_jsonl(
+    path: str | os.PathLike, records: Iterable[Any], *, durable: bool = True
+) -> int:
     """Write one JSON document per line to ``path`` atomically; return the number of lines.
 
     A record that JSON cannot encode raises ``TypeError`` naming its type, and the target is
-    left untouched.
+    left untouched. ``durable`` as for :func:`atomic_open`.
     """
     count = 0
-    with atomic_open(path) as f:
+    with atomic_open(path, durable=durable) as f:
         for record in records:
             f.write(json.dumps(record, ensure_ascii=False) + "\n")
             count += 1

@@ -8,7 +8,7 @@ a crash) skips finished shards (a shard whose utterances are no longer those of 
 is computed again). At the end every split gets ``OUT_DIR/cuts_SPLIT.jsonl.gz`` and
 ``OUT_DIR/summary.json`` records the counts, including what cleaning dropped and why.
 
-A feature file is renamed into place when complete, so a killed run never leaves half of one,
+A feature or shard file is renamed into place when complete, so a killed run never leaves half of one,
 but it is not flushed to disk by itself (that doubled the stage's time): after a power failure
 of the machine, delete ``OUT_DIR`` and run the stage again.
 
@@ -173,11 +173,12 @@ def _compute_split(data_dir: Path, out_dir: Path, split: str, settings: dict) ->
     n = len(uids)
     shards = [list(range(start, min(start + size, n))) for start in range(0, n, size)]
     shard_dir = out_dir / split / "shards"
-    todo = [
-        s
-        for i, s in enumerate(shards)
-        if not _shard_is_current(shard_dir / f"{i:05d}.jsonl", [uids[k] for k in s])
-    ]
+    done = {}  # shard number -> its records, for the shards finished in today's layout
+    for i, shard in enumerate(shards):
+        records = _current_shard(shard_dir / f"{i:05d}.jsonl", [uids[k] for k in shard])
+        if records is not None:
+            done[i] = records
+    todo = [shard for i, shard in enumerate(shards) if i not in done]
     if todo:
         provider = FbankProvider(
             {"split": split, "data_dir": str(data_dir), "num_mel_bins": settings["num_mel_bins"]},
@@ -186,12 +187,10 @@ def _compute_split(data_dir: Path, out_dir: Path, split: str, settings: dict) ->
         # One batch per shard: every shard but the last is full, and the last comes last.
         runner = FbankRunner(provider, batch_size=size)
         for batch, records in runner.iter([i for shard in todo for i in shard]):
-            atomic_write_jsonl(shard_dir / f"{batch[0] // size:05d}.jsonl", records)
-    records = [
-        json.loads(line)
-        for i in range(len(shards))
-        for line in (shard_dir / f"{i:05d}.jsonl").read_text().splitlines()
-    ]
+            # Not flushed one by one: a shard file a power failure damaged reads as unfinished.
+            atomic_write_jsonl(shard_dir / f"{batch[0] // size:05d}.jsonl", records, durable=False)
+            done[batch[0] // size] = records
+    records = [record for i in range(len(shards)) for record in done[i]]
     cuts = [r for r in records if "dropped" not in r]
     cuts_path = out_dir / f"cuts_{split}.jsonl.gz"
     if todo or not cuts_path.is_file():
@@ -206,20 +205,23 @@ def _compute_split(data_dir: Path, out_dir: Path, split: str, settings: dict) ->
     }
 
 
-def _shard_is_current(path: Path, uids: list[str]) -> bool:
-    """A finished shard of these utterances, in today's layout (HDF5, absolute paths); older
-    layouts are computed again."""
-    if not path.is_file():
-        return False
-    records = [json.loads(line) for line in path.read_text().splitlines()]
+def _current_shard(path: Path, uids: list[str]) -> list[dict[str, Any]] | None:
+    """The records of a finished shard of these utterances in today's layout (HDF5, absolute
+    paths), or ``None``: missing, unreadable, of other utterances or of an older layout, it is
+    computed again."""
+    try:
+        records = [json.loads(line) for line in path.read_text().splitlines()]
+    except (OSError, ValueError):
+        return None
     if [r.get("utt_id", r.get("id")) for r in records] != uids:
-        return False
-    return all(
+        return None
+    current = all(
         r["features"]["storage_type"] == "numpy_hdf5"
         and Path(r["features"]["storage_path"]).is_absolute()
         for r in records
         if "id" in r
     )
+    return records if current else None
 
 
 def _cut_dict(item, wav, duration, rate, feats, storage: Path, model) -> dict[str, Any]:
