@@ -39,6 +39,7 @@ from benchmarks.common import (  # noqa: E402
     machine,
     repeat,
     repeat_on_local_cluster,
+    run_stats,
     throughput_table,
     write_section,
 )
@@ -270,12 +271,7 @@ def main(argv: list[str] | None = None) -> None:
         timed_two: list[float] = []
         for _ in range(repeats + 1):  # the first is a warm-up, as in repeat()
             timed_two.append(two_loops(root / "data", fresh(), n))
-        parallel_loops = {
-            "median": statistics.median(timed_two[1:]),
-            "min": min(timed_two[1:]),
-            "max": max(timed_two[1:]),
-            "runs": timed_two[1:],
-        }
+        parallel_loops = run_stats(timed_two[1:])
         set_parallel(None)
         sequential = repeat(stage, repeats)
         startup, local = repeat_on_local_cluster(stage, repeats)

@@ -47,6 +47,11 @@ def repeat(fn: Callable[[], object], repeats: int = 5, warmup: int = 1) -> dict:
         t0 = time.perf_counter()
         fn()
         runs.append(time.perf_counter() - t0)
+    return run_stats(runs)
+
+
+def run_stats(runs: list[float]) -> dict:
+    """Median, min, max and all of ``runs`` (seconds), as :func:`repeat` reports them."""
     return {
         "median": statistics.median(runs),
         "min": min(runs),

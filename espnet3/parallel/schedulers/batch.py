@@ -104,20 +104,21 @@ class BatchScheduler(Scheduler):
     # ----- job arrays ----------------------------------------------------------------------
     def resource_directives(self, config: ParallelConfig) -> list[str]:
         """The job header dask-jobqueue writes for these options (resources, queue, extras)."""
-        options = {k: v for k, v in config.options.items() if k in keyword_chain(self.job_cls)}
-        options.update(
-            job_name=options.get("job_name") or SHARD_JOB_NAME,
+        skip = config.options.get("job_directives_skip") or []
+        job = self.shard_job(
+            config,
+            job_name=config.options.get("job_name") or SHARD_JOB_NAME,
             log_directory=None,
             python="python",
-            job_directives_skip=[
-                *(options.get("job_directives_skip") or []),
-                *self.skipped_directives,
-            ],
+            job_directives_skip=[*skip, *self.skipped_directives],
         )
-        return (self._job(config, options).job_header or "").splitlines()
+        return (job.job_header or "").splitlines()
 
-    def _job(self, config: ParallelConfig, options: Mapping[str, Any]) -> Any:
-        """A dask-jobqueue job of these options, whose script espnet3 reads its lines from."""
+    def shard_job(self, config: ParallelConfig, **overrides: Any) -> Any:
+        """A dask-jobqueue job of the options that its job class takes (``overrides`` win),
+        whose script espnet3 reads the resource lines from."""
+        accepted = keyword_chain(self.job_cls)
+        options = {k: v for k, v in config.options.items() if k in accepted} | overrides
         try:
             return self.job_cls(scheduler="tcp://127.0.0.1:8786", name="shard", **options)
         except ValueError as exc:  # no cores or memory, here or in the Dask config

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from espnet3.parallel.schedulers.base import ShardBatch, keyword_chain
+from espnet3.parallel.schedulers.base import ShardBatch
 from espnet3.parallel.schedulers.batch import SHARD_JOB_NAME, BatchScheduler
 
 if TYPE_CHECKING:
@@ -58,9 +58,7 @@ class HTCondor(BatchScheduler):
 
     def _resources(self, config: ParallelConfig) -> list[str]:
         """dask-jobqueue's resource lines (cpus, memory, disk), without its worker's own."""
-        options = {k: v for k, v in config.options.items() if k in keyword_chain(self.job_cls)}
-        options.pop("job_extra_directives", None)
-        job = self._job(config, options)
+        job = self.shard_job(config, job_extra_directives=[])  # they follow in the description
         keep = ("Request", "MY.DaskWorkerCores", "MY.DaskWorkerMemory", "MY.DaskWorkerDisk")
         return [line for line in job.job_script().splitlines() if line.startswith(keep)]
 
