@@ -149,6 +149,8 @@ class ContainerSpec:
         """
         image = self.image
         if image == "auto":
+            # The runtime names the image this process runs in by its path on the host, which
+            # need not be bound inside (a SIF under /shared/images): nothing to check here.
             image = next((os.environ[v] for v in IMAGE_VARIABLES if os.environ.get(v)), "")
             if not image:
                 raise ConfigError(
@@ -157,7 +159,7 @@ class ContainerSpec:
                     "SINGULARITY_CONTAINER is set): start it with `apptainer exec IMAGE.sif "
                     "python ...`, or set image to the .sif path"
                 )
-        if self.runtime in HPC_RUNTIMES and not Path(image).exists():
+        elif self.runtime in HPC_RUNTIMES and not Path(image).exists():
             raise ConfigError(
                 f"parallel.container.image {image!r} does not exist: build it with "
                 f"containers/build.sh and copy it to a path every node can read"

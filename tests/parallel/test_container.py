@@ -134,6 +134,13 @@ def test_image_auto_is_the_image_this_process_runs_in(variable, sif, monkeypatch
     assert spec(image="auto").exec_prefix()[-1] == sif
 
 
+def test_image_auto_need_not_be_visible_inside_the_image(tmp_path, monkeypatch):
+    # Apptainer names the SIF by its host path, often a directory not bound inside.
+    unbound = str(tmp_path / "not-bound" / "espnet3.sif")
+    monkeypatch.setenv("APPTAINER_CONTAINER", unbound)
+    assert spec(image="auto").exec_prefix()[-1] == unbound
+
+
 def test_image_auto_outside_any_image_is_a_clear_error(monkeypatch):
     monkeypatch.delenv("APPTAINER_CONTAINER", raising=False)
     monkeypatch.delenv("SINGULARITY_CONTAINER", raising=False)
