@@ -7,6 +7,7 @@ once instead of once per session keeps a fresh run short.
     nox                      # lint, local, multiprocessing
     nox -s slurm             # starts a single-node SLURM (slurm/local-cluster.sh) and runs its tests
     nox -s compose           # builds images, starts the docker-compose SLURM cluster, runs its tests
+    nox -s gpu-image         # builds the GPU image (PyPI's CUDA torch) and its SIF, checks both
     nox -s espnet2           # ESPnet2's own collate/preprocessor/iterators against espnet3
     nox -s upstream -- PATH  # upstream ESPnet3's tests of this scope, unchanged, from a checkout
     nox -s bench             # runs every benchmark and rewrites benchmarks/RESULTS.md
@@ -42,6 +43,8 @@ NLTK_PLACEHOLDERS = (
 )
 
 nox.options.sessions = ["lint", "local", "multiprocessing"]
+# Tests that need more than this machine's Python: each has a session of its own.
+OWN_SESSIONS = "not slurm and not compose and not gpu_image and not espnet2"
 nox.options.default_venv_backend = "none"
 
 
@@ -122,9 +125,7 @@ def lint(session: nox.Session) -> None:
 @nox.session
 def local(session: nox.Session) -> None:
     """The suite on the sequential (in-process) backend."""
-    _pytest(
-        session, "-m", "not slurm and not compose and not espnet2", ESPNET3_TEST_PARALLEL="none"
-    )
+    _pytest(session, "-m", OWN_SESSIONS, ESPNET3_TEST_PARALLEL="none")
 
 
 @nox.session
@@ -133,7 +134,7 @@ def multiprocessing(session: nox.Session) -> None:
     _pytest(
         session,
         "-m",
-        "not slurm and not compose and not espnet2",
+        OWN_SESSIONS,
         ESPNET3_TEST_PARALLEL="local",
         ESPNET3_TEST_BACKEND_ONLY="1",
     )
@@ -156,6 +157,30 @@ def slurm(session: nox.Session) -> None:
 def compose(session: nox.Session) -> None:
     """Build the images and SIF, start the docker-compose SLURM cluster, run its tests."""
     session.run("bash", "slurm/compose/cluster.sh", "ci", external=True)
+
+
+@nox.session(name="gpu-image")
+def gpu_image(session: nox.Session) -> None:
+    """Build the GPU image without a registry (Debian base, PyPI's CUDA torch) and its SIF;
+    check torch's CUDA build, the identity and the ``--nv`` worker prefix in both.
+
+    Not part of CI: the build downloads and squashes several GB (containers/README.md).
+    """
+    session.run("bash", "slurm/compose/cluster.sh", "node-image", external=True)
+    session.run(
+        "bash",
+        "containers/build.sh",
+        "--debian",
+        "--base",
+        "espnet3/bookworm-base:latest",
+        "--host-ca",
+        "--apptainer-image",
+        "espnet3/compose-node:latest",
+        # Light compression, as for the compose SIF: larger, squashed faster (containers/README.md).
+        env={"ESPNET3_MKSQUASHFS_ARGS": "-comp gzip -Xcompression-level 1"},
+        external=True,
+    )
+    _pytest(session, "-m", "gpu_image", "tests/containers", ESPNET3_REQUIRE_GPU_IMAGE="1")
 
 
 @nox.session

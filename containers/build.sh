@@ -2,15 +2,21 @@
 # Build the espnet3 docker image, then the Apptainer SIF from it, in one command.
 #
 #   bash containers/build.sh                        # GPU image (public CUDA PyTorch base) + SIF
+#   bash containers/build.sh --debian --base espnet3/bookworm-base:latest --host-ca
+#                                                   # GPU image without a registry
 #   bash containers/build.sh --cpu --base espnet3/bookworm-base:latest \
 #        --torch-wheel /opt/wheels/torch-2.13.0+cpu-cp311-cp311-manylinux_2_28_x86_64.whl
 #
 # Options:
-#   --cpu                 CPU variant (containers/Dockerfile.cpu) instead of the GPU one
+#   --debian              GPU image on a Debian base (containers/Dockerfile.debian) with PyPI's
+#                         CUDA torch wheel, at the version constraints.txt pins
+#   --cpu                 CPU image on a Debian base (containers/Dockerfile.debian)
 #   --base IMAGE          BASE_IMAGE build argument (default: the Dockerfile's public base)
 #   --tag TAG             docker tag (default espnet3:VERSION-gpu / espnet3:VERSION-cpu)
 #   --extras LIST         espnet3 extras to install (default: the Dockerfile's)
 #   --ca-bundle FILE      extra PEM bundle to trust during the build (TLS-intercepting proxies)
+#   --host-ca             trust the bundle this host's pip trusts (PIP_CERT, SSL_CERT_FILE,
+#                         pip's global.cert, else /etc/ssl/certs/ca-certificates.crt)
 #   --torch-wheel FILE    a local torch wheel to install instead of downloading one
 #   --wheelhouse          resolve every wheel on this host (its pip index, mirror and cache;
 #                         constraints.txt applies) and install offline inside the build
@@ -30,16 +36,22 @@ BUILD=${ESPNET3_CONTAINER_BUILD_DIR:-$HERE/_build}
 die() { echo "build.sh: $*" >&2; exit 1; }
 log() { echo "build.sh: $*"; }
 
-variant=gpu base="" tag="" extras="" ca_bundle="" torch_wheel="" image_id="" sif=1 docker=1
+variant=gpu debian=0 base="" tag="" extras="" ca_bundle="" torch_wheel="" image_id="" sif=1 docker=1
 wheelhouse=0
 apptainer_image=""
 while (($#)); do
     case $1 in
-        --cpu) variant=cpu ;;
+        --cpu) variant=cpu debian=1 ;;
+        --debian) debian=1 ;;
         --base) base=$2; shift ;;
         --tag) tag=$2; shift ;;
         --extras) extras=$2; shift ;;
         --ca-bundle) ca_bundle=$2; shift ;;
+        --host-ca)
+            ca_bundle=${PIP_CERT:-${SSL_CERT_FILE:-$(python3 -m pip config get global.cert 2>/dev/null || true)}}
+            [[ -n $ca_bundle || ! -f /etc/ssl/certs/ca-certificates.crt ]] \
+                || ca_bundle=/etc/ssl/certs/ca-certificates.crt
+            ;;
         --torch-wheel) torch_wheel=$2; shift ;;
         --image-id) image_id=$2; shift ;;
         --wheelhouse) wheelhouse=1 ;;
@@ -63,7 +75,14 @@ image_id=${image_id:-espnet3-$version-$revision-$created}
 tag=${tag:-espnet3:$version-$variant}
 name=$(echo "$tag" | tr ':/' '--')
 dockerfile=$HERE/Dockerfile
-[[ $variant == cpu ]] && dockerfile=$HERE/Dockerfile.cpu
+((debian)) && dockerfile=$HERE/Dockerfile.debian
+# The Debian GPU image takes torch from the package index: PyPI's default build is the CUDA one.
+torch=""
+if ((debian)) && [[ $variant == gpu ]]; then
+    torch=$(sed -n 's/^\(torch==[^ ]*\).*/\1/p' "$REPO/constraints.txt")
+    [[ -n $torch ]] || die "no torch==VERSION pin in $REPO/constraints.txt"
+    ((!wheelhouse)) || die "--wheelhouse resolves this host's torch; the GPU image takes PyPI's: drop one"
+fi
 
 build_image() {
     # A small, explicit build context: the package sources, the extra CA and local wheels.
@@ -94,7 +113,8 @@ build_image() {
                 --build-arg "ESPNET3_CREATED=$created" --build-arg "ESPNET3_IMAGE_ID=$image_id")
     [[ -n $base ]] && args+=(--build-arg "BASE_IMAGE=$base")
     [[ -n $extras ]] && args+=(--build-arg "EXTRAS=$extras")
-    log "docker build $tag ($variant, identity $image_id)"
+    [[ -n $torch ]] && args+=(--build-arg "TORCH=$torch")
+    log "docker build $tag ($variant${torch:+, $torch from the package index}, identity $image_id)"
     DOCKER_BUILDKIT=0 docker build -q -f "$dockerfile" -t "$tag" "${args[@]}" "$context" >/dev/null \
         || die "docker build of $tag failed (rerun without -q to see why: docker build -f $dockerfile $context)"
     rm -rf "$context"

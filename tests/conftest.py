@@ -9,8 +9,9 @@ run exactly as they did in the sequential session.
 Tests marked ``slurm`` need a running SLURM (``slurm/local-cluster.sh up``; nox session
 ``slurm``). Without one they are skipped, except under ``CI=true`` or
 ``ESPNET3_REQUIRE_SLURM=1``, where a missing SLURM is a failure. The same holds for ``compose``
-with ``ESPNET3_REQUIRE_COMPOSE=1``, and for ``espnet2`` (ESPnet2 importable; nox session
-``espnet2`` builds that environment) with ``ESPNET3_REQUIRE_ESPNET2=1``.
+with ``ESPNET3_REQUIRE_COMPOSE=1``, for ``gpu_image`` (the GPU image and SIF built by nox
+session ``gpu-image``) with ``ESPNET3_REQUIRE_GPU_IMAGE=1``, and for ``espnet2`` (ESPnet2
+importable; nox session ``espnet2`` builds that environment) with ``ESPNET3_REQUIRE_ESPNET2=1``.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from pathlib import Path
 import pytest
 import soundfile as sf
 
+import espnet3
 from espnet3.data.sphere import read_sphere
 from espnet3.parallel import set_parallel
 
@@ -73,6 +75,36 @@ def compose_problem() -> str | None:
     return "the compose SLURM cluster is not up here: start it with `nox -s compose`"
 
 
+#: What ``nox -s gpu-image`` builds (containers/build.sh names): tag, file stem in _build/, and
+#: the compose node image that runs the SIF.
+GPU_IMAGE = {
+    "tag": f"espnet3:{espnet3.__version__}-gpu",
+    "name": f"espnet3-{espnet3.__version__}-gpu",
+    "build": REPO / "containers" / "_build",
+    "node": "espnet3/compose-node:latest",
+}
+
+
+def gpu_image_problem() -> str | None:
+    """The GPU image, its SIF and identity, and the node image that runs the SIF, are built."""
+    build, name = GPU_IMAGE["build"], GPU_IMAGE["name"]
+    missing = [
+        str(build / file)
+        for file in (f"{name}.sif", f"{name}.identity")
+        if not (build / file).is_file()
+    ]
+    if shutil.which("docker") is None:
+        missing.append("docker")
+    else:
+        for image in (GPU_IMAGE["tag"], GPU_IMAGE["node"]):
+            inspect = subprocess.run(["docker", "image", "inspect", image], capture_output=True)
+            if inspect.returncode != 0:
+                missing.append(f"docker image {image}")
+    if not missing:
+        return None
+    return f"the GPU image is not built here ({', '.join(missing)}): run `nox -s gpu-image`"
+
+
 def espnet2_problem() -> str | None:
     try:
         if importlib.util.find_spec("espnet2.train.collate_fn") is not None:
@@ -83,7 +115,12 @@ def espnet2_problem() -> str | None:
 
 
 _START_SLURM = "start it with `bash slurm/local-cluster.sh up` (or run `nox -s slurm`)"
-_PROBES = {"slurm": slurm_problem, "compose": compose_problem, "espnet2": espnet2_problem}
+_PROBES = {
+    "slurm": slurm_problem,
+    "compose": compose_problem,
+    "gpu_image": gpu_image_problem,
+    "espnet2": espnet2_problem,
+}
 _SEEN: dict[str, str | None] = {}
 
 
@@ -108,6 +145,12 @@ def pytest_collection_modifyitems(config, items):
     kept = [item for item in items if "parallel_env" in getattr(item, "fixturenames", ())]
     config.hook.pytest_deselected(items=[item for item in items if item not in kept])
     items[:] = kept
+
+
+@pytest.fixture(scope="session")
+def gpu_image() -> dict:
+    """Names of the GPU image build (tag, name, build dir, node image); see ``GPU_IMAGE``."""
+    return GPU_IMAGE
 
 
 @pytest.fixture(scope="session")

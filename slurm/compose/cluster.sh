@@ -2,6 +2,7 @@
 # A docker-compose SLURM cluster (ctl + c1 + c2, munge, Apptainer) running the espnet3 SIF.
 #
 #   bash slurm/compose/cluster.sh build    # base (debootstrap), node image, espnet3 CPU image + SIF
+#   bash slurm/compose/cluster.sh node-image   # base and node image only (Apptainer, SLURM)
 #   bash slurm/compose/cluster.sh up       # start, copy the SIF to the shared volume, wait for idle nodes
 #   bash slurm/compose/cluster.sh status   # exit 0 only when up and sinfo on ctl shows idle nodes
 #   bash slurm/compose/cluster.sh test     # the compose-marked tests (tests/containers)
@@ -9,7 +10,7 @@
 #   bash slurm/compose/cluster.sh down     # stop and remove containers and volumes
 #   bash slurm/compose/cluster.sh ci       # all of it, from a fresh machine; always tears down
 #
-# Starts the docker engine (containerd + dockerd, no systemd) when it is not running. No
+# Starts the docker engine (containers/docker-engine.sh) when it is not running. No
 # registry is needed: the base image is made with debootstrap from the Debian mirror. The
 # cluster's network is internal (no route out); tests reach it only through `docker exec`.
 # Any failure exits non-zero with a message saying what failed.
@@ -44,47 +45,30 @@ on() {
     docker exec "${PROJECT}_${node}_1" "$@"
 }
 
-ensure_docker() {
-    docker info >/dev/null 2>&1 && return
-    if ! command -v dockerd >/dev/null || ! command -v docker-compose >/dev/null; then
-        log "installing docker.io and docker-compose"
-        export DEBIAN_FRONTEND=noninteractive
-        apt-get update -qq && apt-get install -y -qq docker.io docker-compose >/dev/null \
-            || die "apt-get install docker.io docker-compose failed"
-    fi
+ensure_docker() { bash "$REPO/containers/docker-engine.sh" || die "the docker engine did not start"; }
+
+base_image() {
+    ensure_docker
     mkdir -p "$BUILD"
-    # A socket or pid file left by a daemon that died would fool the checks: trust processes.
-    if ! pgrep -x containerd >/dev/null; then
-        log "starting containerd"
-        rm -f /run/containerd/containerd.sock
-        nohup containerd >"$BUILD/containerd.log" 2>&1 &
-    fi
-    for _ in $(seq 1 150); do [[ -S /run/containerd/containerd.sock ]] && break; sleep 0.2; done
-    pgrep -x dockerd >/dev/null || rm -f /var/run/docker.pid
-    log "starting dockerd"
-    nohup dockerd --containerd=/run/containerd/containerd.sock >"$BUILD/dockerd.log" 2>&1 &
-    for _ in $(seq 1 150); do docker info >/dev/null 2>&1 && return; sleep 0.2; done
-    die "dockerd did not come up within 30 s; see $BUILD/dockerd.log"
+    log "base image $BASE_IMAGE"
+    bash "$REPO/containers/debootstrap-base.sh" "$BASE_IMAGE"
+}
+
+node_image() {
+    DOCKER_BUILDKIT=0 docker build -q --build-arg "BASE_IMAGE=$BASE_IMAGE" -t "$NODE_IMAGE" \
+        -f "$HERE/node.Dockerfile" "$HERE" >"$BUILD/node-build.log" 2>&1
 }
 
 build() {
-    ensure_docker
-    mkdir -p "$BUILD"
     [[ -f $TORCH_WHEEL ]] || die "no local torch wheel (/opt/wheels/torch-2.13.0+cpu-cp311-*.whl): set ESPNET3_TORCH_WHEEL"
-    log "base image $BASE_IMAGE"
-    bash "$REPO/containers/debootstrap-base.sh" "$BASE_IMAGE"
+    base_image
     # The node image and the espnet3 image only share the base: build them side by side.
     log "node image $NODE_IMAGE and espnet3 CPU image (logs in $BUILD/*-build.log)"
-    DOCKER_BUILDKIT=0 docker build -q --build-arg "BASE_IMAGE=$BASE_IMAGE" -t "$NODE_IMAGE" \
-        -f "$HERE/node.Dockerfile" "$HERE" >"$BUILD/node-build.log" 2>&1 &
+    node_image &
     local node_pid=$!
-    # The build's pip goes through this machine's HTTPS proxy: trust the CA bundle pip uses here.
-    local ca
-    ca=${PIP_CERT:-${SSL_CERT_FILE:-$(python3 -m pip config get global.cert 2>/dev/null || true)}}
-    [[ -n $ca || ! -f /etc/ssl/certs/ca-certificates.crt ]] || ca=/etc/ssl/certs/ca-certificates.crt
-    # Wheels resolved on this host (its index and cache), installed offline in the build.
-    local image=(--cpu --base "$BASE_IMAGE" --torch-wheel "$TORCH_WHEEL" --wheelhouse
-                 ${ca:+--ca-bundle "$ca"})
+    # The build's pip goes through this machine's HTTPS proxy (--host-ca); wheels are resolved
+    # on this host (its index and cache) and installed offline in the build.
+    local image=(--cpu --base "$BASE_IMAGE" --torch-wheel "$TORCH_WHEEL" --wheelhouse --host-ca)
     bash "$REPO/containers/build.sh" "${image[@]}" --no-sif >"$BUILD/espnet3-build.log" 2>&1 || {
         kill "$node_pid" 2>/dev/null || true
         die "espnet3 image build failed: $(tail -n 5 "$BUILD/espnet3-build.log")"
@@ -168,6 +152,10 @@ ci() {
 
 case ${1:-} in
     build) build ;;
+    node-image)
+        base_image
+        node_image || die "docker build of $NODE_IMAGE failed: $(tail -n 5 "$BUILD/node-build.log")"
+        ;;
     up) up ;;
     status) status ;;
     test) run_tests ;;
@@ -177,5 +165,5 @@ case ${1:-} in
         ;;
     down) down ;;
     ci) ci ;;
-    *) die "usage: $0 build|up|status|test|exec NODE CMD...|down|ci" ;;
+    *) die "usage: $0 build|node-image|up|status|test|exec NODE CMD...|down|ci" ;;
 esac

@@ -2,13 +2,18 @@
 # Start one node of the compose cluster: `ctl` (slurmctld) or `compute` (slurmd).
 # The controller writes a fresh munge key and slurm.conf into the shared /cluster-config
 # volume; compute nodes wait for them, so every node of one `up` shares the key.
+# `run CMD...` only readies Apptainer (loop devices) and runs CMD: a one-off `docker run`.
 set -euo pipefail
-ROLE=${1:?usage: node-entrypoint.sh ctl|compute}
+ROLE=${1:?usage: node-entrypoint.sh ctl|compute|run CMD...}
 CFG=/cluster-config
 
 # Loop devices are the host's and shared between containers: make them all up front, or the
 # first concurrent `apptainer exec`s race to create them and fail.
 for i in $(seq 0 63); do [[ -e /dev/loop$i ]] || mknod -m 660 /dev/loop$i b 7 "$i"; done
+if [[ $ROLE == run ]]; then
+    shift
+    exec "$@"
+fi
 
 if [[ $ROLE == ctl ]]; then
     rm -f "$CFG/ready"
