@@ -50,6 +50,19 @@ def repeat(fn: Callable[[], object], repeats: int = 5, warmup: int = 1) -> dict:
     return run_stats(runs)
 
 
+def alternating(fns: dict[str, Callable[[], object]], repeats: int = 5, warmup: int = 1) -> dict:
+    """Like :func:`repeat` for several contenders at once, run in turns (a, b, a, b, ...) so
+    that they share the machine's drift; ``{name: statistics}``."""
+    runs: dict[str, list[float]] = {name: [] for name in fns}
+    for round_ in range(warmup + repeats):
+        for name, fn in fns.items():
+            t0 = time.perf_counter()
+            fn()
+            if round_ >= warmup:
+                runs[name].append(time.perf_counter() - t0)
+    return {name: run_stats(times) for name, times in runs.items()}
+
+
 def run_stats(runs: list[float]) -> dict:
     """Median, min, max and all of ``runs`` (seconds), as :func:`repeat` reports them."""
     return {

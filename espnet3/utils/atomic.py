@@ -95,6 +95,37 @@ def atomic_open(
         raise
 
 
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike, *, durable: bool = True) -> Iterator[str]:
+    """A temporary path beside ``path``, for libraries that write a file by name (h5py,
+    soundfile); renamed to ``path`` when the block succeeds, deleted when it fails.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> d = pathlib.Path(tempfile.mkdtemp())
+        >>> with atomic_path(d / "x.bin", durable=False) as tmp:
+        ...     _ = pathlib.Path(tmp).write_bytes(b"12")
+        >>> (d / "x.bin").read_bytes(), len(list(d.iterdir()))
+        (b'12', 1)
+    """
+    path = os.fspath(path)
+    fd, tmp = _create_temp(path)
+    os.close(fd)
+    try:
+        yield tmp
+        if durable:
+            fd = os.open(tmp, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
 def remove_stale_temps(path: str | os.PathLike) -> int:
     """Delete the temporary files a killed writer of ``path`` left beside it; how many.
 

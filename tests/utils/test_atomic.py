@@ -66,3 +66,26 @@ def test_bytes_that_cannot_be_written_leave_no_temp_file(tmp_path):
     with pytest.raises(TypeError):
         atomic_write_bytes(tmp_path / "a.wav", "not bytes")
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("durable", [True, False])
+def test_a_file_written_by_name_by_h5py_lands_whole_or_not_at_all(tmp_path, durable):
+    import h5py
+    import numpy as np
+
+    from espnet3.utils.atomic import atomic_path
+
+    target = tmp_path / "feats.h5"
+    with atomic_path(target, durable=durable) as tmp, h5py.File(tmp, "w") as f:
+        assert not target.exists()
+        f["a"] = np.arange(6.0).reshape(2, 3)
+    with h5py.File(target) as f:
+        assert f["a"][1, 2] == 5.0
+    with pytest.raises(RuntimeError, match="killed"):
+        with atomic_path(target, durable=durable) as tmp, h5py.File(tmp, "w") as f:
+            f["b"] = np.zeros(3)
+            raise RuntimeError("killed mid-shard")
+    with h5py.File(target) as f:
+        assert list(f) == ["a"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["feats.h5"]
+    assert stat.S_IMODE(target.stat().st_mode) == 0o666 & ~current_umask()
