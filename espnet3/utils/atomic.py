@@ -65,6 +65,21 @@ def _create_temp(path: str) -> tuple[int, str]:
 
 
 @contextlib.contextmanager
+def _replacing(path: str | os.PathLike) -> Iterator[tuple[int, str]]:
+    """A new temporary file beside ``path``: its descriptor (the block closes it) and name.
+    Renamed to ``path`` when the block succeeds, deleted when it fails."""
+    path = os.fspath(path)
+    fd, tmp = _create_temp(path)
+    try:
+        yield fd, tmp
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+@contextlib.contextmanager
 def atomic_open(
     path: str | os.PathLike,
     mode: str = "w",
@@ -79,20 +94,13 @@ def atomic_open(
     bulk files a re-run rewrites identically (per-utterance audio); it saves a disk round trip
     per file.
     """
-    path = os.fspath(path)
     binary = "b" in mode
-    fd, tmp = _create_temp(path)
-    try:
+    with _replacing(path) as (fd, _):
         with os.fdopen(fd, mode, encoding=None if binary else encoding) as f:
             yield f
             f.flush()
             if durable:
                 os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
 
 
 @contextlib.contextmanager
@@ -108,10 +116,8 @@ def atomic_path(path: str | os.PathLike, *, durable: bool = True) -> Iterator[st
         >>> (d / "x.bin").read_bytes(), len(list(d.iterdir()))
         (b'12', 1)
     """
-    path = os.fspath(path)
-    fd, tmp = _create_temp(path)
-    os.close(fd)
-    try:
+    with _replacing(path) as (fd, tmp):
+        os.close(fd)
         yield tmp
         if durable:
             fd = os.open(tmp, os.O_RDONLY)
@@ -119,11 +125,6 @@ def atomic_path(path: str | os.PathLike, *, durable: bool = True) -> Iterator[st
                 os.fsync(fd)
             finally:
                 os.close(fd)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
 
 
 def remove_stale_temps(path: str | os.PathLike) -> int:
@@ -159,9 +160,7 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes, *, durable: bool = 
     Written with plain ``os.write`` calls: this is the per-utterance path, where a Python file
     object per file costs more than the write itself.
     """
-    path = os.fspath(path)
-    fd, tmp = _create_temp(path)
-    try:
+    with _replacing(path) as (fd, _):
         try:
             view = memoryview(data)
             while view:
@@ -170,11 +169,6 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes, *, durable: bool = 
                 os.fsync(fd)
         finally:
             os.close(fd)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
 
 
 def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
