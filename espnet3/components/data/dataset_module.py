@@ -9,9 +9,11 @@ one of three forms:
 - a tag with a slash, ``mini_an4/asr``: the module ``egs3.mini_an4.asr.dataset`` when an
   ``egs3`` recipe tree is importable (as upstream ESPnet3 resolves tags), else the package
   ``<root>/mini_an4/asr/dataset`` in the first recipe root that has it. Roots are searched in
-  this order: the ``recipe_roots`` argument, the ``ESPNET3_RECIPES`` environment variable
-  (``os.pathsep``-separated), and the ``recipes/`` directory of the espnet3 source tree. An
-  absolute path to a recipe directory (or to its ``dataset`` package) also works;
+  this order: the ``recipe_roots`` argument, the tree ``recipe_dir`` belongs to (its
+  grandparent: ``recipes/`` for ``recipes/mini_an4/asr``), the ``ESPNET3_RECIPES`` environment
+  variable (``os.pathsep``-separated), and the ``recipes/`` directory of the espnet3 source
+  tree (there only when espnet3 runs from its source, not once installed). An absolute path to
+  a recipe directory (or to its ``dataset`` package) also works;
 - a dotted module name, ``my_project.datasets.librispeech``: imported as is.
 
 Example:
@@ -122,7 +124,8 @@ def load_dataset_module(
             module = _import_if_present(resolve_dataset_module_name(data_src))
             if module is not None:
                 return module
-        return _import_dir(_find_recipe_package(data_src, recipe_roots), data_src)
+        roots = [*(recipe_roots or ()), *_recipe_tree(recipe_dir)]
+        return _import_dir(_find_recipe_package(data_src, roots), data_src)
     module = _import_if_present(data_src)
     if module is None:
         raise ModuleMissingError(
@@ -199,6 +202,14 @@ def _import_if_present(name: str) -> ModuleType | None:
         if err.name is not None and (name + ".").startswith(err.name + "."):
             return None
         raise
+
+
+def _recipe_tree(recipe_dir: str | os.PathLike | None) -> list[Path]:
+    """The recipe root ``recipe_dir`` (``<root>/<corpus>/<task>``) lies in, if it has one."""
+    if recipe_dir is None:
+        return []
+    parents = Path(recipe_dir).resolve().parents
+    return [parents[1]] if len(parents) > 1 else []
 
 
 def _find_recipe_package(data_src: str, extra_roots: Iterable[str | os.PathLike] | None) -> Path:

@@ -52,6 +52,23 @@ def test_first_root_wins_and_same_named_packages_do_not_collide(tmp_path, write_
     assert second.Dataset()[0]["tag"] == "second"
 
 
+def test_a_tag_resolves_in_the_tree_of_the_recipe_being_run(
+    tmp_path, write_dataset_package, monkeypatch
+):
+    # An installed espnet3 has no source tree: `espnet3 create-dataset myrecipes/an4/asr`
+    # with data_src "an4/asr" (or a sibling recipe's tag) finds it beside the recipe, before
+    # the ESPNET3_RECIPES roots.
+    write_dataset_package(tmp_path / "myrecipes" / "an4" / "asr" / "dataset", "own tree")
+    write_dataset_package(tmp_path / "elsewhere" / "an4" / "asr" / "dataset", "env")
+    monkeypatch.setenv(RECIPES_ENV, str(tmp_path / "elsewhere"))
+    recipe = tmp_path / "myrecipes" / "librispeech" / "asr"
+    recipe.mkdir(parents=True)
+    module = load_dataset_module("an4/asr", recipe_dir=recipe)
+    assert module.Dataset()[0]["tag"] == "own tree"
+    entry = {"data_src": "an4/asr", "data_src_args": {"n": 1}}
+    assert instantiate_dataset_reference(entry, recipe_dir=recipe)[0]["tag"] == "own tree"
+
+
 def test_absolute_recipe_path_resolves(tmp_path, write_dataset_package):
     write_dataset_package(tmp_path / "r" / "dataset", "absolute")
     assert load_dataset_module(str(tmp_path / "r")).Dataset()[0]["tag"] == "absolute"
