@@ -112,3 +112,18 @@ def test_gpu_worker_job_runs_this_sif_with_nv(in_sif, sif):
     script = in_sif["job_script"]
     assert "#SBATCH --gres=gpu:1" in script
     assert in_sif["worker_python"] in script, script
+
+
+def test_the_main_job_runs_in_the_gpu_image(gpu_image, mini_an4_archive, tmp_path):
+    """README's command 1 as a GPU workstation runs it: the clone mounted, espnet3 installed in
+    the image (not editable), the data written to a mounted directory."""
+    run(
+        "docker", "run", "--rm", "-v", f"{REPO}:/repo:ro", "-v", f"{tmp_path}:/out",
+        "-v", f"{mini_an4_archive}:/an4.tar.gz:ro", "-w", "/repo", gpu_image["tag"],
+        "espnet3", "create-dataset", "recipes/mini_an4/asr", "--config", "conf/local.yaml",
+        "create_dataset.archive=/an4.tar.gz", "data_dir=/out/data",
+    )  # fmt: skip
+    summary = json.loads((tmp_path / "data" / "fbank" / "summary.json").read_text())
+    kept = {split: counts["kept"] for split, counts in summary["splits"].items()}
+    assert kept == {"train": 4, "valid": 1, "test": 2}
+    assert summary["data_dir"] == "/out/data"
