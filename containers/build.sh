@@ -115,9 +115,16 @@ build_image() {
     [[ -n $extras ]] && args+=(--build-arg "EXTRAS=$extras")
     [[ -n $torch ]] && args+=(--build-arg "TORCH=$torch")
     log "docker build $tag ($variant${torch:+, $torch from the package index}, identity $image_id)"
+    local previous
+    previous=$(docker image inspect -f '{{.Id}}' "$tag" 2>/dev/null || true)
     DOCKER_BUILDKIT=0 docker build -q -f "$dockerfile" -t "$tag" "${args[@]}" "$context" >/dev/null \
         || die "docker build of $tag failed (rerun without -q to see why: docker build -f $dockerfile $context)"
     rm -rf "$context"
+    # The image this tag named before (every build has a new identity, so a new image) would
+    # stay behind untagged, several GB each time; the layers a rebuild reuses are kept.
+    if [[ -n $previous && $previous != $(docker image inspect -f '{{.Id}}' "$tag") ]]; then
+        docker rmi "$previous" >/dev/null 2>&1 || log "kept the previous $tag ($previous): in use"
+    fi
     cat >"$BUILD/$name.identity" <<IDENT
 ESPNET3_VERSION=$version
 ESPNET3_REVISION=$revision
