@@ -16,7 +16,8 @@ UnknownIdError         KeyError, ValueError         an utterance id (or a name) 
 SetupError             RuntimeError                 the parts cannot be put together
 ContractError          AssertionError               an object or file breaks a step's contract
 MissingMethodError     AssertionError, Attribute    an object lacks a method a step calls
-ItemError              (only Espnet3Error)          processing one item failed
+IncompleteError        FileNotFoundError            an output a step expects finished is not
+ItemError              the item's own error type    processing one item failed
 =====================  ===========================  ==========================================
 
 Example:
@@ -30,6 +31,7 @@ Example:
 from __future__ import annotations
 
 import difflib
+import functools
 from collections.abc import Iterable
 
 
@@ -77,10 +79,22 @@ class MissingMethodError(ContractError, AttributeError):
     """An object lacks a method a step calls (also an ``AttributeError``)."""
 
 
+class IncompleteError(Espnet3Error, FileNotFoundError):
+    """An output a step expects to be finished is not (a shard without ``done``).
+
+    Also a ``FileNotFoundError``, as upstream ESPnet3 raises.
+    """
+
+    def __str__(self) -> str:  # OSError would format its arguments as (errno, strerror)
+        return str(self.args[0]) if self.args else ""
+
+
 class ItemError(Espnet3Error):
     """Processing one item failed; the message names its index (and ``utt_id`` when known).
 
-    ``worker_traceback`` holds the traceback text from the process that ran the item.
+    ``worker_traceback`` holds the traceback text from the process that ran the item. Made with
+    :meth:`caused_by`, it is also of the type the item raised, so ``except ValueError:``
+    written for upstream ESPnet3 (where the item's own exception arrives) still catches it.
     """
 
     def __init__(self, message: str, index: int | None = None, worker_traceback: str = ""):
@@ -90,6 +104,46 @@ class ItemError(Espnet3Error):
 
     def __str__(self) -> str:
         return self.args[0]
+
+    def __reduce__(self) -> tuple:
+        cause = type(self).__bases__[-1] if type(self) is not ItemError else None
+        return _rebuild_item_error, (cause, *self.args)
+
+    @classmethod
+    def caused_by(
+        cls, cause: type | None, message: str, index: int | None = None, worker_traceback: str = ""
+    ) -> ItemError:
+        """An :class:`ItemError` that is also a ``cause`` (when that type can be combined).
+
+        Example:
+            >>> err = ItemError.caused_by(KeyError, "forward failed on index 3: KeyError: 'x'")
+            >>> isinstance(err, KeyError), isinstance(err, ItemError), str(err)
+            (True, True, "forward failed on index 3: KeyError: 'x'")
+        """
+        try:
+            return _item_error_class(cause)(message, index, worker_traceback)
+        except Exception:  # a cause whose constructor wants other arguments
+            return ItemError(message, index, worker_traceback)
+
+
+@functools.cache
+def _item_error_class(cause: type | None) -> type[ItemError]:
+    if (
+        not isinstance(cause, type)
+        or not issubclass(cause, Exception)
+        or issubclass(cause, Espnet3Error)
+    ):
+        return ItemError
+    try:
+        return type(f"ItemError[{cause.__name__}]", (ItemError, cause), {"__module__": __name__})
+    except TypeError:  # built-in types whose layouts cannot be combined (OSError and kin)
+        return ItemError
+
+
+def _rebuild_item_error(
+    cause: type | None, message: str, index: int | None, worker_traceback: str
+) -> ItemError:
+    return ItemError.caused_by(cause, message, index, worker_traceback)
 
 
 def did_you_mean(word: str, choices: Iterable[str]) -> str:

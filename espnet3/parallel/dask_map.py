@@ -89,7 +89,7 @@ def run_chunk(
     results = []
     try:
         for offset, item in enumerate(items):
-            _RUNNING_ITEMS[key] = (start + offset, time.monotonic())  # for _overdue to see
+            RUNNING_ITEMS[key] = (start + offset, time.monotonic())  # for _overdue to see
             try:
                 results.append(call(item))
             except Exception as exc:
@@ -98,18 +98,18 @@ def run_chunk(
                 tb = traceback.format_exc()
                 return ItemRaised(start + offset, _sendable(exc), description, tb)
     finally:
-        _RUNNING_ITEMS.pop(key, None)
+        RUNNING_ITEMS.pop(key, None)
     return results, time.perf_counter() - t0
 
 
 #: In a worker process: the item each running chunk (by task key) is at, and since when.
-_RUNNING_ITEMS: dict[str, tuple[int, float]] = {}
+RUNNING_ITEMS: dict[str, tuple[int, float]] = {}
 
 
-def _running_items() -> dict[str, tuple[int, float]]:
+def running_items() -> dict[str, tuple[int, float]]:
     """On a worker: ``{task key: (index, seconds it has run)}`` of the items running now."""
     now = time.monotonic()
-    return {key: (index, now - since) for key, (index, since) in _RUNNING_ITEMS.items()}
+    return {key: (index, now - since) for key, (index, since) in RUNNING_ITEMS.items()}
 
 
 def _sendable(exc: BaseException) -> BaseException | None:
@@ -325,7 +325,7 @@ def dask_for(
                 exhausted = exhausted and not retries
             for future, culprit in _overdue(client, running, sizer, item_timeout):
                 entry = running.pop(future)
-                _stop(client, future)
+                stop_task(client, future)
                 reason = f"it ran longer than item_timeout={item_timeout:g} s per item"
                 yield from _timed_out(entry.chunk, culprit, reason, retries, on_lost)
                 exhausted = exhausted and not retries
@@ -425,7 +425,7 @@ def _overdue(
     at: dict[str, tuple[int, float]] = {}
     if suspects or stalled or overdue:
         with contextlib.suppress(Exception):  # a worker that does not answer names nothing
-            for items in client.run(_running_items).values():
+            for items in client.run(running_items).values():
                 at.update(items)
     overdue = [(future, at[future.key][0] if future.key in at else None) for future, _ in overdue]
     overdue += [
@@ -446,7 +446,7 @@ def _overdue(
     return overdue
 
 
-def _stop(client: Any, future: Any) -> None:
+def stop_task(client: Any, future: Any) -> None:
     """Cancel a chunk that overran and restart its worker (a running thread cannot be stopped)."""
     holders = [w for w, keys in client.processing().items() if future.key in keys]
     with contextlib.suppress(Exception):

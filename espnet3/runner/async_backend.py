@@ -1,16 +1,27 @@
-"""``async_mode``: split a runner call into shard specs and submit them as detached jobs.
+"""``async_mode``: submit a call's shards as detached jobs, one array task per ``split.N``.
 
-Submitting the same work again finds the same spec names: shards already ``done`` are
-skipped, ``pending``/``running`` ones are left alone, and only ``missing`` or ``failed`` ones
-are submitted again. ``parallel.env`` picks the scheduler: ``local`` (processes on this
-machine) or a batch scheduler (job arrays: SLURM, PBS, SGE, LSF, HTCondor, OAR, Moab).
+The call is planned, claimed and resumed like any call with shards
+(:mod:`espnet3.runner.sharded`), but the shards run as scheduler jobs that outlive this
+process: each task runs ``python -m espnet3.runner.shard split.N.spec.json``, claims its
+shard, runs it with the runner's writer hooks and marks it ``done``. Calling again submits
+only the shards that are neither done nor still queued or running. ``parallel.env`` picks the
+scheduler: ``local`` (processes on this machine) or a batch scheduler (job arrays: SLURM, PBS,
+SGE, LSF, HTCondor, OAR, Moab).
+
+A runner with ``output_dir`` keeps its shards there, as a call without ``async_mode`` would,
+and ``submission.merge()`` is then what that call returns. A runner without ``output_dir``
+(the guide's form) gets a shards root of its own per distinct call,
+``<async_result_dir>/<Runner>-<hash>``, and its results come back with ``collect()``; finished
+results of the same work under another shard size are reused, never run twice
+(:mod:`espnet3.runner.resharding`).
 
 Example (``parallel: {env: local, n_workers: 2}``)::
 
-    submission = MyRunner(provider, async_mode=True, async_specs_dir="exp/specs",
-                          async_result_dir="exp/results")(range(1000))
-    submission.wait()
-    results = [r for _, r in submission.collect()]
+    job_meta = MyRunner(provider, async_mode=True, async_specs_dir="exp/specs",
+                        async_result_dir="exp/results")(range(1000))
+    job_meta[0]["job_id"], job_meta[0]["spec"]
+    job_meta.wait()
+    results = [r for _, r in job_meta.collect()]
 """
 
 from __future__ import annotations
@@ -19,106 +30,196 @@ import contextlib
 import logging
 import os
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
-from espnet3.parallel import get_parallel_config
+from espnet3.errors import SetupError
+from espnet3.parallel.client import placement
 from espnet3.runner import jobs_dir
-from espnet3.runner.class_path import class_path
-from espnet3.runner.job_records import record_call
-from espnet3.runner.outcomes import as_index
+from espnet3.runner.class_path import class_path, stable_hash
+from espnet3.runner.outcomes import as_units
 from espnet3.runner.provider import plain_config
-from espnet3.runner.resharding import reuse_finished_results, superseded_removed
-from espnet3.runner.shard_spec import ShardSpec, default_shard_size, split_indices
+from espnet3.runner.resharding import reuse_finished_results
+from espnet3.runner.shard_dir import clear_done, holder
+from espnet3.runner.shard_plan import resolve_plan, shards_root
+from espnet3.runner.shard_run import RESULTS, ShardWork
+from espnet3.runner.shard_spec import LATEST_FILE, CallFiles, ShardSpec, check_json, read_record
 from espnet3.runner.submit import submit_shards
-from espnet3.utils.atomic import remove_stale_temps
+from espnet3.utils.atomic import atomic_write_json
 
 log = logging.getLogger(__name__)
 
 
-@dataclass
-class AsyncSubmission:
-    """What an async call submitted; wait for it, ask its status, collect its results."""
+class AsyncSubmission(list):
+    """What an async call submitted: one ``{"job_id", "spec", "result", "shard_dir"}`` per
+    shard, in plan order (``job_id`` is ``None`` for a shard not submitted by this call; on
+    ``env: local`` a shard not started yet names its launcher process).
 
-    specs_dir: Path
-    result_dir: Path
-    shards: list[str]
-    submitted: list[str]
-    already_done: list[str]
-    in_progress: list[str]
-    jobs: dict[str, Any] = field(default_factory=dict)
+    Wait for it, ask its status, collect its results or merge its shards.
+    """
+
+    def __init__(
+        self,
+        entries: list[dict[str, Any]],
+        *,
+        files: CallFiles,
+        runner: Any,
+        submitted: list[str],
+        already_done: list[str],
+        in_progress: list[str],
+        jobs: dict[str, Any],
+    ):
+        super().__init__(entries)
+        self.files = files
+        self.runner = runner
+        self.shards = [f"split.{k}" for k in range(len(entries))]
+        self.submitted = submitted
+        self.already_done = already_done
+        self.in_progress = in_progress
+        self.jobs = jobs
+
+    @property
+    def specs_dir(self) -> os.PathLike:
+        return self.files.specs_dir
 
     def status(self) -> list[jobs_dir.ShardStatus]:
         """The state of each shard of this call."""
-        return jobs_dir.status(self.specs_dir, self.shards)
+        return jobs_dir.status(self.files)
 
     def wait(self, timeout: float | None = None, poll: float = 1.0) -> list[jobs_dir.ShardStatus]:
         """Block until no shard of this call is pending or running."""
-        return jobs_dir.wait(self.specs_dir, self.shards, timeout, poll)
+        return jobs_dir.wait(self.files, timeout, poll)
 
-    def collect(self) -> Iterator[tuple[int, Any]]:
-        """Stream ``(index, result)`` of this call in the order of its indices."""
-        return jobs_dir.collect(self.specs_dir, self.shards)
+    def collect(self) -> Iterator[tuple[Any, Any]]:
+        """Stream ``(index, result)`` of this call in the order of its indices (a runner
+        without writer hooks of its own)."""
+        return jobs_dir.collect(self.files)
+
+    def merge(self) -> Any:
+        """The runner's ``merge`` of the shard directories, once every shard is done: what the
+        same call without ``async_mode`` returns."""
+        from espnet3.runner.sharded import completed_dirs
+
+        return self.runner.merge(completed_dirs(self.files.root, jobs_dir.read_plan(self.files)))
 
 
 def submit_async(runner: Any, indices: Iterable[int]) -> AsyncSubmission:
-    """Write the shard specs of ``runner(indices)`` and submit those that need to run."""
-    config = get_parallel_config()
+    """Plan ``runner(indices)``, write the specs of its shards and submit those that need to run."""
+    config = placement().config
     config.scheduler.check_shards(config)  # before anything is written
-    indices = [as_index(position, i) for position, i in enumerate(indices)]
-    specs_dir = runner.async_specs_dir.resolve()
-    specs_dir.mkdir(parents=True, exist_ok=True)
-    shard_size = runner.async_shard_size or default_shard_size(len(indices), config.n_workers)
-    chunks = split_indices(indices, shard_size)
+    units = as_units(indices, runner.batch_size)
+    planned = runner._plan_shards(units)
     provider = runner.provider
-    specs = [
-        ShardSpec.for_work(
-            runner=class_path(type(runner)),
-            provider=class_path(type(provider)),
-            config=plain_config(getattr(provider, "config", None)),
-            params=dict(getattr(provider, "params", None) or {}),
-            indices=chunk,
-            batch_size=runner.batch_size,
-            on_error=runner.on_error,
-            result_dir=runner.async_result_dir,
-            shard=k,
-            n_shards=len(chunks),
-            item_timeout=runner.item_timeout or config.item_timeout,
-        )
-        for k, chunk in enumerate(chunks)
-    ]
-    for spec in specs:
-        spec.write(specs_dir)
-    reused = reuse_finished_results(specs_dir, specs)  # the same call with other shard sizes
-    record_call(specs_dir, specs)
-    superseded_removed(specs_dir, specs)
-    states = {s.name: s.state for s in jobs_dir.status(specs_dir, [s.name for s in specs])}
-    todo = [s for s in specs if states[s.name] in jobs_dir.RERUN_STATES]
-    for spec in todo:
+    provider_config = plain_config(getattr(provider, "config", None))
+    params = dict(getattr(provider, "params", None) or {})
+    check_json("config", provider_config)
+    check_json("params", params)
+    identity = (class_path(type(runner)), class_path(type(provider)), provider_config, params)
+    work = stable_hash(*identity, runner.batch_size)
+    files, base = _call_files(runner, planned, work)
+    shards = resolve_plan(
+        files.root,
+        planned,
+        resume=runner.resume,
+        output_dir=base.output_dir,
+        shard_subdir=base.shard_subdir,
+    )
+    ids = [int(shard["shard_id"]) for shard in shards]
+    if not runner.resume:
+        _start_over(files, ids)
+    for shard in shards:
+        k = int(shard["shard_id"])
+        shard_work = replace(base, shard_id=k, units=list(shard["items"]))
+        spec = ShardSpec(identity[0], identity[1], provider_config, params, asdict(shard_work))
+        spec.write(files.spec(k))
+    files.record(work=work, keeps_results=base.keep_results)
+    if base.keep_results:
+        atomic_write_json(runner.async_specs_dir.resolve() / LATEST_FILE, {"call": files.root.name})
+        reused = reuse_finished_results(files, shards, runner.batch_size)
+    else:
+        reused = []
+    states = {int(s.name.split(".")[1]): s.state for s in jobs_dir.status(files)}
+    todo = [k for k in ids if states[k] in jobs_dir.RERUN_STATES]
+    for k in todo:
         with contextlib.suppress(FileNotFoundError):
-            os.unlink(spec.failed_path)  # so status does not report the old attempt
-        for path in (spec.result_path, spec.errors_path):  # what a killed attempt left
-            remove_stale_temps(path)
-    names = [s.name for s in todo]
+            os.unlink(files.failed(k))  # so status does not report the old attempt
     max_running = runner.async_max_running or config.n_workers
-    jobs = submit_shards(names, specs_dir, config, max_running) if names else {}
+    jobs = submit_shards(todo, files, config, max_running) if todo else {}
+    entries = []
+    for k in ids:
+        record = read_record(files.job_record(k)) or {}
+        shard_dir = files.shard_dir(k)
+        entries.append(
+            {
+                # Not started yet on ``local``: the launcher that will start it.
+                "job_id": str(record.get("job_id") or record.get("launcher"))
+                if k in todo
+                else None,
+                "spec": str(files.spec(k)),
+                "result": str(shard_dir / RESULTS if base.keep_results else shard_dir),
+                "shard_dir": str(shard_dir),
+            }
+        )
     submission = AsyncSubmission(
-        specs_dir=specs_dir,
-        result_dir=runner.async_result_dir.resolve(),
-        shards=[s.name for s in specs],
-        submitted=names,
-        already_done=[s.name for s in specs if states[s.name] == "done"],
-        in_progress=[s.name for s in specs if states[s.name] in jobs_dir.ACTIVE_STATES],
+        entries,
+        files=files,
+        runner=runner,
+        submitted=[f"split.{k}" for k in todo],
+        already_done=[f"split.{k}" for k in ids if states[k] == "done"],
+        in_progress=[f"split.{k}" for k in ids if states[k] in jobs_dir.ACTIVE_STATES],
         jobs=jobs,
     )
     log.info(
-        "%d shard(s): %d submitted, %d already done (%d from earlier shard sizes), %d still in "
-        "progress",
-        len(specs),
-        len(names),
+        "%d shard(s): %d submitted, %d already done (%d from earlier calls), %d still in progress",
+        len(ids),
+        len(todo),
         len(submission.already_done),
         len(reused),
         len(submission.in_progress),
     )
     return submission
+
+
+def _call_files(
+    runner: Any, planned: list[dict[str, Any]], work: str
+) -> tuple[CallFiles, ShardWork]:
+    """Where the call keeps its shards and specs, and the work every shard shares."""
+    item_timeout = runner.item_timeout or placement().config.item_timeout
+    if runner.output_dir is not None:  # the shards of the call without async_mode
+        root = shards_root(runner.output_dir, runner.shard_subdir).resolve()
+        files = CallFiles(root, root / "specs")
+        output_dir, shard_subdir, guide = str(runner.output_dir), runner.shard_subdir, False
+    else:  # a root per distinct call, its results collected back
+        shard_subdir = f"{type(runner).__name__}-{stable_hash(work, planned)[:12]}"
+        output_dir = str(runner.async_result_dir.resolve())
+        files = CallFiles(
+            Path(output_dir, shard_subdir), runner.async_specs_dir.resolve() / shard_subdir
+        )
+        guide = True
+    base = ShardWork(
+        shard_id=-1,
+        units=[],
+        output_dir=output_dir,
+        shard_subdir=shard_subdir,
+        on_error=runner.on_error,
+        item_timeout=item_timeout,
+        inject_output_dir=not guide,
+        keep_results=guide,
+    )
+    return files, base
+
+
+def _start_over(files: CallFiles, ids: list[int]) -> None:
+    """``resume=False``: every shard runs again; refused while one still runs."""
+    running = [k for k in ids if holder(files.shard_dir(k)) is not None]
+    if running:
+        raise SetupError(
+            f"resume=False would run again shards that still run ({', '.join(f'split.{k}' for k in running)} "
+            f"of {files.root}): wait for them (espnet3 jobs status {files.specs_dir}) or cancel "
+            "their jobs first"
+        )
+    for k in ids:
+        clear_done(files.shard_dir(k))
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(files.job_record(k))

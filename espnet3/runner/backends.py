@@ -1,7 +1,9 @@
 """The runner backends, and the one function that picks the backend of a call.
 
-``sequential`` and ``dask`` wait for results (:mod:`espnet3.runner.sync_backend`); ``async``
-writes shard specs and submits them as scheduler jobs (:mod:`espnet3.runner.async_backend`).
+``sequential`` and ``dask`` wait for results (:mod:`espnet3.runner.sync_backend`), or, for a
+runner with ``output_dir``, run its shards here or one task each on the cluster
+(:mod:`espnet3.runner.sharded`); ``async`` writes shard specs and submits them as scheduler
+jobs (:mod:`espnet3.runner.async_backend`).
 A runner built with ``backend="name"`` uses that one; otherwise ``async_mode`` means
 ``async``, and whether the rest runs here or on a cluster is
 :func:`espnet3.parallel.client.placement`'s answer, the same one maps get. A new backend is one
@@ -19,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from espnet3.errors import ConfigError, did_you_mean
 from espnet3.parallel.client import Placement, placement
+from espnet3.runner.sharded import in_process, on_dask, run_sharded
 from espnet3.runner.sync_backend import Outcome, dask_outcomes, sequential_outcomes
 
 if TYPE_CHECKING:
@@ -32,9 +35,14 @@ class Backend:
     #: ``outcomes(forward, provider, units, item_timeout, where)``: one outcome per unit, in
     #: unit order, as ``runner.iter`` streams them (``None``: this backend does not stream).
     outcomes: Callable[..., Iterator[Outcome]] | None = None
+    #: ``run_shards(runner, works, where)``: runs the claimed shards of a call with
+    #: ``output_dir`` (:mod:`espnet3.runner.sharded`).
+    run_shards: Callable[..., None] = staticmethod(in_process)
 
-    def call(self, runner: BaseRunner, indices: Iterable[int]) -> Any:
-        """Every result, in order, ``None`` left out."""
+    def call(self, runner: BaseRunner, indices: Iterable[int], where: Placement) -> Any:
+        """Every result, in order, ``None`` left out; with ``output_dir``, the shards' merge."""
+        if runner.output_dir is not None:
+            return run_sharded(runner, indices, where, self.run_shards)
         return [result for _, result in runner.iter(indices)]
 
 
@@ -46,12 +54,13 @@ class Sequential(Backend):
 class Dask(Backend):
     name = "dask"
     outcomes = staticmethod(dask_outcomes)
+    run_shards = staticmethod(on_dask)
 
 
 class AsyncShards(Backend):
     name = "async"
 
-    def call(self, runner: BaseRunner, indices: Iterable[int]) -> Any:
+    def call(self, runner: BaseRunner, indices: Iterable[int], where: Placement) -> Any:
         from espnet3.runner.async_backend import submit_async
 
         return submit_async(runner, indices)

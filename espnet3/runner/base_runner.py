@@ -2,12 +2,23 @@
 
 Subclass :class:`BaseRunner`, write a static ``forward(idx, *, dataset, model, **params)``
 and give it a provider (an :class:`~espnet3.runner.provider.EnvironmentProvider`, or any
-object with ``build_env_local()``). Results come back in the order of the indices; ``None``
-results are filtered out. With ``batch_size``, ``forward`` gets lists of indices and the call
-returns one result per batch. The backend follows :func:`espnet3.parallel.get_parallel_config` (or the
-innermost open :func:`espnet3.parallel.get_client`); ``async_mode=True`` writes shard specs
-and submits them as scheduler jobs instead (see :mod:`espnet3.runner.async_backend`). The
-choice is made in one place, :func:`espnet3.runner.backends.choose_backend`.
+object with ``build_env_local()``). One class serves both shapes ESPnet3 has had:
+
+- **without** ``output_dir`` (the guide's runner): the call returns the results in the order of
+  the indices, ``None`` results filtered out; with ``async_mode=True`` it submits detached
+  shard jobs whose results are read back later (:mod:`espnet3.runner.async_backend`);
+- **with** ``output_dir`` (upstream ESPnet3's shard runner): the indices are split into shards
+  ``<output_dir>/<shard_subdir>/split.N``, each written by the writer hooks
+  (:meth:`~BaseRunner.open_writers`, :meth:`~BaseRunner.write_record`,
+  :meth:`~BaseRunner.close_writers`) and marked ``done``; the call returns
+  :meth:`~BaseRunner.merge` of the shard directories, and a repeated call (``resume``) runs only
+  the shards that are not done (:mod:`espnet3.runner.sharded`). ``async_mode=True`` submits
+  them as detached job-array tasks, one per ``split.N``.
+
+With ``batch_size``, ``forward`` gets lists of indices and each list has one result. Where the
+call runs follows :func:`espnet3.parallel.get_parallel_config` (or the innermost open
+:func:`espnet3.parallel.get_client`), decided in one place,
+:func:`espnet3.runner.backends.choose_backend`.
 
 Example:
     >>> from espnet3.runner.inference_provider import InferenceProvider
@@ -32,9 +43,10 @@ from __future__ import annotations
 import inspect
 import itertools
 import logging
+import math
 import os
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +54,9 @@ from espnet3.errors import ConfigError
 from espnet3.runner.backends import choose_backend
 from espnet3.runner.outcomes import ItemFailure, Unit, as_index
 from espnet3.runner.provider import EnvironmentProvider
+from espnet3.runner.shard_dir import is_done, lock_path
+from espnet3.runner.shard_plan import plan_shards, shard_dir, shards_root
+from espnet3.runner.shard_run import call_hook
 from espnet3.utils.atomic import atomic_write_jsonl
 from espnet3.utils.config import check_error_policy, check_positive
 
@@ -57,14 +72,23 @@ class BaseRunner:
             ``build_worker_setup_fn()`` to run on a cluster).
         batch_size: when set, ``forward`` receives lists of up to this many indices and its
             return value is the result of that batch (a positive integer, checked per call).
+        output_dir: where the shards of a call go (``<output_dir>/<shard_subdir>/split.N``);
+            with it, the call returns :meth:`merge` (see the module docstring).
+        shard_subdir: the folder under ``output_dir`` that holds this call's shards and its
+            ``manifest.json`` (e.g. one per split).
+        resume: skip the shards already ``done`` and refuse a changed shard plan; ``False``
+            replaces the plan and runs every shard again.
         async_mode: submit detached shard jobs instead of waiting for results; the call then
-            returns an :class:`~espnet3.runner.async_backend.AsyncSubmission`.
-        async_specs_dir, async_result_dir: where shard specs and shard results go.
-        async_shard_size: indices per shard (default: spread over ``parallel.n_workers``).
+            returns an :class:`~espnet3.runner.async_backend.AsyncSubmission`, the list of
+            what was submitted for each shard.
+        async_specs_dir, async_result_dir: without ``output_dir``, where an async call records
+            its shards and where their results go.
+        async_shard_size: units per shard of an async call (default: spread over
+            ``parallel.n_workers``).
         async_max_running: shard jobs allowed to run at once (default ``parallel.n_workers``).
         on_error: ``"raise"`` stops at the first failing item with an error naming its index
-            and ``utt_id``; ``"skip"`` goes on and records each failure in ``errors_path``
-            (in async mode, in ``<shard>.errors.jsonl`` beside each shard's results). An item
+            and ``utt_id`` (also of the type the item raised); ``"skip"`` goes on and records
+            each failure in ``errors_path`` (for shards, in ``split.N/errors.jsonl``). An item
             whose worker dies, or whose result cannot be sent back, is such a failure too.
         item_timeout: seconds after which an item is given up on (a failure as above);
             default ``parallel.item_timeout``. Without one, an item that runs far longer than
@@ -72,19 +96,21 @@ class BaseRunner:
         backend: a name of :data:`espnet3.runner.backends.BACKENDS` to use whatever the
             config says (default: chosen per call, see :mod:`espnet3.runner.backends`).
 
-    Shard jobs rebuild a runner as ``cls(provider, batch_size=..., on_error=...,
-    errors_path=..., item_timeout=...)``; a subclass with its own constructor must accept that
-    call.
+    Shard jobs rebuild a runner as ``cls(provider, **options)`` with the options above; a
+    subclass with its own constructor must accept that call.
     """
 
     def __init__(
         self,
         provider: EnvironmentProvider,
         batch_size: int | None = None,
+        output_dir: str | os.PathLike | None = None,
+        shard_subdir: str = "",
+        resume: bool = True,
+        *,
         async_mode: bool = False,
         async_specs_dir: str | os.PathLike = "async_specs",
         async_result_dir: str | os.PathLike = "async_results",
-        *,
         async_shard_size: int | None = None,
         async_max_running: int | None = None,
         on_error: str = "raise",
@@ -115,6 +141,9 @@ class BaseRunner:
             check_positive(name, value)
         self.provider = provider
         self.batch_size = batch_size
+        self.output_dir = Path(output_dir) if output_dir is not None else None
+        self.shard_subdir = shard_subdir or ""
+        self.resume = resume
         self.async_mode = async_mode
         self.async_specs_dir = Path(async_specs_dir)
         self.async_result_dir = Path(async_result_dir)
@@ -132,14 +161,103 @@ class BaseRunner:
             "a runner must define a static forward(idx, *, dataset, model, **params)"
         )
 
+    # ----- writer hooks (upstream ESPnet3's; override them to write a shard's files) --------
+    @staticmethod
+    def open_writers(shard_dir: Path | None, **env: Any) -> dict[str, Any]:
+        """Open what a shard writes to; called once per shard, in its ``split.N`` directory."""
+        return {}
+
+    @staticmethod
+    def write_record(writers: dict[str, Any], result: Any, state: dict[str, Any], **env: Any):
+        """Keep one ``forward`` result; by default in ``state["records"]`` (kept in memory)."""
+        state.setdefault("records", []).append(result)
+
+    @staticmethod
+    def close_writers(
+        writers: dict[str, Any], state: dict[str, Any], **env: Any
+    ) -> dict[str, Any] | None:
+        """Close what :meth:`open_writers` opened; a returned dict is merged into ``state``."""
+        for writer in writers.values():
+            close = getattr(writer, "close", None)
+            if callable(close):
+                close()
+        return None
+
+    def merge(self, shard_dirs: list[Path]) -> Any:
+        """The call's result from the ``done`` shard directories, in plan order (default:
+        ``None``, the outputs being the files)."""
+        return None
+
+    # ----- one shard's life (upstream's classmethods; the hooks above are what to override) --
+    @classmethod
+    def init_state(
+        cls, shard_id: int = 0, output_dir: str = "", shard_subdir: str = "", **env: Any
+    ) -> dict[str, Any]:
+        """Make ``split.<shard_id>`` and open its writers: the shard's starting state."""
+        directory = shard_dir(shards_root(output_dir, shard_subdir), shard_id)
+        directory.mkdir(parents=True, exist_ok=True)
+        writers = call_hook(
+            cls.open_writers,
+            directory,
+            shard_id=shard_id,
+            output_dir=output_dir,
+            shard_subdir=shard_subdir,
+            **env,
+        )
+        return {
+            "shard_id": shard_id,
+            "shard_dir": str(directory),
+            "_writers": writers,
+            "records": [],
+        }
+
+    @classmethod
+    def reduce_state(cls, state: dict[str, Any], result: Any, **env: Any) -> dict[str, Any]:
+        """Pass one result to :meth:`write_record`."""
+        call_hook(cls.write_record, state["_writers"], result, state, **env)
+        return state
+
+    @classmethod
+    def finalize_state(cls, state: dict[str, Any], **env: Any) -> dict[str, Any]:
+        """Close the shard's writers (:meth:`close_writers`) and fold what it returns in."""
+        meta = call_hook(cls.close_writers, state.get("_writers", {}), state, **env) or {}
+        state.update(meta)
+        state.pop("_writers", None)
+        return state
+
+    @classmethod
+    def is_shard_done(cls, shard_dir: Path) -> bool:
+        """Whether ``shard_dir`` is done (its ``done`` marker, and its files unchanged since)."""
+        return is_done(shard_dir)
+
+    @classmethod
+    def _get_lock_path(cls, shard_dir: Path) -> Path:
+        """Upstream's name for where a shard's claim lives (``split.N/lock``)."""
+        return lock_path(shard_dir)
+
+    def _plan_shards(self, items: Sequence[Any]) -> list[dict[str, Any]]:
+        """The call's shards: of at most ``async_shard_size`` units for an async call that sets
+        it; otherwise one shard in process, or one per worker (``parallel.n_workers``) on a
+        cluster. Override it to plan otherwise (a subclass's plan is kept in the manifest)."""
+        from espnet3.parallel.client import placement
+
+        if self.async_mode and self.async_shard_size:
+            n_shards = math.ceil(len(items) / self.async_shard_size)
+        else:
+            where = placement()
+            n_shards = 1 if where.sequential and not self.async_mode else where.config.n_workers
+        return plan_shards(items, n_shards)
+
+    # ----- calls -------------------------------------------------------------------------
     def __call__(self, indices: Iterable[int]) -> Any:
-        """Results of every index (or batch), in order, ``None`` left out; or the async submission.
+        """Results of every index (or batch), in order, ``None`` left out; with ``output_dir``,
+        :meth:`merge` of the shards; or the async submission.
 
         The list holds every result: for a very large run, stream with :meth:`iter`.
         """
         check_positive("batch_size", self.batch_size)
-        backend, _ = choose_backend(self)
-        return backend.call(self, indices)
+        backend, where = choose_backend(self)
+        return backend.call(self, indices, where)
 
     def iter(self, indices: Iterable[int]) -> Iterator[tuple[Any, Any]]:
         """Yield ``(index, result)`` in the order of ``indices``, holding only what is in flight.

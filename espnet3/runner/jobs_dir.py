@@ -1,9 +1,10 @@
-"""Status of the shards in a specs directory, and their results streamed back in order.
+"""Status of an async call's shards, and their results streamed back in order.
 
 These are the Python forms of ``espnet3 jobs status DIR`` and ``espnet3 jobs collect DIR``.
-A shard's state comes from its files first (a complete results file means ``done``, a
-``.failed.json`` means ``failed``) and otherwise from its job, asked of the scheduler that runs
-it in one call for all its shards
+``DIR`` is an ``async_specs_dir`` (its latest call), a call's specs directory, or the shards
+root of a call with ``output_dir``. A shard's state comes from its files first (``done`` means
+``done``, a ``split.N.failed.json`` means ``failed``, a live claim means ``running``) and
+otherwise from its job, asked of the scheduler that runs it in one call for all its shards
 (:meth:`~espnet3.parallel.schedulers.base.Scheduler.shard_states`: the shard process for
 ``local``, one ``squeue`` for SLURM). States: ``done``, ``failed``, ``running``, ``pending``,
 ``submitted`` (on a scheduler espnet3 cannot ask) and ``missing`` (never submitted).
@@ -11,7 +12,7 @@ it in one call for all its shards
 Example (after an async runner call wrote ``exp/specs``)::
 
     >>> [(s.name, s.state) for s in status("exp/specs")]      # doctest: +SKIP
-    [('shard-0b1c...', 'done'), ('shard-9f3e...', 'running')]
+    [('split.0', 'done'), ('split.1', 'running')]
     >>> wait("exp/specs")                                     # doctest: +SKIP
     >>> for index, result in collect("exp/specs"):            # doctest: +SKIP
     ...     print(index, result)
@@ -28,12 +29,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from espnet3.errors import Espnet3Error
+from espnet3.errors import Espnet3Error, IncompleteError
 from espnet3.parallel.jobs import log_tail
 from espnet3.parallel.schedulers import scheduler_for
-from espnet3.runner.job_records import SPEC_SUFFIX, read_call, read_job_record, spec_path
-from espnet3.runner.shard_results import is_complete, read_results
-from espnet3.runner.shard_spec import ShardSpec
+from espnet3.runner.shard_dir import holder, is_done
+from espnet3.runner.shard_plan import read_manifest
+from espnet3.runner.shard_run import RESULTS
+from espnet3.runner.shard_spec import CallFiles, read_record
 
 #: States whose shard still has a job that may finish it.
 ACTIVE_STATES = ("pending", "running", "submitted")
@@ -53,47 +55,62 @@ class ShardStatus:
     detail: str = ""
 
 
-def load_specs(
-    specs_dir: str | os.PathLike, names: Sequence[str] | None = None, *, everything: bool = False
-) -> list[ShardSpec]:
-    """The specs named ``names`` (in that order); else those of the latest call; else (or with
-    ``everything``) every spec of the directory, by first index."""
-    if names is None and not everything:
-        names = read_call(specs_dir)
-    if names is not None:
-        return [ShardSpec.load(spec_path(specs_dir, name)) for name in names]
-    specs = [ShardSpec.load(p) for p in Path(specs_dir).glob(f"*{SPEC_SUFFIX}")]
-    return sorted(specs, key=lambda s: (s.indices[0] if s.indices else float("inf"), s.name))
-
-
-def status(specs_dir: str | os.PathLike, names: Sequence[str] | None = None) -> list[ShardStatus]:
-    """The state of every shard in ``specs_dir`` (or of ``names``), asking each scheduler once.
+def status(directory: str | os.PathLike | CallFiles) -> list[ShardStatus]:
+    """The state of every shard of the call ``directory`` names, asking each scheduler once.
 
     Example (needs shards)::
 
         >>> summarize(status("exp/specs"))                    # doctest: +SKIP
         '3 done, 1 running'
     """
-    specs = load_specs(specs_dir, names)
-    records = {s.name: read_job_record(specs_dir, s.name) for s in specs}
-    asked: dict[str, list[str]] = {}  # scheduler -> shards whose job it must answer for
-    for spec in specs:
-        if records[spec.name] and not _settled(spec):
-            asked.setdefault(records[spec.name].get("scheduler", ""), []).append(spec.name)
-    jobs: dict[str, tuple[str, str]] = {}
-    for env, shards in asked.items():
-        answers = scheduler_for(env).shard_states([records[name] for name in shards])
-        jobs.update(zip(shards, answers, strict=True))
-    return [_shard_status(s, records[s.name], jobs.get(s.name)) for s in specs]
+    files = directory if isinstance(directory, CallFiles) else CallFiles.find(directory)
+    shards = read_plan(files)
+    ids = [int(s["shard_id"]) for s in shards]
+    records = {k: read_record(files.job_record(k)) for k in ids}
+    settled: dict[int, tuple[str, str]] = {}
+    for k in ids:
+        directory_k = files.shard_dir(k)
+        if is_done(directory_k):
+            settled[k] = ("done", "")
+        elif files.failed(k).exists():
+            settled[k] = ("failed", _failure_message(files.failed(k)))
+        elif (owner := holder(directory_k)) is not None:
+            where = f"pid {owner['pid']} on {owner['host']}" if owner else "a foreign lock"
+            settled[k] = ("running", where)
+    asked: dict[str, list[int]] = {}  # scheduler -> shards whose job it must answer for
+    for k in ids:
+        if k not in settled and records[k]:
+            asked.setdefault(records[k].get("scheduler", ""), []).append(k)
+    for env, shard_ids in asked.items():
+        answers = scheduler_for(env).shard_states([records[k] for k in shard_ids])
+        for k, (state, detail) in zip(shard_ids, answers, strict=True):
+            if state == "failed":
+                if is_done(files.shard_dir(k)):  # it finished between the two looks
+                    state, detail = "done", ""
+                else:
+                    log = records[k].get("log")
+                    detail += f"; last lines of {log}:\n{log_tail(log, 5)}"
+            settled[k] = (state, detail)
+    return [
+        ShardStatus(
+            name=f"split.{k}",
+            state=settled.get(k, ("missing", ""))[0],
+            n_items=len(shard["items"]),
+            job_id=(records[k] or {}).get("job_id"),
+            log=(records[k] or {}).get("log"),
+            detail=settled.get(k, ("missing", ""))[1],
+        )
+        for k, shard in zip(ids, shards, strict=True)
+    ]
 
 
 def wait(
-    specs_dir: str | os.PathLike,
-    names: Sequence[str] | None = None,
-    timeout: float | None = None,
-    poll: float = 1.0,
+    directory: str | os.PathLike | CallFiles, timeout: float | None = None, poll: float = 1.0
 ) -> list[ShardStatus]:
     """Block until every shard is ``done``, ``failed`` or ``missing``; return their states.
+
+    Polls with back-off, from ``poll`` up to a minute between looks, so that a thousand
+    waiting shards do not keep the scheduler busy.
 
     Example (needs shards)::
 
@@ -101,39 +118,58 @@ def wait(
         '4 done'
     """
     deadline = None if timeout is None else time.monotonic() + timeout
+    delay = poll
     while True:
-        states = status(specs_dir, names)
+        states = status(directory)
         if all(s.state not in ACTIVE_STATES for s in states):
             return states
         if deadline is not None and time.monotonic() > deadline:
             raise Espnet3Error(
-                f"shards in {str(specs_dir)!r} still not finished after {timeout:g} s "
-                f"({summarize(states)}): wait longer, or check `espnet3 jobs status {specs_dir}`"
+                f"shards in {str(getattr(directory, 'specs_dir', directory))!r} still not "
+                f"finished after {timeout:g} s ({summarize(states)}): wait longer, or check "
+                "`espnet3 jobs status DIR`"
             )
-        time.sleep(poll)
+        pause = delay if deadline is None else min(delay, max(deadline - time.monotonic(), 0))
+        time.sleep(pause)
+        delay = min(delay * 2, max(poll, 60.0))
 
 
-def collect(
-    specs_dir: str | os.PathLike, names: Sequence[str] | None = None
-) -> Iterator[tuple[int, Any]]:
-    """Yield ``(index, result)`` of every shard, shard after shard, one line at a time.
+def collect(directory: str | os.PathLike | CallFiles) -> Iterator[tuple[Any, Any]]:
+    """Yield ``(index, result)`` of every shard, in plan order, one line at a time.
 
-    Shards come in the order of ``names`` (a call's shards, in the order of its indices), or
-    by first index. Every shard must be ``done``: otherwise nothing is yielded and the error
-    lists the shards that are not.
+    Every shard must be ``done``: otherwise nothing is yielded and the error lists the shards
+    that are not. Only the results of a runner without writer hooks of its own are collected
+    (its shards hold ``results.jsonl``); other runners' outputs are their shard files, merged
+    by the runner's ``merge`` (``submission.merge()``).
     """
-    specs = load_specs(specs_dir, names)
-    unfinished = [s for s in specs if not is_complete(s.result_path)]
+    files = directory if isinstance(directory, CallFiles) else CallFiles.find(directory)
+    shards = read_plan(files)
+    unfinished = [s for s in shards if not is_done(files.shard_dir(int(s["shard_id"])))]
     if unfinished:
-        states = {st.name: st for st in status(specs_dir, [s.name for s in unfinished])}
-        listed = "; ".join(_describe(states[s.name]) for s in unfinished[:5])
-        more = f" and {len(unfinished) - 5} more" if len(unfinished) > 5 else ""
-        raise Espnet3Error(
-            f"{len(unfinished)} of {len(specs)} shard(s) in {str(specs_dir)!r} have no complete "
-            f"results: {listed}{more}. Run the same runner call again to resubmit them"
+        names = {f"split.{s['shard_id']}" for s in unfinished}
+        states = [s for s in status(files) if s.name in names]
+        listed = "; ".join(_describe(s) for s in states[:5])
+        more = f" and {len(states) - 5} more" if len(states) > 5 else ""
+        raise IncompleteError(
+            f"{len(unfinished)} of {len(shards)} shard(s) in {str(files.specs_dir)!r} have no "
+            f"complete results: {listed}{more}. Run the same runner call again to resubmit them"
         )
-    for spec in specs:
-        yield from read_results(spec.result_path)
+    for shard in shards:
+        yield from read_results(files.shard_dir(int(shard["shard_id"])))
+
+
+def read_results(shard_dir: str | os.PathLike) -> Iterator[tuple[Any, Any]]:
+    """The ``(index, result)`` pairs of a done shard's ``results.jsonl``."""
+    path = Path(shard_dir) / RESULTS
+    if not path.is_file():
+        raise Espnet3Error(
+            f"{shard_dir} holds no {RESULTS}: this call's runner writes its own files (writer "
+            "hooks); read them with its merge() (submission.merge(), or the same call again)"
+        )
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            record = json.loads(line)
+            yield record["index"], record["result"]
 
 
 def summarize(states: Sequence[ShardStatus]) -> str:
@@ -147,36 +183,22 @@ def summarize(states: Sequence[ShardStatus]) -> str:
     return ", ".join(f"{n} {state}" for state, n in counts.items()) or "no shards"
 
 
-def _settled(spec: ShardSpec) -> bool:
-    return is_complete(spec.result_path) or os.path.exists(spec.failed_path)
+def read_plan(files: CallFiles) -> list[dict[str, Any]]:
+    """The shards of the call (its manifest), or an error saying the root is gone."""
+    shards = read_manifest(files.root)
+    if shards is None:
+        raise Espnet3Error(
+            f"the shards root {str(files.root)!r} of {str(files.specs_dir)!r} has no "
+            "manifest.json: it was moved or removed; run the same call again"
+        )
+    return shards
 
 
-def _shard_status(
-    spec: ShardSpec, record: dict[str, Any] | None, job: tuple[str, str] | None
-) -> ShardStatus:
-    base = {"name": spec.name, "n_items": len(spec.indices)}
-    if record:
-        base.update(job_id=record.get("job_id"), log=record.get("log"))
-    if is_complete(spec.result_path):
-        return ShardStatus(state="done", **base)
-    if os.path.exists(spec.failed_path):
-        return ShardStatus(state="failed", detail=_failure_message(spec.failed_path), **base)
-    if record is None or job is None:
-        return ShardStatus(state="missing", **base)
-    state, detail = job
-    if state == "failed":
-        if is_complete(spec.result_path):  # it finished between the two looks
-            return ShardStatus(state="done", **base)
-        detail += f"; last lines of {base.get('log')}:\n{log_tail(base['log'], 5)}"
-    return ShardStatus(state=state, detail=detail, **base)
-
-
-def _failure_message(path: str) -> str:
-    try:
-        record = json.loads(Path(path).read_text())
-        return f"{record['exc_type']}: {record['message']}"
-    except (OSError, ValueError, KeyError):
+def _failure_message(path: Path) -> str:
+    record = read_record(path)
+    if record is None or "exc_type" not in record:
         return f"failed (unreadable {path})"
+    return f"{record['exc_type']}: {record.get('message', '')}"
 
 
 def _describe(state: ShardStatus) -> str:

@@ -20,8 +20,8 @@ from __future__ import annotations
 
 import operator
 import traceback
-from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from espnet3.errors import ConfigError, ItemError
@@ -38,6 +38,8 @@ class ItemFailure:
     exc_type: str
     message: str
     traceback: str
+    #: The exception's class, so that the error raised for it is of that type too.
+    error_class: type | None = field(default=None, compare=False, repr=False)
 
     def describe(self) -> str:
         """``index 7 (utt_id 'a01')`` or ``indices [4, 5, 6]``."""
@@ -48,7 +50,8 @@ class ItemFailure:
 
     def to_error(self) -> ItemError:
         """The error the ``raise`` policy raises: names the item and keeps the traceback."""
-        return ItemError(
+        return ItemError.caused_by(
+            self.error_class,
             f"forward failed on {self.describe()}: {self.exc_type}: {self.message}",
             index=self.indices[0],
             worker_traceback=self.traceback,
@@ -56,8 +59,12 @@ class ItemFailure:
 
     def records(self) -> list[dict[str, Any]]:
         """One errors-JSONL record per failed index."""
-        base = asdict(self)
-        del base["indices"]
+        base = {
+            "utt_id": self.utt_id,
+            "exc_type": self.exc_type,
+            "message": self.message,
+            "traceback": self.traceback,
+        }
         return [{"index": index, **base} for index in self.indices]
 
 
@@ -73,7 +80,9 @@ def run_unit(
         result = runner_forward(unit, **env)
     except Exception as exc:
         utt_id = find_utt_id(env.get("dataset"), indices[0]) if len(indices) == 1 else None
-        return ItemFailure(indices, utt_id, type(exc).__name__, str(exc), traceback.format_exc())
+        return ItemFailure(
+            indices, utt_id, type(exc).__name__, str(exc), traceback.format_exc(), type(exc)
+        )
     return [(unit, result)]
 
 
@@ -116,3 +125,25 @@ def as_index(position: int, value: Any) -> int:
         raise ConfigError(
             f"indices must be integers, got {value!r} ({type(value).__name__}) at position {position}"
         ) from None
+
+
+def as_units(indices: Iterable[Any], batch_size: int | None) -> list[Unit]:
+    """``indices`` as the units a call runs: indices, or lists of up to ``batch_size`` of them.
+
+    Without ``batch_size``, an element that is already a list of indices is one unit (a batch
+    made by the caller), as upstream ESPnet3 accepts.
+
+    Example:
+        >>> as_units(range(5), 2), as_units([[0, 1], [2]], None)
+        ([[0, 1], [2, 3], [4]], [[0, 1], [2]])
+    """
+    if batch_size is None:
+        return [_as_unit(position, value) for position, value in enumerate(indices)]
+    checked = [as_index(position, value) for position, value in enumerate(indices)]
+    return [checked[i : i + batch_size] for i in range(0, len(checked), batch_size)]
+
+
+def _as_unit(position: int, value: Any) -> Unit:
+    if isinstance(value, (list, tuple)):
+        return [as_index(position, i) for i in value]
+    return as_index(position, value)

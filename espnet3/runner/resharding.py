@@ -1,106 +1,93 @@
-"""A runner call repeated with other shard sizes: finished results are reused, never doubled.
+"""An async call repeated with other shards: finished results are reused, never run twice.
 
-Spec names hash the work and the indices, so the same call with another ``async_shard_size``
-(or ``n_workers``) writes new specs beside the old ones. The specs directory therefore records
-which shards make up the latest call (``<specs_dir>/call.json``); ``status`` and ``collect``
-read that list. Before anything is submitted, a new shard whose indices all have results in
-finished shards of the same work (same runner, provider, config, params and batch size) gets
-its results file from them instead of a job. Then the superseded shards of that work, finished
-or failed, are removed; one still pending or running is left to finish (its results are not
-read).
+A call without ``output_dir`` keeps its shards under a root named by its work and its plan, so
+the same call with another ``async_shard_size`` (or ``n_workers``), or over other indices,
+gets a root of its own beside the earlier ones, and nothing finished is ever removed. Before
+anything is submitted, a new shard whose indices all lie in done shards of the *same work*
+(same runner, provider, config, params and batch size, recorded in each call's ``call.json``)
+gets its ``results.jsonl`` (and ``errors.jsonl``) from them, and its ``done``, instead of a job.
 
-Example (after ``specs`` were written for a call)::
+Example (after the specs of a call were written)::
 
-    reused = reuse_finished_results(specs_dir, specs)   # names of shards now done
-    record_call(specs_dir, specs)
+    reused = reuse_finished_results(files, shards, batch_size=None)   # ids now done
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-from collections.abc import Sequence
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
-from espnet3.runner.job_records import JOB_SUFFIX, spec_path
-from espnet3.runner.jobs_dir import ACTIVE_STATES, load_specs, status
-from espnet3.runner.shard_results import done_path, is_complete, read_results, write_results
-from espnet3.runner.shard_spec import ShardSpec
+from espnet3.errors import SetupError
+from espnet3.runner.jobs_dir import read_results
+from espnet3.runner.shard_dir import ShardClaim, ShardLocked, is_done, mark_done
+from espnet3.runner.shard_plan import read_manifest
+from espnet3.runner.shard_run import ERRORS, RESULTS
+from espnet3.runner.shard_spec import CALL_FILE, CallFiles, read_record
 from espnet3.utils.atomic import atomic_write_jsonl
 
 
-def _work(spec: ShardSpec) -> str:
-    """What a shard computes, whatever its indices (specs read back have their keys sorted)."""
-    fields = (spec.runner, spec.provider, spec.config, spec.params, spec.batch_size)
-    return json.dumps(fields, sort_keys=True)
-
-
-def _same_work(specs_dir: Path, specs: Sequence[ShardSpec]) -> list[ShardSpec]:
-    """The other shards in ``specs_dir`` that did the same work as ``specs``."""
-    work = {_work(s) for s in specs}
-    names = {s.name for s in specs}
-    return [
-        s
-        for s in load_specs(specs_dir, everything=True)
-        if s.name not in names and _work(s) in work
-    ]
-
-
-def reuse_finished_results(specs_dir: str | os.PathLike, specs: Sequence[ShardSpec]) -> list[str]:
-    """Write the results of every new shard that finished shards already cover; their names.
+def reuse_finished_results(
+    files: CallFiles, shards: list[dict[str, Any]], batch_size: int | None
+) -> list[int]:
+    """Complete every shard of ``shards`` that finished shards of the same work cover; their ids.
 
     Only unbatched work is reused (a batch's result belongs to the batch, not to an index).
     """
-    old = [s for s in _same_work(Path(specs_dir), specs) if is_complete(s.result_path)]
-    todo = [s for s in specs if s.batch_size is None and not is_complete(s.result_path)]
-    if not old or not todo:
+    todo = [s for s in shards if not is_done(files.shard_dir(int(s["shard_id"])))]
+    if batch_size is not None or not todo:
         return []
-    known: dict[int, object] = {}
-    skipped: dict[int, dict] = {}  # items an on_error="skip" shard recorded as failed
-    for spec in old:
-        known.update(read_results(spec.result_path))
-        skipped.update((r["index"], r) for r in _error_records(spec.errors_path))
-    done: set[int] = {i for spec in old for i in spec.indices}  # filtered-out indices included
+    covered: set[int] = set()  # indices whose shard finished, filtered-out ones included
+    known: dict[int, Any] = {}
+    skipped: dict[int, dict[str, Any]] = {}  # items an on_error="skip" shard recorded
+    for directory, units in _finished_shards_of_same_work(files):
+        covered.update(units)
+        known.update(read_results(directory))
+        skipped.update((r["index"], r) for r in _error_records(directory / ERRORS))
     reused = []
-    for spec in todo:
-        if not all(i in done for i in spec.indices):
+    for shard in todo:
+        k, units = int(shard["shard_id"]), shard["items"]
+        if not all(i in covered for i in units):
             continue
-        errors = [skipped[i] for i in spec.indices if i in skipped]
-        if errors:
-            atomic_write_jsonl(spec.errors_path, errors)
-        write_results(spec.result_path, ((i, known[i]) for i in spec.indices if i in known))
-        reused.append(spec.name)
+        directory = files.shard_dir(k)
+        try:
+            claim = ShardClaim.take(directory)
+        except ShardLocked:
+            continue  # a job of this call runs it
+        with claim:
+            errors = [skipped[i] for i in units if i in skipped]
+            if errors:
+                atomic_write_jsonl(directory / ERRORS, errors)
+            atomic_write_jsonl(
+                directory / RESULTS,
+                ({"index": i, "result": known[i]} for i in units if i in known),
+            )
+            mark_done(directory)
+        reused.append(k)
     return reused
 
 
-def _error_records(path: str) -> list[dict]:
+def _finished_shards_of_same_work(files: CallFiles) -> Iterator[tuple[Path, list[int]]]:
+    """``(shard dir, indices)`` of every done shard of other calls of the same work."""
+    mine = read_record(files.specs_dir / CALL_FILE) or {}
+    for call in files.specs_dir.parent.glob(f"*/{CALL_FILE}"):
+        other = read_record(call) or {}
+        if call.parent == files.specs_dir or other.get("work") != mine.get("work"):
+            continue
+        root = Path(other.get("root", ""))
+        try:
+            shards = read_manifest(root) or []
+        except SetupError:  # another call's damaged manifest: that call will say so itself
+            continue
+        for shard in shards:
+            directory = CallFiles(root, call.parent).shard_dir(int(shard["shard_id"]))
+            if is_done(directory) and (directory / RESULTS).is_file():
+                yield directory, [int(i) for i in shard["items"]]
+
+
+def _error_records(path: Path) -> list[dict[str, Any]]:
     try:
-        return [json.loads(line) for line in Path(path).read_text().splitlines()]
+        return [json.loads(line) for line in path.read_text().splitlines()]
     except FileNotFoundError:
         return []
-
-
-def superseded_removed(specs_dir: str | os.PathLike, specs: Sequence[ShardSpec]) -> list[str]:
-    """Remove the files of earlier shards of the same work that no longer run; their names."""
-    old = _same_work(Path(specs_dir), specs)
-    if not old:
-        return []
-    settled = {
-        s.name for s in status(specs_dir, [s.name for s in old]) if s.state not in ACTIVE_STATES
-    }
-    for spec in old:
-        if spec.name not in settled:
-            continue
-        paths = [
-            spec.result_path,
-            done_path(spec.result_path),
-            spec.errors_path,
-            spec.failed_path,
-            Path(specs_dir) / f"{spec.name}{JOB_SUFFIX}",
-            spec_path(specs_dir, spec.name),
-        ]
-        for path in paths:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(path)
-    return sorted(settled)

@@ -8,8 +8,8 @@ this machine, or job arrays with a throttle on a batch scheduler) is the schedul
 of every shard it submits.
 
 Example:
-    >>> shard_command("/runs/specs/shard-ab.spec.json", ["python3"])
-    ['python3', '-m', 'espnet3.runner.shard', '/runs/specs/shard-ab.spec.json']
+    >>> shard_command("/runs/specs/split.0.spec.json", ["python3"])
+    ['python3', '-m', 'espnet3.runner.shard', '/runs/specs/split.0.spec.json']
 """
 
 from __future__ import annotations
@@ -18,13 +18,12 @@ import os
 import shlex
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 from espnet3.parallel import ParallelConfig
 from espnet3.parallel.schedulers import ShardBatch, ShardTask
 from espnet3.runner.class_path import stable_hash
-from espnet3.runner.job_records import job_record_path, spec_path
+from espnet3.runner.shard_spec import CallFiles
 
 
 def shard_command(spec: str | os.PathLike, python: Sequence[str] | None = None) -> list[str]:
@@ -38,24 +37,26 @@ def shard_command(spec: str | os.PathLike, python: Sequence[str] | None = None) 
 
 
 def submit_shards(
-    names: list[str], specs_dir: Path, config: ParallelConfig, max_running: int
+    shard_ids: list[int], files: CallFiles, config: ParallelConfig, max_running: int
 ) -> dict[str, Any]:
-    """Submit the shards ``names`` of ``specs_dir`` to the scheduler of ``config``.
+    """Submit the shards ``shard_ids`` of a call (their specs written) to the scheduler of
+    ``config``, at most ``max_running`` at once.
 
     Logs go to ``options.log_directory`` as is, else under ``parallel.log_dir``, else to
-    ``<specs_dir>/logs`` (the rule Dask worker jobs follow).
+    ``<specs_dir>/logs`` (the rule Dask worker jobs follow). Each task is named
+    ``<root name>.split.N`` there, so the logs of several calls can share a directory.
     """
     scheduler = config.scheduler
     python = shlex.split(scheduler.python_command(config))
     batch = ShardBatch(
-        name=stable_hash(names),
+        name=stable_hash(str(files.root), shard_ids),
         tasks=[
-            ShardTask(name, spec_path(specs_dir, name), job_record_path(specs_dir, name))
-            for name in names
+            ShardTask(f"{files.root.name}.split.{k}", files.spec(k), files.job_record(k))
+            for k in shard_ids
         ],
         command=shard_command("", python)[:-1],
-        work_dir=specs_dir,
-        log_dir=scheduler.log_dir(config, specs_dir / "logs"),
+        work_dir=files.specs_dir,
+        log_dir=scheduler.log_dir(config, files.specs_dir / "logs"),
         max_running=max_running,
     )
     return scheduler.submit_shards(batch, config)

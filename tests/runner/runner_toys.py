@@ -6,10 +6,12 @@ import them by class path; the tests put this directory on ``PYTHONPATH``.
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from collections import Counter
 
+from espnet3.parallel.base_runner import concatenate_shard_files
 from espnet3.runner.base_runner import BaseRunner
 from espnet3.runner.inference_provider import InferenceProvider
 
@@ -125,3 +127,59 @@ class HazardRunner(BaseRunner):
             return {"idx": idx, "lock": threading.Lock()}
         item = dataset[idx]
         return {"idx": idx, "utt_id": item["utt_id"], "y": model(item["value"])}
+
+
+class LinesRunner(BaseRunner):
+    """Upstream's shard-runner shape: each shard writes its results as JSON lines to
+    ``lines.txt``; ``merge`` concatenates them (``concatenate_shard_files``) into
+    ``<output_dir>/lines.txt`` and returns them. Each ``forward`` appends its index to
+    ``ran`` (a file shared by every process), so tests can count what ran; items in
+    ``crash_on`` kill their process, those in ``hang_on`` never return, those in ``fail_on``
+    raise, ``sleep`` slows each item."""
+
+    @staticmethod
+    def forward(
+        idx, *, dataset, model, ran=None, sleep=0.0, crash_on=(), fail_on=(), hang_on=(), **env
+    ):
+        if ran:
+            with open(ran, "a") as f:
+                f.write(f"{idx} {os.getpid()}\n")
+        if sleep:
+            time.sleep(sleep)
+        if idx in crash_on:
+            os._exit(3)
+        if idx in hang_on:
+            time.sleep(3600)
+        if idx in fail_on:
+            raise ValueError(f"cannot decode value {idx}")
+        item = dataset[idx]
+        return {"idx": idx, "utt_id": item["utt_id"], "y": model(item["value"]), "pid": os.getpid()}
+
+    @staticmethod
+    def open_writers(shard_dir, **env):
+        return {"lines": open(shard_dir / "lines.txt", "w", encoding="utf-8")}
+
+    @staticmethod
+    def write_record(writers, result, state, **env):
+        writers["lines"].write(json.dumps(result) + "\n")
+        state["written"] = state.get("written", 0) + 1
+
+    @staticmethod
+    def close_writers(writers, state, **env):
+        writers["lines"].close()
+        return {"closed": True}
+
+    def merge(self, shard_dirs):
+        out = self.output_dir / "lines.txt"
+        if not concatenate_shard_files(shard_dirs, "lines.txt", out):
+            return []
+        return [json.loads(line) for line in out.read_text().splitlines()]
+
+
+def ran_items(path) -> list[tuple[int, int]]:
+    """``(index, pid)`` of every item ``LinesRunner`` started, in order (every process)."""
+    try:
+        lines = open(path).read().splitlines()
+    except FileNotFoundError:
+        return []
+    return [tuple(int(x) for x in line.split()) for line in lines if len(line.split()) == 2]

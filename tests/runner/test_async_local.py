@@ -18,9 +18,8 @@ from pathlib import Path
 import pytest
 from runner_toys import SetRunner, ToyProvider, ToyRunner
 
-from espnet3.errors import ConfigError, Espnet3Error
+from espnet3.errors import ConfigError, Espnet3Error, ItemError
 from espnet3.parallel import set_parallel
-from espnet3.runner.job_records import read_job_record
 from espnet3.runner.jobs_dir import collect, status, summarize
 
 CFG = {"n": 40, "scale": 3, "bias": 1}
@@ -36,6 +35,11 @@ def local_parallel():
 
 def expected(indices, drop=()):
     return [{"idx": i, "utt_id": f"utt{i:03d}", "y": 3 * i + 1} for i in indices if i not in drop]
+
+
+def job_record(submission, k):
+    path = submission.files.job_record(k)
+    return json.loads(path.read_text()) if path.exists() else None
 
 
 def async_runner(tmp_path, params=None, cls=ToyRunner, **kwargs):
@@ -54,29 +58,32 @@ def test_async_local_matches_sequential_and_skips_done_shards(local_parallel, tm
     set_parallel(None)
     sequential = ToyRunner(ToyProvider(CFG, sequential_params))(indices)
     set_parallel(LOCAL)
-    submission = async_runner(tmp_path, sequential_params, async_shard_size=6)(indices)
-    assert len(submission.shards) == 4 and submission.submitted == submission.shards
-    assert summarize(submission.wait(timeout=300, poll=0.2)) == "4 done"
-    assert [r for _, r in submission.collect()] == sequential == expected(indices, drop=(4,))
+    job_meta = async_runner(tmp_path, sequential_params, async_shard_size=6)(indices)
+    # The guide's job_meta: one {job_id, spec, result} per shard, indexable.
+    assert len(job_meta) == 4 and job_meta.submitted == job_meta.shards
+    assert all(entry["job_id"] and Path(entry["spec"]).is_file() for entry in job_meta)
+    assert summarize(job_meta.wait(timeout=300, poll=0.2)) == "4 done"
+    assert [r for _, r in job_meta.collect()] == sequential == expected(indices, drop=(4,))
     assert [i for i, _ in collect(tmp_path / "specs")] == [i for i in indices if i != 4]
 
-    spec = json.loads((tmp_path / "specs" / f"{submission.shards[1]}.spec.json").read_text())
+    spec = json.loads(Path(job_meta[1]["spec"]).read_text())
     assert spec["runner"] == "runner_toys:ToyRunner"
     assert spec["provider"] == "runner_toys:ToyProvider"
-    assert spec["indices"] == indices[6:12] and spec["params"] == sequential_params
+    assert spec["work"]["units"] == indices[5:10] and spec["params"] == sequential_params
     assert spec["config"] == CFG
 
     again = async_runner(tmp_path, sequential_params, async_shard_size=6)(indices)
-    assert again.shards == submission.shards
-    assert again.submitted == [] and again.already_done == submission.shards
+    assert [e["spec"] for e in again] == [e["spec"] for e in job_meta]
+    assert again.submitted == [] and again.already_done == job_meta.shards
 
-    # Every line of a results file is a result record; completion is the marker beside it.
-    for name in submission.shards:
-        result = tmp_path / "results" / f"{name}.jsonl"
+    # Every line of a results file is a result record; done records the file's size.
+    for entry in job_meta:
+        result = Path(entry["result"])
         lines = [json.loads(line) for line in result.read_text().splitlines()]
         assert lines and all(set(line) == {"index", "result"} for line in lines)
-        done = json.loads((tmp_path / "results" / f"{name}.jsonl.done").read_text())
-        assert done == {"count": len(lines), "bytes": result.stat().st_size}
+        done = json.loads((Path(entry["shard_dir"]) / "done").read_text())
+        assert done == {"files": {"results.jsonl": result.stat().st_size}}
+        assert not (Path(entry["shard_dir"]) / "lock").exists()
 
     # A later Python process collects the directory with the public function alone.
     code = (
@@ -96,35 +103,35 @@ def test_async_local_matches_sequential_and_skips_done_shards(local_parallel, tm
 def test_resume_resubmits_only_the_killed_shard(local_parallel, tmp_path):
     params = {"sleep": 0.3}
     submission = async_runner(tmp_path, params, async_shard_size=8, async_max_running=2)(range(32))
-    victim = submission.shards[0]
+    victim = Path(submission[0]["shard_dir"])
     pid = None
     for _ in range(600):  # up to 60 s for a loaded machine to start the shard
-        record = read_job_record(tmp_path / "specs", victim)
-        if record and record["job_id"]:
+        record = job_record(submission, 0)
+        if record and record["job_id"] and (victim / "lock").exists():
             pid = int(record["job_id"])
             break
         time.sleep(0.1)
     assert pid is not None
-    partial = tmp_path / "results"
     for _ in range(600):  # killed while it writes its results
-        if list(partial.glob(f".{victim}.jsonl.*.tmp")):
+        if list(victim.glob(".results.jsonl.*.tmp")):
             break
         time.sleep(0.1)
     os.kill(pid, signal.SIGKILL)
     states = {s.name: s for s in submission.wait(timeout=300, poll=0.2)}
-    assert states[victim].state == "failed"
-    assert f"process {pid} ended without complete results" in states[victim].detail
+    assert states["split.0"].state == "failed"
+    assert f"process {pid} ended without complete results" in states["split.0"].detail
     assert {states[n].state for n in submission.shards[1:]} == {"done"}
-    with pytest.raises(Espnet3Error, match=f"1 of 4 shard.*{victim} failed"):
+    with pytest.raises(Espnet3Error, match="1 of 4 shard.*split.0 failed"):
         list(submission.collect())
-    assert list((tmp_path / "results").glob(f".{victim}.jsonl.*.tmp"))  # what the kill left
+    assert list(victim.glob(".results.jsonl.*.tmp"))  # what the kill left
+    assert (victim / "lock").exists()  # and its claim, whose holder is gone
 
     resumed = async_runner(tmp_path, params, async_shard_size=8, async_max_running=2)(range(32))
-    assert resumed.submitted == [victim]
+    assert resumed.submitted == ["split.0"]
     assert sorted(resumed.already_done) == sorted(submission.shards[1:])
     resumed.wait(timeout=300, poll=0.2)
     collected = list(resumed.collect())
-    assert not list((tmp_path / "results").glob("*.tmp"))  # cleaned when resubmitted
+    assert not list(victim.glob(".*.tmp")) and not (victim / "lock").exists()
     assert [i for i, _ in collected] == list(range(32))
     assert [r for _, r in collected] == expected(range(32))
 
@@ -132,7 +139,7 @@ def test_resume_resubmits_only_the_killed_shard(local_parallel, tmp_path):
 def test_truncated_results_are_never_complete(local_parallel, tmp_path):
     submission = async_runner(tmp_path, async_shard_size=10)(range(20))
     submission.wait(timeout=300, poll=0.2)
-    first = tmp_path / "results" / f"{submission.shards[0]}.jsonl"
+    first = Path(submission[0]["result"])
     lines = first.read_text().splitlines(keepends=True)
     first.write_text("".join(lines[:-1]))  # the last record is gone
     state = status(tmp_path / "specs")[0]
@@ -142,11 +149,10 @@ def test_truncated_results_are_never_complete(local_parallel, tmp_path):
         time.sleep(0.1)
         state = status(tmp_path / "specs")[0]
     assert state.state == "failed"
-    first.write_text("".join(lines[:3] + lines[4:]))  # a line lost, completion line kept
     with pytest.raises(Espnet3Error, match="1 of 2 shard"):
         list(collect(tmp_path / "specs"))
     again = async_runner(tmp_path, async_shard_size=10)(range(20))
-    assert again.submitted == [submission.shards[0]]
+    assert again.submitted == ["split.0"]
     again.wait(timeout=300, poll=0.2)
     assert [r for _, r in again.collect()] == expected(range(20))
 
@@ -168,15 +174,17 @@ def test_pickles_planted_in_the_shared_directories_are_never_unpickled(local_par
     submission.wait(timeout=300, poll=0.2)
     marker = tmp_path / "unpickled"
     payload = pickle.dumps(Planted(marker))
-    spec = tmp_path / "specs" / f"{submission.shards[0]}.spec.json"
+    spec = Path(submission[0]["spec"])
     spec.write_bytes(payload)
     job = subprocess.run(
         [sys.executable, "-m", "espnet3.runner.shard", str(spec)], capture_output=True, text=True
     )
     assert job.returncode != 0 and str(spec) in job.stderr
-    (tmp_path / "results" / f"{submission.shards[1]}.jsonl").write_bytes(payload)
+    Path(submission[1]["result"]).write_bytes(payload)
     with pytest.raises(Espnet3Error):
         list(collect(tmp_path / "specs"))
+    (Path(submission[0]["shard_dir"]) / "done").write_bytes(payload)
+    assert status(tmp_path / "specs")[0].state != "done"
     assert not marker.exists()
 
 
@@ -184,18 +192,17 @@ def test_async_error_policies(local_parallel, tmp_path):
     raising = async_runner(tmp_path / "raise", {"fail_on": [13]}, async_shard_size=10)(range(20))
     states = raising.wait(timeout=300, poll=0.2)
     assert [s.state for s in states] == ["done", "failed"]
-    assert "ItemError: forward failed on index 13 (utt_id 'utt013')" in states[1].detail
-    failure = json.loads(
-        (tmp_path / "raise/results" / f"{raising.shards[1]}.failed.json").read_text()
-    )
+    assert "forward failed on index 13 (utt_id 'utt013')" in states[1].detail
+    failure = json.loads(raising.files.failed(1).read_text())
     assert failure["index"] == 13 and "cannot decode value 13" in failure["traceback"]
+    assert not (Path(raising[1]["shard_dir"]) / "lock").exists()
 
     skipping = async_runner(
         tmp_path / "skip", {"fail_on": [3, 13]}, async_shard_size=10, on_error="skip"
     )(range(20))
     assert summarize(skipping.wait(timeout=300, poll=0.2)) == "2 done"
     assert [r for _, r in skipping.collect()] == expected(range(20), drop=(3, 13))
-    errors = tmp_path / "skip/results" / f"{skipping.shards[1]}.errors.jsonl"
+    errors = Path(skipping[1]["shard_dir"]) / "errors.jsonl"
     (record,) = [json.loads(line) for line in errors.read_text().splitlines()]
     assert (record["index"], record["utt_id"], record["exc_type"]) == (13, "utt013", "ValueError")
 
@@ -205,7 +212,7 @@ def test_non_json_results_fail_the_shard_at_write_time(local_parallel, tmp_path)
     (state,) = submission.wait(timeout=300, poll=0.2)
     assert state.state == "failed"
     assert "the result of index 0 cannot be written as JSON" in state.detail
-    assert not (tmp_path / "results" / f"{submission.shards[0]}.jsonl").exists()
+    assert not Path(submission[0]["result"]).exists()
 
 
 def test_async_needs_a_scheduler_and_json_params(tmp_path):
@@ -218,6 +225,17 @@ def test_async_needs_a_scheduler_and_json_params(tmp_path):
             async_runner(tmp_path, {"model_obj": object()})(range(3))
     finally:
         set_parallel(None)
+
+
+def test_an_async_call_in_a_get_client_block_uses_that_block(tmp_path):
+    """The open block decides, as for every other call (not the process-wide default)."""
+    from espnet3.parallel import get_client
+
+    set_parallel(None)
+    with get_client(LOCAL):
+        submission = async_runner(tmp_path, async_shard_size=5)(range(10))
+    assert summarize(submission.wait(timeout=300, poll=0.2)) == "2 done"
+    assert [r["idx"] for _, r in submission.collect()] == list(range(10))
 
 
 RECIPE_PACKAGE = """
@@ -255,7 +273,7 @@ def test_shards_import_classes_of_a_recipe_directory_package(local_parallel, tmp
     submission = runner(range(6))
     assert summarize(submission.wait(timeout=300, poll=0.2)) == "2 done"
     assert [r["y"] for _, r in submission.collect()] == [0, 2, 4, 6, 8, 10]
-    spec = json.loads((tmp_path / "specs" / f"{submission.shards[0]}.spec.json").read_text())
+    spec = json.loads(Path(submission[0]["spec"]).read_text())
     assert spec["runner"].endswith(f":DoubleRunner@{package}")
 
 
@@ -275,12 +293,13 @@ def test_collect_piped_into_head_ends_quietly(local_parallel, tmp_path):
 def test_a_rerun_with_another_shard_size_reuses_results_and_never_doubles_them(
     local_parallel, tmp_path
 ):
-    """Status and collect agree: the latest call's shards, each index once."""
+    """Status and collect agree: the latest call's shards, each index once; nothing finished
+    by an earlier call is removed."""
     indices = list(range(20))
     first = async_runner(tmp_path, {"drop": [5]}, async_shard_size=6)(indices)
     assert summarize(first.wait(timeout=300, poll=0.2)) == "4 done"
     again = async_runner(tmp_path, {"drop": [5]}, async_shard_size=4)(indices)
-    assert len(again.shards) == 5 and again.submitted == []  # every index already computed
+    assert len(again) == 5 and again.submitted == []  # every index already computed
     assert summarize(status(tmp_path / "specs")) == "5 done"
     assert [i for i, _ in collect(tmp_path / "specs")] == [i for i in indices if i != 5]
     cli = subprocess.run(
@@ -292,10 +311,17 @@ def test_a_rerun_with_another_shard_size_reuses_results_and_never_doubles_them(
     assert [json.loads(line)["index"] for line in cli.stdout.splitlines()] == [
         i for i in indices if i != 5
     ]
-    assert sorted(p.name for p in (tmp_path / "specs").glob("*.spec.json")) == sorted(
-        f"{name}.spec.json" for name in again.shards
-    )  # the superseded shards are gone
-    third = async_runner(tmp_path, {"drop": [5]}, async_shard_size=7)(range(24))
-    assert len(third.submitted) == 2  # only 14..20 and 21..23, which hold new indices, run
+    assert [r for _, r in first.collect()] == expected(indices, drop=(5,))  # still there
+    third = async_runner(tmp_path, {"drop": [5]}, async_shard_size=6)(range(24))
+    # 4 shards of 6: 0..5 and 6..11 lie in finished shards, 12..17 too; only 18..23 is new.
+    assert third.submitted == ["split.3"]
     third.wait(timeout=300, poll=0.2)
     assert [r["idx"] for _, r in third.collect()] == [i for i in range(24) if i != 5]
+
+
+def test_the_guide_async_call_raises_an_item_error_of_the_items_type(local_parallel, tmp_path):
+    """The error of the raise policy is an ItemError and also the item's own exception type."""
+    set_parallel(None)
+    with pytest.raises(ValueError, match="cannot decode value 3") as caught:
+        ToyRunner(ToyProvider(CFG, {"fail_on": [3]}))(range(5))
+    assert isinstance(caught.value, ItemError) and caught.value.index == 3

@@ -89,4 +89,5 @@ def test_async_shards_run_as_the_new_familys_jobs(tasks_env, tmp_path: Path):
     assert len(submission.submitted) == 3
     assert {s.state for s in submission.wait(timeout=60)} == {"done"}
     assert [r["y"] for _, r in submission.collect()] == [2 * i for i in range(10)]
-    assert sorted(p.name for p in (tmp_path / "specs" / "logs").iterdir())[0].endswith(".log")
+    (logs,) = (tmp_path / "specs").glob("*/logs")
+    assert sorted(p.name for p in logs.iterdir())[0].endswith(".split.0.log")

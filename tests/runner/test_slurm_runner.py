@@ -13,7 +13,6 @@ from runner_toys import BrokenProvider, HazardRunner, ToyProvider, ToyRunner
 
 from espnet3.errors import Espnet3Error, ItemError
 from espnet3.parallel import get_client, set_parallel
-from espnet3.runner.job_records import read_job_record
 from espnet3.runner.jobs_dir import status, summarize
 
 pytestmark = pytest.mark.slurm
@@ -32,6 +31,10 @@ def slurm_parallel(tmp_path):
     set_parallel(config)
     yield config
     set_parallel(None)
+
+
+def job_record(submission, k):
+    return json.loads(submission.files.job_record(k).read_text())
 
 
 def async_runner(tmp_path, params=None, **kwargs):
@@ -64,7 +67,7 @@ def test_async_shards_go_out_as_one_throttled_job_array(slurm_parallel, tmp_path
         ["scontrol", "show", "job", array], capture_output=True, text=True
     ).stdout
     assert "ArrayTaskThrottle=2" in shown
-    assert read_job_record(tmp_path / "specs", submission.shards[3])["job_id"] == f"{array}_3"
+    assert job_record(submission, 3)["job_id"] == submission[3]["job_id"] == f"{array}_3"
     assert summarize(submission.wait(timeout=300, poll=0.5)) == "4 done"
     assert [r for _, r in submission.collect()] == expected(range(20), drop=(7,))
 
@@ -72,10 +75,10 @@ def test_async_shards_go_out_as_one_throttled_job_array(slurm_parallel, tmp_path
 def test_async_resume_on_slurm_after_cancelling_one_task(slurm_parallel, tmp_path):
     params = {"sleep": 0.5}
     submission = async_runner(tmp_path, params, async_shard_size=8)(range(32))
-    victim = submission.shards[0]
-    job_id = read_job_record(tmp_path / "specs", victim)["job_id"]
+    victim = "split.0"
+    job_id = submission[0]["job_id"]
     for _ in range(600):
-        if status(tmp_path / "specs", [victim])[0].state == "running":
+        if status(tmp_path / "specs")[0].state == "running":
             break
         time.sleep(0.1)
     subprocess.run(["scancel", job_id], check=True)
@@ -98,6 +101,7 @@ def test_a_rerun_with_another_shard_size_on_slurm_never_doubles_results(slurm_pa
     assert summarize(first.wait(timeout=300, poll=0.5)) == "4 done"
     again = async_runner(tmp_path, async_shard_size=8)(range(20))
     assert again.submitted == [] and summarize(status(tmp_path / "specs")) == "3 done"
+    assert [r["idx"] for _, r in first.collect()] == list(range(20))  # kept, not replaced
     cli = subprocess.run(
         [sys.executable, "-m", "espnet3", "jobs", "collect", str(tmp_path / "specs")],
         capture_output=True, text=True, check=True,
@@ -146,6 +150,6 @@ def test_shard_logs_go_where_dask_worker_logs_would(tmp_path):
         assert summarize(submission.wait(timeout=300, poll=0.5)) == "1 done"
     finally:
         set_parallel(None)
-    log = Path(read_job_record(tmp_path / "specs", submission.shards[0])["log"])
+    log = Path(job_record(submission, 0)["log"])
     assert log.parent == given and log.is_file()
     assert not (tmp_path / "base").exists()

@@ -156,7 +156,7 @@ def _process_state(record: Mapping[str, Any]) -> tuple[str, str]:
     """A local shard: running while its process lives, pending while its launcher does."""
     pid = record.get("job_id")
     if pid is not None:
-        if _alive(int(pid), Path(record.get("spec", "")).name):
+        if _alive(int(pid), str(record.get("spec", ""))):
             return "running", ""
         return "failed", f"process {pid} ended without complete results"
     if record.get("launcher") and _alive(int(record["launcher"]), "local_launcher"):
