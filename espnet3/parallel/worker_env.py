@@ -147,3 +147,62 @@ def _parameters(func: Callable) -> tuple[frozenset[str], bool]:
 
 def _describe(func: Callable) -> str:
     return getattr(func, "__qualname__", None) or type(func).__qualname__
+
+
+def wrap_func_with_worker_env(func: Callable) -> Callable:
+    """``func`` for ``client.map``: on a worker, the ``setup_fn`` environment of the open
+    :func:`~espnet3.parallel.get_client` block is passed to it by parameter name (all of it
+    when ``func`` takes ``**kwargs``), as upstream ESPnet3's function of this name does.
+
+    A name given both by the environment and by the call is a ``ValueError`` ("Argument
+    conflict"). Outside a worker (a sequential block) the block's environment is used.
+
+    Example:
+        >>> def add_bias(x, bias):
+        ...     return x + bias
+        >>> from espnet3.parallel import get_client
+        >>> with get_client({"env": "none"}, setup_fn=lambda: {"bias": 7}):
+        ...     wrap_func_with_worker_env(add_bias)(1)
+        8
+    """
+    return _WithWorkerEnv(func)
+
+
+class _WithWorkerEnv:
+    """A picklable ``func`` that takes the worker's environment (see the function above)."""
+
+    def __init__(self, func: Callable):
+        self.func = func
+        self.names, self.takes_all = _parameters(func)
+        functools.update_wrapper(self, func)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        env = _current_env()
+        given = set(kwargs) if self.takes_all else self.names & set(kwargs)
+        conflict = set(env) & given
+        if conflict:
+            raise ValueError(f"Argument conflict: {conflict} passed via both kwargs and env")
+        extra = {
+            k: v for k, v in env.items() if k not in kwargs and (self.takes_all or k in self.names)
+        }
+        return self.func(*args, **kwargs, **extra)
+
+
+def _current_env() -> Mapping[str, Any]:
+    """The environment of the setup this process runs tasks for (on a worker: the latest
+    registered; in this process: the innermost open block's)."""
+    try:
+        from distributed import get_worker
+
+        worker = get_worker()
+    except (ImportError, ValueError):  # not on a worker
+        from espnet3.parallel.client import open_client
+
+        block = open_client()
+        return block.env if block is not None else {}
+    from espnet3.parallel.worker_plugin import SetupPlugin
+
+    plugins = [p for p in worker.plugins.values() if isinstance(p, SetupPlugin)]
+    if not plugins:
+        return {}
+    return process_env(plugins[-1].key, plugins[-1].setup_fn)

@@ -2,15 +2,17 @@
 
 For each batch, items are collated and passed to ``model.collect_feats(**batch)``; every
 returned array ``key`` (with ``key_lengths`` giving valid frames, else one frame per item)
-adds to the per-dimension sum, sum of squares and frame count. The batches run through a
-runner, so the same call is sequential, or on the Dask cluster of ``parallel_config`` (each
-worker builds the model and dataset once). ``<output_dir>/<mode>/`` then holds, as ESPnet2's
-``collect_stats`` writes them:
+adds to the per-dimension sum, sum of squares and frame count. The batches run through
+:class:`CollectStatsRunner`, upstream ESPnet3's shard runner for this stage: each shard
+``<output_dir>/<mode>/split.N`` writes its own shape file, features and sums (where it is
+computed: arrays never travel), and ``merge`` adds them up. So the same call is sequential or
+on the Dask cluster of ``parallel_config``, and a rerun resumes: only shards that are not done
+run again (all of them when the stage's settings changed). ``<output_dir>/<mode>/`` then holds,
+as ESPnet2's ``collect_stats`` writes them:
 
 - ``<key>_stats.npz`` with ``count``, ``sum`` and ``sum_square``, and ``stats_keys``;
 - ``<key>_shape``: ``uid shape`` lines (``T,D``), the shape files ESPnet2 samplers read;
-- with ``write_collected_feats``, ``collect_feats/<key>.scp`` naming one ``.npy`` per item
-  (written by the worker that computed it, so arrays never travel through the scheduler).
+- with ``write_collected_feats``, ``collect_feats/<key>.scp`` naming one ``.npy`` per item.
 
 Example (``my.models.Frontend`` has ``collect_feats``)::
 
@@ -23,6 +25,8 @@ Example (``my.models.Frontend`` has ``collect_feats``)::
 from __future__ import annotations
 
 import argparse
+import contextlib
+import json
 import os
 import sys
 from collections.abc import Mapping, Sequence
@@ -34,8 +38,12 @@ import numpy as np
 
 from espnet3.errors import ConfigError, MissingMethodError, SetupError
 from espnet3.runner.base_runner import BaseRunner
+from espnet3.runner.merge_files import concatenate_shard_files
 from espnet3.runner.provider import EnvironmentProvider
-from espnet3.utils.atomic import atomic_open, atomic_write_bytes, atomic_write_text
+from espnet3.runner.shard_dir import clear_done
+from espnet3.runner.shard_plan import manifest_path
+from espnet3.runner.shard_spec import read_record
+from espnet3.utils.atomic import atomic_write_bytes, atomic_write_json, atomic_write_text
 from espnet3.utils.config import as_mapping, check_positive, to_plain
 from espnet3.utils.imports import import_object, instantiate
 
@@ -49,8 +57,8 @@ class BatchStats:
     counts: dict[str, int] = field(default_factory=dict)
     #: ``{key: [(uid, "T,D"), ...]}`` in item order.
     shapes: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
-    #: ``{key: [(uid, path to .npy), ...]}`` when features were written.
-    feats: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
+    #: ``{key: [(uid, array), ...]}`` when the features themselves are kept.
+    arrays: dict[str, list[tuple[str, np.ndarray]]] = field(default_factory=dict)
 
     def add(self, key: str, uid: str, seq: np.ndarray) -> None:
         """Add the frames ``seq`` (frames on axis 0) of item ``uid``."""
@@ -60,15 +68,11 @@ class BatchStats:
         self.counts[key] = self.counts.get(key, 0) + len(seq)
         self.shapes.setdefault(key, []).append((uid, ",".join(map(str, seq.shape))))
 
-    def merge(self, other: BatchStats) -> None:
-        """Add ``other``'s statistics to these (batches merged in order)."""
-        for key in other.counts:
-            self.sums[key] = self.sums.get(key, 0) + other.sums[key]
-            self.squares[key] = self.squares.get(key, 0) + other.squares[key]
-            self.counts[key] = self.counts.get(key, 0) + other.counts[key]
-            self.shapes.setdefault(key, []).extend(other.shapes[key])
-        for key, entries in other.feats.items():
-            self.feats.setdefault(key, []).extend(entries)
+    def add_sums(self, key: str, count: int, sums: np.ndarray, squares: np.ndarray) -> None:
+        """Add the totals of another run (a shard's ``<key>_stats.npz``)."""
+        self.sums[key] = self.sums.get(key, 0) + sums
+        self.squares[key] = self.squares.get(key, 0) + squares
+        self.counts[key] = self.counts.get(key, 0) + int(count)
 
 
 def collect_stats_batch(
@@ -79,9 +83,9 @@ def collect_stats_batch(
     device: Any = None,
     write_collected_feats: bool = False,
     collect_stats_kwargs: Mapping[str, Any] | None = None,
-    feats_dir: str | os.PathLike | None = None,
 ) -> BatchStats:
-    """The statistics of items ``idxs`` of ``dataset`` (and, with a ``feats_dir``, their arrays).
+    """The statistics of items ``idxs`` of ``dataset`` (with ``write_collected_feats``, their
+    arrays too, in :attr:`BatchStats.arrays`).
 
     Items are ``(uid, sample)`` pairs (a dataset in ESPnet-collator mode) or samples, whose
     uid is then the index. ``collate_fn`` must return ``(uids, {name: tensor})``.
@@ -120,10 +124,8 @@ def collect_stats_batch(
             lengths = arrays.get(f"{key}_lengths")
             seq = values[b][: int(lengths[b])] if lengths is not None else values[b][None]
             stats.add(key, uid, seq)
-            if write_collected_feats and feats_dir is not None:
-                path = Path(feats_dir) / f"data_{key}" / f"{uid}.npy"
-                atomic_write_bytes(path, _npy_bytes(seq), durable=False)
-                stats.feats.setdefault(key, []).append((uid, str(path)))
+            if write_collected_feats:
+                stats.arrays.setdefault(key, []).append((uid, seq))
     return stats
 
 
@@ -132,7 +134,7 @@ class CollectStatsProvider(EnvironmentProvider):
 
     ``config`` holds ``model_config``, ``dataset_config``, ``dataloader_config``, ``mode``,
     ``task`` (an ESPnet2 task class path, or ``None`` to instantiate ``model_config``) and
-    ``batch_size``; ``batches`` is the split's batch plan, the same in every process.
+    ``train_mode``.
     """
 
     def build_env(self) -> dict[str, Any]:
@@ -143,6 +145,9 @@ class CollectStatsProvider(EnvironmentProvider):
         dataset = _instantiate_dataset(cfg.dataset_config, cfg.mode)
         if hasattr(dataset, "use_espnet_collator"):  # batches then carry the real ids
             dataset.use_espnet_collator = True
+        if not cfg.get("train_mode"):  # no random augmentation in the statistics
+            for preprocessor in _preprocessors(dataset):
+                preprocessor.train = False
         device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
         model = _build_model(cfg)
         model = model.to(device) if hasattr(model, "to") else model
@@ -152,19 +157,111 @@ class CollectStatsProvider(EnvironmentProvider):
             "model": model,
             "collate_fn": collate_fn,
             "device": device,
-            "batches": _chunk_indices(len(dataset), cfg.batch_size),
             **self.params,
         }
 
 
+def _preprocessors(dataset: Any) -> list[Any]:
+    """The ESPnet preprocessors (objects with a ``train`` flag) of a dataset's parts."""
+    pairs = getattr(dataset, "transforms", None) or [(None, getattr(dataset, "preprocessor", None))]
+    return [p for _, p in pairs if p is not None and hasattr(p, "train")]
+
+
 class CollectStatsRunner(BaseRunner):
-    """Runs :func:`collect_stats_batch` on batch number ``idx`` of the batch plan."""
+    """Runs :func:`collect_stats_batch` on each batch (a list of indices) of split ``mode``.
+
+    Its shards are ``<output_dir>/<mode>/split.N``; each holds ``<key>_shape``,
+    ``<key>_stats.npz``, ``stats_keys.txt`` and, with ``write_collected_feats``,
+    ``collect_feats/data_<key>/<uid>.npy`` and ``collect_feats/<key>.scp``. :meth:`merge` adds
+    the sums up and concatenates the shape and scp files into ``<output_dir>/<mode>/``.
+
+    Example (``provider`` a :class:`CollectStatsProvider`)::
+
+        totals = CollectStatsRunner(provider, "exp/stats", "train")([[0, 1], [2, 3]])
+        totals.counts["feats"]
+    """
+
+    def __init__(
+        self,
+        provider: EnvironmentProvider,
+        output_dir: str | os.PathLike,
+        mode: str,
+        write_collected_feats: bool = False,
+        **kwargs: Any,
+    ):
+        super().__init__(provider, output_dir=output_dir, shard_subdir=mode, **kwargs)
+        self.mode = mode
+        self.write_collected_feats = write_collected_feats
 
     @staticmethod
     def forward(
-        idx: int, *, dataset: Any, model: Any, batches: list[list[int]], **env: Any
+        batch_indices: Sequence[int] | int,
+        *,
+        dataset: Any,
+        model: Any,
+        collate_fn: Any,
+        device: Any = None,
+        write_collected_feats: bool = False,
+        collect_stats_kwargs: Mapping[str, Any] | None = None,
+        **env: Any,
     ) -> BatchStats:
-        return collect_stats_batch(batches[idx], model=model, dataset=dataset, **env)
+        indices = [batch_indices] if isinstance(batch_indices, int) else list(batch_indices)
+        return collect_stats_batch(
+            indices, model, dataset, collate_fn, device, write_collected_feats, collect_stats_kwargs
+        )
+
+    @staticmethod
+    def open_writers(shard_dir: Path, **env: Any) -> dict[str, Any]:
+        return {"shard_dir": shard_dir, "shapes": {}, "scps": {}}
+
+    @staticmethod
+    def write_record(
+        writers: dict[str, Any], result: BatchStats, state: dict[str, Any], **env: Any
+    ) -> None:
+        """Add the batch's sums to the shard's, and write its shape lines and features."""
+        totals = state.setdefault("totals", BatchStats())
+        for key in result.counts:
+            totals.add_sums(key, result.counts[key], result.sums[key], result.squares[key])
+            shapes = writers["shapes"].get(key)
+            if shapes is None:
+                shapes = writers["shapes"][key] = open(
+                    writers["shard_dir"] / f"{key}_shape", "w", encoding="utf-8"
+                )
+            shapes.writelines(f"{uid} {shape}\n" for uid, shape in result.shapes[key])
+        for key, entries in result.arrays.items():
+            folder = writers["shard_dir"] / "collect_feats" / f"data_{key}"
+            scp = writers["scps"].get(key)
+            if scp is None:
+                folder.mkdir(parents=True, exist_ok=True)
+                scp = writers["scps"][key] = open(
+                    folder.parent / f"{key}.scp", "w", encoding="utf-8"
+                )
+            for uid, array in entries:
+                path = folder / f"{uid}.npy"
+                atomic_write_bytes(path, _npy_bytes(array), durable=False)
+                scp.write(f"{uid} {path.resolve()}\n")
+
+    @staticmethod
+    def close_writers(writers: dict[str, Any], state: dict[str, Any], **env: Any) -> None:
+        """Close the shard's files and write its sums (``<key>_stats.npz``, ``stats_keys.txt``)."""
+        for handle in (*writers["shapes"].values(), *writers["scps"].values()):
+            handle.close()
+        _write_sums(writers["shard_dir"], state.get("totals", BatchStats()), "stats_keys.txt")
+
+    def merge(self, shard_dirs: list[Path]) -> BatchStats:
+        """The split's totals; its shape and scp files concatenated under ``output_dir/mode``."""
+        totals = BatchStats()
+        for shard in shard_dirs:
+            for key in _keys(shard / "stats_keys.txt"):
+                with np.load(shard / f"{key}_stats.npz") as data:
+                    totals.add_sums(key, data["count"], data["sum"], data["sum_square"])
+        out = Path(self.output_dir) / self.mode
+        for key in totals.counts:
+            concatenate_shard_files(shard_dirs, f"{key}_shape", out / f"{key}_shape")
+            if self.write_collected_feats:
+                scp = f"collect_feats/{key}.scp"
+                concatenate_shard_files(shard_dirs, scp, out / scp)
+        return totals
 
 
 def collect_stats(
@@ -177,11 +274,14 @@ def collect_stats(
     parallel_config: Any = None,
     write_collected_feats: bool = False,
     batch_size: int = 4,
+    train_mode: bool = False,
 ) -> None:
     """Write the statistics of split ``mode`` under ``output_dir/mode`` (module docstring).
 
     ``parallel_config`` runs the batches on that cluster for this call (default: the
-    :func:`espnet3.parallel.set_parallel` one).
+    :func:`espnet3.parallel.set_parallel` one). ``train_mode`` keeps the split's ESPnet
+    preprocessor in training mode, so its random augmentation applies (off by default, as in
+    ESPnet2).
     """
     from espnet3.parallel import get_parallel_config, set_parallel
 
@@ -191,7 +291,7 @@ def collect_stats(
             f"dataloader.{mode}.multiple_iterator is not supported: shard the dataset "
             "(ShardedDataset) or point it at one split, and run collect_stats on that"
         )
-    n_batches = len(_chunk_indices(len(_instantiate_dataset(dataset_config, mode)), batch_size))
+    batches = _chunk_indices(len(_instantiate_dataset(dataset_config, mode)), batch_size)
     out = Path(output_dir) / mode
     config = {
         "model_config": to_plain(model_config),
@@ -199,35 +299,50 @@ def collect_stats(
         "dataloader_config": loader,
         "mode": mode,
         "task": task,
-        "batch_size": batch_size,
+        "train_mode": train_mode,
     }
-    feats_dir = str((out / "collect_feats").resolve())
-    params = {"write_collected_feats": write_collected_feats, "feats_dir": feats_dir}
+    params = {"write_collected_feats": write_collected_feats}
     previous = get_parallel_config()
     if parallel_config is not None:
         set_parallel(parallel_config)
     try:
-        runner = CollectStatsRunner(CollectStatsProvider(config, params))
-        total = BatchStats()
-        for _, stats in runner.iter(range(n_batches)):
-            total.merge(stats)
+        runner = CollectStatsRunner(
+            CollectStatsProvider(config, params), output_dir, mode, write_collected_feats
+        )
+        _forget_other_settings(out, {**config, **params, "plan": runner._plan_shards(batches)})
+        totals = runner(batches) if batches else BatchStats()
     finally:
         set_parallel(previous)
-    _write(out, total)
+    _write_sums(out, totals, "stats_keys")
 
 
-def _write(out: Path, stats: BatchStats) -> None:
+def _forget_other_settings(out: Path, settings: dict[str, Any]) -> None:
+    """Keep the finished shards in ``out`` only when they were made with these very settings
+    (model, data, batches, shards); otherwise every shard runs again."""
+    path = out / "collect_stats.json"
+    settings = json.loads(json.dumps(settings, default=str))
+    if read_record(path) == settings:
+        return
+    for shard in out.glob("split.*"):
+        clear_done(shard)
+    with contextlib.suppress(FileNotFoundError):
+        manifest_path(out).unlink()
+    atomic_write_json(path, settings)
+
+
+def _write_sums(folder: Path, stats: BatchStats, keys_file: str) -> None:
+    """``<key>_stats.npz`` of each key and the list of keys, in ``folder``."""
+    folder.mkdir(parents=True, exist_ok=True)
     for key in stats.counts:
         payload = _npz_bytes(
             count=stats.counts[key], sum=stats.sums[key], sum_square=stats.squares[key]
         )
-        atomic_write_bytes(out / f"{key}_stats.npz", payload)
-        with atomic_open(out / f"{key}_shape") as f:
-            f.writelines(f"{uid} {shape}\n" for uid, shape in stats.shapes[key])
-    for key, entries in stats.feats.items():
-        with atomic_open(out / "collect_feats" / f"{key}.scp") as f:
-            f.writelines(f"{uid} {path}\n" for uid, path in entries)
-    atomic_write_text(out / "stats_keys", "".join(f"{key}\n" for key in stats.counts))
+        atomic_write_bytes(folder / f"{key}_stats.npz", payload)
+    atomic_write_text(folder / keys_file, "".join(f"{key}\n" for key in stats.counts))
+
+
+def _keys(path: Path) -> list[str]:
+    return path.read_text(encoding="utf-8").split() if path.is_file() else []
 
 
 def _with_uid(index: int, item: Any) -> tuple[str, Any]:

@@ -97,3 +97,23 @@ def test_bad_models_collates_and_sections_are_explained(tmp_path):
             torch.device("cpu"),
             collect_stats_kwargs={"speech": 1},
         )
+
+
+def test_statistics_are_shards_a_rerun_resumes_and_new_settings_start_over(tmp_path):
+    manifest = write_wavs(tmp_path / "wav", 5)
+    out = tmp_path / "stats"
+
+    def run(**kwargs):
+        collect_stats(
+            MODEL, dataset_config(manifest), COLLATE, "train", out, batch_size=2, **kwargs
+        )
+        return (out / "train" / "split.0" / "done").stat().st_ino
+
+    first = run()
+    manifest_json = (out / "train" / "manifest.json").read_text()
+    assert '"items": [\n        [\n          0,\n          1' in manifest_json  # units are batches
+    before = np.load(out / "train" / "feats_stats.npz")["sum"]
+    assert run() == first  # resumed: the done shard was not run again
+    np.testing.assert_array_equal(np.load(out / "train" / "feats_stats.npz")["sum"], before)
+    assert run(train_mode=True) != first  # another setting: every shard ran again
+    np.testing.assert_allclose(np.load(out / "train" / "feats_stats.npz")["sum"], before)
