@@ -38,6 +38,7 @@ import re
 from collections.abc import Callable, Iterator
 from importlib import resources
 from pathlib import Path, PurePath
+from typing import Any
 
 import yaml
 from omegaconf import DictConfig, ListConfig, OmegaConf
@@ -206,6 +207,35 @@ def load_and_merge_config(
     _bind_strings(merged, config_path.parent, config_path.stem)
     where = f"config {config_path} merged over conf/{config_name} of {default_package}"
     return _finish(merged, resolve, where)
+
+
+def get_required_config(config: Any, key: str, error_message: str) -> Any:
+    """``config[key]``, or a ``RuntimeError`` (a :class:`SetupError`) with ``error_message``
+    when ``config`` is ``None`` or the value is missing or ``None`` (``0`` and ``""`` count).
+
+    Example:
+        >>> get_required_config({"save_path": "data/tokens"}, "save_path", "set save_path")
+        'data/tokens'
+        >>> get_required_config({"cutoff": 0}, "cutoff", "set cutoff")
+        0
+    """
+    value = config.get(key, None) if config is not None else None
+    if value is None:
+        raise SetupError(error_message)
+    return value
+
+
+def convert_to_dict(value: Any) -> Any:
+    """``value`` with OmegaConf containers turned into plain dicts and lists (resolved);
+    anything else returned as is, the very same object.
+
+    Example:
+        >>> convert_to_dict(OmegaConf.create({"a": 1, "b": "${a}"}))
+        {'a': 1, 'b': 1}
+    """
+    if isinstance(value, (DictConfig, ListConfig)):
+        return OmegaConf.to_container(value, resolve=True)
+    return value
 
 
 def _load_default_config(

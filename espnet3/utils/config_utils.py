@@ -2,7 +2,8 @@
 
 Code written for upstream ESPnet3 imports its config loading from here: ``load_line``,
 ``self_name``, ``config_path``, ``set_corpus_and_system``, ``OMEGACONF_ESPNET3_RESOLVER``,
-``load_config_with_defaults``, ``load_default_config``, ``load_and_merge_config`` and the
+``load_config_with_defaults``, ``load_default_config``, ``load_and_merge_config``,
+``get_required_config``, ``convert_to_dict`` and the
 helpers ``_load_default_config``, ``_build_config_path``, ``_ensure_target_convert_all``,
 ``_resolve_egs3_path`` and ``_rewrite_relative_resolver_paths``.
 

@@ -140,3 +140,69 @@ class Identity(torch.nn.Module):
             "text": text,
             "text_lengths": text_lengths,
         }
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"token_type": "char"},
+        {"token_type": "char", "cutoff": 1, "vocabulary_size": 12},
+        {"token_type": "word"},
+        {"token_type": "word", "non_linguistic_symbols": ["FIFTY"],
+         "remove_non_linguistic_symbols": True},
+        {"token_type": "bpe"},
+    ],
+)  # fmt: skip
+def test_create_token_list_writes_the_list_espnet2_tokenize_text_writes(
+    an4_utterances, tmp_path, options
+):
+    """ESPnet2's own tokenize_text --write_vocabulary (asr.sh's char/word token list) on the
+    text file of the same utterances; bpe with a model espnet3 trained (asr.sh trains it)."""
+    from espnet2.bin.tokenize_text import tokenize
+
+    from espnet3.components.data.create_token_list import create_token_list
+
+    manifest = tmp_path / "train.tsv"
+    manifest.write_text(
+        "".join(f"{u['utt_id']}\t{u['path']}\t{u['text']}\n" for u in an4_utterances)
+    )
+    text = tmp_path / "text"
+    text.write_text("".join(f"{u['utt_id']} {u['text']}\n" for u in an4_utterances))
+    symbols = ["<blank>:0", "<unk>:1", "<sos/eos>:-1"]
+    section = {
+        "save_path": str(tmp_path / "ours"),
+        "filename": "tokens.txt",
+        "manifest_path": str(manifest),
+        "add_symbol": symbols,
+        **options,
+    }
+    if (
+        options["token_type"] == "bpe"
+    ):  # a model first (asr.sh's spm_train), then its pieces counted
+        create_token_list({"create_token_list": {**section, "filename": "trained.txt"}})
+        section["bpemodel"] = str(tmp_path / "ours" / "bpe.model")
+    create_token_list({"create_token_list": section})
+    nls = options.get("non_linguistic_symbols")
+    if nls:
+        (tmp_path / "nls").write_text("\n".join(nls) + "\n")
+    tokenize(
+        input=str(text),
+        output=str(tmp_path / "espnet2.txt"),
+        field="2-",
+        delimiter=None,
+        token_type=options["token_type"],
+        space_symbol="<space>",
+        non_linguistic_symbols=str(tmp_path / "nls") if nls else None,
+        bpemodel=section.get("bpemodel"),
+        log_level="ERROR",
+        write_vocabulary=True,
+        vocabulary_size=options.get("vocabulary_size", 0),
+        remove_non_linguistic_symbols=options.get("remove_non_linguistic_symbols", False),
+        cutoff=options.get("cutoff", 0),
+        add_symbol=symbols,
+        cleaner=None,
+        g2p=None,
+        add_nonsplit_symbol=[],
+    )
+    ours = (tmp_path / "ours" / "tokens.txt").read_text().splitlines()
+    assert ours == (tmp_path / "espnet2.txt").read_text().splitlines()

@@ -52,3 +52,16 @@ def write_dataset_package():
         return pkg
 
     return write
+
+
+@pytest.fixture
+def an4_tsv(an4_utterances, tmp_path) -> Path:
+    """The real AN4 utterances as a recipe manifest: ``utt_id, wav, text, speaker`` per line."""
+    path = tmp_path / "manifest" / "train.tsv"
+    path.parent.mkdir()
+    path.write_text(
+        "".join(
+            f"{u['utt_id']}\t{u['path']}\t{u['text']}\t{u['speaker']}\n" for u in an4_utterances
+        )
+    )
+    return path
