@@ -6,6 +6,7 @@ Example:
     >>> archive = Path("downloads/an4.tar.gz")
     >>> download_url("https://example.org/an4.tar.gz", archive, logger)      # doctest: +SKIP
     >>> extract_targz(archive, Path("downloads"), logger)                    # doctest: +SKIP
+    >>> extract_zip(Path("downloads/wham.zip"), Path("downloads"))           # doctest: +SKIP
 
 The names and arguments are upstream ESPnet3's; the work is done by
 :func:`espnet3.utils.download.download` and :func:`espnet3.utils.archive.extract_archive`,
@@ -29,7 +30,7 @@ from espnet3.errors import Espnet3Error
 from espnet3.utils.archive import extract_archive
 from espnet3.utils.download import DownloadProgress, download
 
-__all__ = ["DownloadProgress", "download_url", "extract_targz", "setup_logger"]
+__all__ = ["DownloadProgress", "download_url", "extract_targz", "extract_zip", "setup_logger"]
 
 log = logging.getLogger(__name__)
 
@@ -120,6 +121,10 @@ def extract_targz(archive_path: Path, dst_dir: Path, logger: logging.Logger | No
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     logger.info("Extracted %s into %s", archive_path.name, dst_dir)
+
+
+#: Upstream's name for extracting a zip: the same function (either name takes tar or zip).
+extract_zip = extract_targz
 
 
 def _move_into(source: Path, target: Path, archive: Path, *, move: bool) -> None:

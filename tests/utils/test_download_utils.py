@@ -187,3 +187,23 @@ def test_setup_logger_adds_each_handler_once(tmp_path):
         for handler in logging.getLogger(name).handlers[:]:
             handler.close()
             logging.getLogger(name).removeHandler(handler)
+
+
+def test_extract_zip_unpacks_a_zip_and_refuses_one_that_escapes(tmp_path):
+    import zipfile
+
+    from espnet3.utils.download_utils import extract_zip
+
+    good = tmp_path / "wham.zip"
+    with zipfile.ZipFile(good, "w") as z:
+        z.writestr("wham_noise/tr/a.wav", b"RIFF")
+        z.writestr("wham_noise/cv/b.wav", b"RIFF2")
+    extract_zip(good, tmp_path / "dst")
+    assert tree(tmp_path / "dst")["wham_noise/cv/b.wav"] == b"RIFF2"
+    evil = tmp_path / "evil.zip"
+    with zipfile.ZipFile(evil, "w") as z:
+        z.writestr("ok.txt", b"ok")
+        z.writestr("../../evil.txt", b"x")
+    with pytest.raises(UnsafeArchiveError, match="would be written outside"):
+        extract_zip(evil, tmp_path / "dst2")
+    assert tree(tmp_path / "dst2") == {} and not (tmp_path / "evil.txt").exists()
