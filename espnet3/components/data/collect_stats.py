@@ -24,11 +24,9 @@ Example (``my.models.Frontend`` has ``collect_feats``)::
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import json
 import os
-import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,7 +43,8 @@ from espnet3.runner.shard_plan import manifest_path
 from espnet3.runner.shard_spec import read_record
 from espnet3.utils.atomic import atomic_write_bytes, atomic_write_json, atomic_write_text
 from espnet3.utils.config import as_mapping, check_positive, to_plain
-from espnet3.utils.imports import import_object, instantiate
+from espnet3.utils.imports import instantiate
+from espnet3.utils.task_utils import get_espnet_model
 
 
 @dataclass
@@ -365,13 +364,7 @@ def _build_model(config: Any) -> Any:
     cfg = as_mapping(config, "collect_stats config")
     model_config = as_mapping(cfg.get("model_config"), "model_config")
     if cfg.get("task"):
-        task = import_object(cfg["task"])
-        argv, sys.argv = sys.argv, ["collect_stats"]  # get_default_config parses sys.argv
-        try:
-            defaults = task.get_default_config()
-        finally:
-            sys.argv = argv
-        model = task.build_model(argparse.Namespace(**{**defaults, **model_config}))
+        model = get_espnet_model(cfg["task"], model_config)
     else:
         model = instantiate(model_config)
     if not callable(getattr(model, "collect_feats", None)):

@@ -152,32 +152,12 @@ class BaseSystem:
         return report
 
     def collect_stats(self, *args: Any, **kwargs: Any) -> None:
-        """Feature statistics of the train and valid sets (see :mod:`espnet3.components.data.collect_stats`).
-
-        Reads ``model``, ``dataset``, ``dataloader``, ``stats_dir``, ``task`` and ``parallel``
-        of the training config, and an optional ``collect_stats: {batch_size,
-        write_collected_feats}`` section.
-        """
+        """Feature statistics of the train and valid sets
+        (:func:`espnet3.systems.base.training.collect_stats`)."""
         _reject_stage_args("collect_stats", args, kwargs)
-        from espnet3.components.data.collect_stats import collect_stats
+        from espnet3.systems.base.training import collect_stats
 
-        cfg = self.training_config
-        for key in ("model", "dataset", "stats_dir"):
-            if self._setting(key) is None:
-                raise ConfigError(f"collect_stats needs training_config.{key}: set it")
-        options = as_mapping(self._setting("collect_stats"), "collect_stats")
-        for mode in ("train", "valid"):
-            collect_stats(
-                model_config=cfg.model,
-                dataset_config=cfg.dataset,
-                dataloader_config=self._setting("dataloader") or {},
-                mode=mode,
-                output_dir=Path(cfg.stats_dir),
-                task=self._setting("task"),
-                parallel_config=self._setting("parallel"),
-                write_collected_feats=bool(options.get("write_collected_feats", False)),
-                batch_size=int(options.get("batch_size", 4)),
-            )
+        collect_stats(self.training_config)
 
     def train(self, *args: Any, **kwargs: Any) -> None:
         """Not a data-preparation stage: see :func:`_outside_scope`."""
