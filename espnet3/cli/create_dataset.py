@@ -6,6 +6,11 @@ a list of ``{name, func, args}`` run afterwards in order as ``func(**args)``; ``
 resolved by :func:`espnet3.cli.recipe_refs.resolve_object`. One cluster serves every step,
 started by the first map whose remaining work is worth it (small runs stay in process).
 
+``RECIPE_DIR`` may also be an upstream ESPnet3 recipe, ``egs3/<corpus>/<task>``, as it is:
+its ``conf/training.yaml`` (or ``--config``) over its template's defaults, and the data stages
+``--stages`` names (default ``create_dataset``) of the system its ``run.py`` uses
+(:mod:`espnet3.cli.egs3_recipe`).
+
 Example:
     >>> report = create_dataset(load_recipe_config("recipes/mini_an4/asr"))   # doctest: +SKIP
     >>> [d["steps"] for d in report["datasets"]][0]
@@ -39,6 +44,13 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument(
         "--config",
         help="YAML merged over RECIPE_DIR/conf/dataset.yaml: a path, or one inside the recipe (e.g. conf/local.yaml)",
+    )
+    parser.add_argument(
+        "--stages",
+        nargs="+",
+        metavar="STAGE",
+        help="for an upstream egs3 recipe: the data stages to run, in order (default: "
+        "create_dataset), e.g. create_dataset remove_long_short prepare_labels",
     )
     parser.add_argument(
         "overrides", nargs="*", metavar="KEY=VALUE", help="config overrides, e.g. data_dir=/scratch"
@@ -85,6 +97,15 @@ def _stage(entry: Any, index: int, recipe_dir: Any) -> tuple[str, Any, dict[str,
 
 
 def _main(args: argparse.Namespace) -> int:
+    from espnet3.cli import egs3_recipe
+
+    if egs3_recipe.is_egs3_recipe(args.recipe_dir):
+        return _main_egs3(args)
+    if args.stages:
+        raise ConfigError(
+            f"--stages is for upstream egs3 recipes; {args.recipe_dir} lists its stages in its "
+            "config (stages:)"
+        )
     config = load_recipe_config(args.recipe_dir, args.config, args.overrides)
     report = create_dataset(config)
     for item in report["datasets"]:
@@ -93,6 +114,18 @@ def _main(args: argparse.Namespace) -> int:
     for name, result in report["stages"].items():
         print(f"stage {name}: {json.dumps(result, sort_keys=True)}")
     _print_summary(config.get("data_dir"))
+    return 0
+
+
+def _main_egs3(args: argparse.Namespace) -> int:
+    from espnet3.cli import egs3_recipe
+    from espnet3.parallel import ParallelConfig, get_client
+
+    config = egs3_recipe.load_training_config(args.recipe_dir, args.config, args.overrides)
+    parallel = ParallelConfig.from_any(config.get("parallel"))
+    with get_client(parallel, start=parallel.start or "when_worth_it"):
+        ran = egs3_recipe.run_stages(args.recipe_dir, config, args.stages or ["create_dataset"])
+    print(f"recipe {args.recipe_dir}: {', '.join(ran)} done")
     return 0
 
 

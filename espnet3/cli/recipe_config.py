@@ -46,11 +46,11 @@ def load_recipe_config(
         )
     config = OmegaConf.merge(*layers, {"recipe_dir": str(recipe)})
     for override in overrides:
-        _apply_override(config, override)
+        apply_override(config, override)
     try:
         OmegaConf.resolve(config)
     except Exception as err:  # interpolation errors come in many OmegaConf classes
-        raise ConfigError(f"config of {recipe} cannot be resolved: {_one_line(err)}") from None
+        raise ConfigError(f"config of {recipe} cannot be resolved: {one_line(err)}") from None
     return config
 
 
@@ -82,10 +82,10 @@ def _load_yaml(path: Path) -> Any:
     try:
         return OmegaConf.load(path)
     except Exception as err:
-        raise ConfigError(f"config file {path} is not valid YAML: {_one_line(err)}") from None
+        raise ConfigError(f"config file {path} is not valid YAML: {one_line(err)}") from None
 
 
-def _apply_override(config: Any, override: str) -> None:
+def apply_override(config: Any, override: str) -> None:
     from omegaconf import OmegaConf
 
     key, sep, _ = override.partition("=")
@@ -108,10 +108,10 @@ def _apply_override(config: Any, override: str) -> None:
         value = OmegaConf.from_dotlist([f"value={override.partition('=')[2]}"]).value
         OmegaConf.update(config, key, value, merge=True, force_add=adding)
     except Exception as err:
-        raise ConfigError(f"override {override!r} cannot be applied: {_one_line(err)}") from None
+        raise ConfigError(f"override {override!r} cannot be applied: {one_line(err)}") from None
 
 
-def _one_line(err: BaseException) -> str:
+def one_line(err: BaseException) -> str:
     return " ".join(str(err).split("\n")[0].split())
 
 

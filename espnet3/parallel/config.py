@@ -37,6 +37,7 @@ KNOWN_KEYS = {
     "log_dir": "directory for worker job logs",
     "item_timeout": "seconds after which one item is given up on (default: none)",
     "start": "when the cluster starts: now, or when_worth_it (espnet3 create-dataset's default)",
+    "allow_overwrite_lock": "take over shard locks espnet3 cannot check (another tool's, another host's)",
 }
 #: When a cluster starts: on entering ``get_client``, or once a map's work is worth one.
 START_MODES = ("now", "when_worth_it")
@@ -62,6 +63,8 @@ class ParallelConfig:
     item_timeout: float | None = None
     #: ``now``, ``when_worth_it``, or ``None``: the caller's default (see ``get_client``).
     start: str | None = None
+    #: Shard locks whose holder cannot be checked are taken over instead of refused.
+    allow_overwrite_lock: bool = False
 
     @property
     def scheduler(self) -> Scheduler:
@@ -151,6 +154,7 @@ class ParallelConfig:
             log_dir=str(log_dir) if log_dir is not None else None,
             item_timeout=float(item_timeout) if item_timeout is not None else None,
             start=_start(data.get("start")),
+            allow_overwrite_lock=_flag("allow_overwrite_lock", data.get("allow_overwrite_lock")),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -166,11 +170,20 @@ class ParallelConfig:
             "log_dir": self.log_dir,
             "item_timeout": self.item_timeout,
             "start": self.start,
+            "allow_overwrite_lock": self.allow_overwrite_lock,
         }
 
 
 def _positive_int(name: str, value: Any) -> int:
     return check_positive(f"parallel.{name}", value, ": set it to 1 or more", none_ok=False)
+
+
+def _flag(name: str, value: Any) -> bool:
+    if value is None:
+        return False
+    if not isinstance(value, bool):
+        raise ConfigError(f"parallel.{name} must be true or false, got {value!r}")
+    return value
 
 
 def _start(value: Any) -> str | None:

@@ -206,6 +206,7 @@ def _call_files(
         item_timeout=item_timeout,
         inject_output_dir=not guide,
         keep_results=guide,
+        overwrite_lock=placement().config.allow_overwrite_lock,
     )
     return files, base
 

@@ -42,7 +42,7 @@ def run_spec(spec: ShardSpec) -> str:
     if is_done(work.shard_dir):
         return "already done"
     try:
-        claim = ShardClaim.take(work.shard_dir)
+        claim = ShardClaim.take(work.shard_dir, work.overwrite_lock)
     except ShardLocked as err:
         return f"left to the run that holds it ({err})"
     with claim:

@@ -76,16 +76,21 @@ class ShardClaim:
         _HEARTBEAT.add(self)
 
     @classmethod
-    def take(cls, shard_dir: str | os.PathLike) -> ShardClaim:
+    def take(cls, shard_dir: str | os.PathLike, overwrite: bool = False) -> ShardClaim:
         """Claim ``shard_dir`` (created if missing), taking over a claim whose holder is gone;
-        :class:`ShardLocked` when a live process (or a lock espnet3 cannot judge) holds it."""
+        :class:`ShardLocked` when a live process (or a lock espnet3 cannot judge) holds it.
+
+        ``overwrite`` (``parallel.allow_overwrite_lock``) also takes over the locks espnet3
+        cannot judge: another tool's, and another host's not yet stale. A holder on this host
+        that provably still runs is never overridden.
+        """
         shard_dir = Path(shard_dir)
         shard_dir.mkdir(parents=True, exist_ok=True)
         for _ in range(3):  # another claimer may take over or release between two looks
             fd = _create_locked(shard_dir)
             if fd is not None:
                 return cls(shard_dir, fd)
-            fd = _take_over(shard_dir)
+            fd = _take_over(shard_dir, overwrite)
             if fd is not None:
                 return cls(shard_dir, fd)
         raise ShardLocked(_locked_message(shard_dir))
@@ -139,8 +144,9 @@ def _create_locked(shard_dir: Path) -> int | None:
             os.unlink(tmp)
 
 
-def _take_over(shard_dir: Path) -> int | None:
-    """The existing lock, now held by this process, when its holder is gone; else ``None``."""
+def _take_over(shard_dir: Path, overwrite: bool) -> int | None:
+    """The existing lock, now held by this process, when its holder is gone (or cannot be
+    checked, with ``overwrite``); else ``None``."""
     path = lock_path(shard_dir)
     try:
         fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
@@ -152,7 +158,8 @@ def _take_over(shard_dir: Path) -> int | None:
     except BlockingIOError:
         os.close(fd)
         return None  # a live holder on a filesystem that shares flocks
-    gone = owner is not None and (owner.get("host") == _HOST or _age(fd) > STALE_SECONDS)
+    local = owner is not None and owner.get("host") == _HOST
+    gone = local or overwrite or (owner is not None and _age(fd) > STALE_SECONDS)
     if not gone or not _same_file(fd, path):
         os.close(fd)
         return None
@@ -226,8 +233,8 @@ def _locked_message(shard_dir: Path) -> str:
     if owner is None:
         return (
             f"{head}. Its lock {path} was not written by espnet3, so whether its process still "
-            "runs cannot be checked: if no run of this shard is going on, delete that file and "
-            "run again"
+            "runs cannot be checked: if no run of this shard is going on, delete that file (or "
+            "set parallel.allow_overwrite_lock: true) and run again"
         )
     return (
         f"{head}: pid {owner.get('pid')} on host {owner.get('host')} holds it (lock refreshed "

@@ -72,6 +72,8 @@ class ShardWork:
     lost: tuple[tuple[int, str], ...] = ()
     #: Write the running unit's position to ``.espnet3-progress`` (a worker died in this shard).
     track: bool = False
+    #: ``parallel.allow_overwrite_lock``: take over locks whose holder cannot be checked.
+    overwrite_lock: bool = False
 
     @property
     def shard_dir(self) -> Path:

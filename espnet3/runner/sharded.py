@@ -79,7 +79,7 @@ def run_sharded(
         output_dir=runner.output_dir,
         shard_subdir=runner.shard_subdir,
     )
-    claims = claim_pending(root, shards, runner.resume)
+    claims = claim_pending(root, shards, runner.resume, where.config.allow_overwrite_lock)
     try:
         timeout = runner.item_timeout or where.config.item_timeout
         works = [shard_work(runner, shard, timeout) for shard, _ in claims]
@@ -118,7 +118,7 @@ def shard_work(runner: BaseRunner, shard: dict[str, Any], item_timeout: float | 
 
 
 def claim_pending(
-    root: Path, shards: list[dict[str, Any]], resume: bool
+    root: Path, shards: list[dict[str, Any]], resume: bool, overwrite: bool = False
 ) -> list[tuple[dict[str, Any], ShardClaim]]:
     """Claim every shard that is not done (all of them without ``resume``), in plan order.
 
@@ -131,7 +131,7 @@ def claim_pending(
             directory = shard_dir(root, int(shard["shard_id"]))
             if resume and is_done(directory):
                 continue
-            claim = ShardClaim.take(directory)
+            claim = ShardClaim.take(directory, overwrite)
             if resume and is_done(directory):  # finished by another process meanwhile
                 claim.release()
                 continue

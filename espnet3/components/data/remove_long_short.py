@@ -31,7 +31,6 @@ Example:
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from collections.abc import Sequence
@@ -40,8 +39,8 @@ from typing import Any
 
 from espnet3.errors import SetupError
 from espnet3.parallel.parallel import set_parallel
-from espnet3.runner.base_runner import BaseRunner
 from espnet3.runner.provider import EnvironmentProvider
+from espnet3.runner.records import RecordsRunner
 from espnet3.utils.atomic import atomic_open
 from espnet3.utils.config_utils import get_required_config
 
@@ -93,7 +92,7 @@ class RemoveLongShortProvider(EnvironmentProvider):
         }
 
 
-class RemoveLongShortRunner(BaseRunner):
+class RemoveLongShortRunner(RecordsRunner):
     """``{"idx", "utt_id", "keep"}`` per manifest row; its shards write ``results.jsonl``."""
 
     @staticmethod
@@ -107,27 +106,6 @@ class RemoveLongShortRunner(BaseRunner):
         if isinstance(idx, int):
             return _check_duration(idx, entries, min_duration, max_duration)
         return [_check_duration(i, entries, min_duration, max_duration) for i in idx]
-
-    @staticmethod
-    def open_writers(shard_dir: Path, **env: Any) -> dict[str, Any]:
-        return {"results": open(Path(shard_dir) / "results.jsonl", "w", encoding="utf-8")}
-
-    @staticmethod
-    def write_record(
-        writers: dict[str, Any], result: Any, state: dict[str, Any], **env: Any
-    ) -> None:
-        for record in result if isinstance(result, list) else [result]:
-            writers["results"].write(json.dumps(record) + "\n")
-
-    def merge(self, shard_dirs: list[Path]) -> list[dict[str, Any]]:
-        """Every shard's records, in manifest order."""
-        records = []
-        for shard in shard_dirs:
-            path = Path(shard) / "results.jsonl"
-            if path.is_file():
-                with open(path, encoding="utf-8") as f:
-                    records.extend(json.loads(line) for line in f if line.strip())
-        return sorted(records, key=lambda record: record["idx"])
 
 
 def _check_duration(

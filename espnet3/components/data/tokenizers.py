@@ -92,13 +92,13 @@ def text_cleaner(cleaner: str | Sequence[str] | None) -> Callable[[str], str]:
 
 
 def train_sentencepiece(
-    text_path: str | os.PathLike, save_dir: str | os.PathLike, **options: Any
+    text_path: str | os.PathLike, save_dir: str | os.PathLike, prefix: str = "bpe", **options: Any
 ) -> Path:
-    """Train a sentencepiece model on the lines of ``text_path``; ``<save_dir>/bpe.model``.
+    """Train a sentencepiece model on the lines of ``text_path``; ``<save_dir>/<prefix>.model``.
 
     ``options`` are sentencepiece trainer arguments over :data:`SENTENCEPIECE_DEFAULTS`
     (``vocab_size``, ``model_type``, ``character_coverage``, ``input_sentence_size``,
-    ``user_defined_symbols`` ...). ``bpe.model`` and ``bpe.vocab`` appear together, whole.
+    ``user_defined_symbols`` ...). The ``.model`` and ``.vocab`` appear together, whole.
     """
     import sentencepiece as spm
 
@@ -110,13 +110,13 @@ def train_sentencepiece(
             arguments.pop("user_defined_symbols", None)
         try:
             spm.SentencePieceTrainer.train(
-                input=str(text_path), model_prefix=f"{tmp}/bpe", **arguments
+                input=str(text_path), model_prefix=f"{tmp}/{prefix}", **arguments
             )
         except RuntimeError as err:  # e.g. a vocab_size the text cannot reach
             raise ConfigError(f"sentencepiece cannot train on {text_path}: {err}") from None
         for suffix in (".vocab", ".model"):  # the model last: its presence means both are whole
-            shutil.move(f"{tmp}/bpe{suffix}", save_dir / f"bpe{suffix}")
-    return save_dir / "bpe.model"
+            shutil.move(f"{tmp}/{prefix}{suffix}", save_dir / f"{prefix}{suffix}")
+    return save_dir / f"{prefix}.model"
 
 
 def sentencepiece_token_list(model_path: str | os.PathLike) -> list[str]:

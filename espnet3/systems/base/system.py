@@ -23,13 +23,14 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
 import re
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +52,18 @@ from espnet3.utils.locking import file_lock
 
 log = logging.getLogger(__name__)
 
+#: Stages of upstream ESPnet3's systems that are not data preparation: each says so when run.
+OUTSIDE_STAGES = (
+    "train",
+    "infer",
+    "measure",
+    "pack_model",
+    "upload_model",
+    "pack_demo",
+    "upload_demo",
+    "pretrain",
+    "compute_xvectors",
+)
 #: Where each stage's logs belong: a dotted path on the system (first non-empty one wins).
 STAGE_LOG_REFS = {
     "create_dataset": "training_config.data_dir",
@@ -145,11 +158,24 @@ class BaseSystem:
         previous = get_parallel_config()
         set_parallel(self.parallel)
         try:
-            report = [self._create_one(data_src, kwargs) for data_src in references]
+            with self.stage_cluster():
+                report = [self._create_one(data_src, kwargs) for data_src in references]
         finally:
             set_parallel(previous)
         log.info("Dataset creation completed in %.2fs", time.perf_counter() - start)
         return report
+
+    @contextlib.contextmanager
+    def stage_cluster(self) -> Iterator[None]:
+        """Where a stage's maps and runners run: the open :func:`get_client` block, else one
+        cluster of ``parallel:`` for the whole stage, started once its work is worth it."""
+        from espnet3.parallel.client import get_client, open_client
+
+        if open_client() is not None or self.parallel.is_sequential:
+            yield
+            return
+        with get_client(self.parallel, start=self.parallel.start or "when_worth_it"):
+            yield
 
     def collect_stats(self, *args: Any, **kwargs: Any) -> None:
         """Feature statistics of the train and valid sets
@@ -157,22 +183,33 @@ class BaseSystem:
         _reject_stage_args("collect_stats", args, kwargs)
         from espnet3.systems.base.training import collect_stats
 
-        collect_stats(self.training_config)
+        with self.stage_cluster():
+            collect_stats(self.training_config)
 
-    def train(self, *args: Any, **kwargs: Any) -> None:
-        """Not a data-preparation stage: see :func:`_outside_scope`."""
-        _reject_stage_args("train", args, kwargs)
-        _outside_scope("train")
+    def __getattr__(self, name: str) -> Any:
+        """A training, inference or publication stage: it says in one line that it is not
+        part of espnet3."""
+        if name in OUTSIDE_STAGES:
 
-    def infer(self, *args: Any, **kwargs: Any) -> None:
-        """Not a data-preparation stage: see :func:`_outside_scope`."""
-        _reject_stage_args("infer", args, kwargs)
-        _outside_scope("infer")
+            def stage(*args: Any, **kwargs: Any) -> None:
+                _reject_stage_args(name, args, kwargs)
+                _outside_scope(name)
 
-    def measure(self, *args: Any, **kwargs: Any) -> None:
-        """Not a data-preparation stage: see :func:`_outside_scope`."""
-        _reject_stage_args("measure", args, kwargs)
-        _outside_scope("measure")
+            stage.__name__ = name
+            return stage
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    @staticmethod
+    def _get_required_config(config: Any, key: str, error_message: str) -> Any:
+        """``config[key]``, or a ``RuntimeError`` with ``error_message`` (upstream's helper)."""
+        from espnet3.utils.config_utils import get_required_config
+
+        return get_required_config(config, key, error_message)
+
+    @staticmethod
+    def _reject_stage_args(stage: str, args: tuple, kwargs: dict) -> None:
+        """Stages take no arguments (upstream's helper)."""
+        _reject_stage_args(stage, args, kwargs)
 
     # ---------------------------------------------------------------- helpers
     def data_organizer(self) -> Any:
@@ -274,9 +311,9 @@ def _reject_stage_args(stage: str, args: tuple, kwargs: dict) -> None:
 
 def _outside_scope(stage: str) -> None:
     raise SetupError(
-        f"the {stage} stage is not part of espnet3, which prepares data (create_dataset, "
-        f"collect_stats): run {stage} with ESPnet3's own system on the data prepared here, or "
-        "override this method in your system"
+        f"the {stage} stage is not part of this distribution, which prepares data "
+        f"(create_dataset, collect_stats, ...): run {stage} with ESPnet3's own system on the "
+        "data prepared here"
     )
 
 

@@ -214,7 +214,7 @@ def test_stage_log_dirs_follow_the_configs(tmp_path):
     assert system.stage_log_dirs["create_dataset"] == tmp_path / "data"
     assert system.stage_log_dirs["infer"] == tmp_path / "infer"
     assert "collect_stats" not in system.stage_log_dirs
-    with pytest.raises(RuntimeError, match="the train stage is not part of espnet3"):
+    with pytest.raises(RuntimeError, match="the train stage is not part of this distribution"):
         system.train()
 
 

@@ -1,0 +1,1 @@
+"""Speech recognition recipes (``egs3/<corpus>/asr``)."""

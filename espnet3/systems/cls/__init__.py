@@ -1,0 +1,1 @@
+"""Audio classification recipes (``egs3/<corpus>/cls``)."""

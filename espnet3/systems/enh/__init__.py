@@ -1,0 +1,1 @@
+"""Speech enhancement recipes (``egs3/<corpus>/enh``)."""

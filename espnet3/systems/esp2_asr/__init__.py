@@ -1,0 +1,1 @@
+"""ASR recipes on ESPnet2 models (``egs3/<corpus>/esp2_asr``)."""

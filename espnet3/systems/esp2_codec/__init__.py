@@ -1,0 +1,1 @@
+"""Codec recipes (``esp2_codec``)."""

@@ -1,0 +1,1 @@
+"""Language identification recipes (``esp2_lid``)."""

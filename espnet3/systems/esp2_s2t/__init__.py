@@ -1,0 +1,1 @@
+"""Speech-to-text recipes (``esp2_s2t``)."""

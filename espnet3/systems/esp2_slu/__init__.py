@@ -1,0 +1,1 @@
+"""Spoken language understanding recipes (``esp2_slu``)."""

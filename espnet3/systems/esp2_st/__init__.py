@@ -1,0 +1,1 @@
+"""Speech translation recipes (``esp2_st``)."""

@@ -1,0 +1,1 @@
+"""``esp2_svs`` recipes."""

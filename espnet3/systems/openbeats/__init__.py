@@ -1,0 +1,1 @@
+"""BEATs self-supervised pre-training recipes (``egs3/<corpus>/openbeats``)."""

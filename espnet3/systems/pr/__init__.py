@@ -1,0 +1,1 @@
+"""Phone recognition recipes (``egs3/<corpus>/pr``)."""

@@ -1,0 +1,1 @@
+"""Singing voice synthesis recipes (``egs3/<corpus>/svs``)."""

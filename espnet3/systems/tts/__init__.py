@@ -1,0 +1,1 @@
+"""Text-to-speech recipes (``egs3/<corpus>/tts``)."""
