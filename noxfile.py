@@ -10,12 +10,13 @@ once instead of once per session keeps a fresh run short.
     nox -s gpu-image         # builds the GPU image (PyPI's CUDA torch) and its SIF, checks both
     nox -s espnet2           # ESPnet2's own collate/preprocessor/iterators against espnet3
     nox -s upstream -- PATH  # upstream ESPnet3's tests of this scope, unchanged, from a checkout
+    nox -s recipes -- PATH   # upstream's egs3 recipes' data stages, unchanged, on small corpora
     nox -s bench             # runs every benchmark and rewrites benchmarks/RESULTS.md
     nox -s reliability       # starts the single-node SLURM, tries every fault and attack,
                              # rewrites the table of docs/reliability.md
 
-``espnet2`` and ``upstream`` share a second environment (.nox/espnet2) with ESPnet2 installed;
-it needs torchaudio, so a different torch (tests/interop/requirements.txt says why).
+``espnet2``, ``upstream`` and ``recipes`` share a second environment (.nox/espnet2) with ESPnet2
+installed; it needs torchaudio, so a different torch (tests/interop/requirements.txt says why).
 """
 
 from __future__ import annotations
@@ -112,6 +113,18 @@ def upstream(session: nox.Session) -> None:
     env = _espnet2_env_ready(session)
     python = str(ESPNET2_VENV / "bin" / "python")
     session.run(python, "tests/upstream/run.py", *session.posargs, env=env, external=True)
+
+
+@nox.session
+def recipes(session: nox.Session) -> None:
+    """Upstream ESPnet3's recipes' data stages, unchanged: ``nox -s recipes -- CHECKOUT``.
+
+    In the ESPnet2 environment: the code of some recipes (ljspeech/tts, acesinger/svs) imports
+    espnet2 or librosa.
+    """
+    env = _espnet2_env_ready(session)
+    python = str(ESPNET2_VENV / "bin" / "python")
+    session.run(python, "tests/egs3/conformance.py", *session.posargs, env=env, external=True)
 
 
 @nox.session

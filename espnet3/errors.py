@@ -14,9 +14,11 @@ ConfigError            ValueError                   a config value is missing, u
 ModuleMissingError     ValueError, ModuleNotFound   a module a config names cannot be found
 UnknownIdError         KeyError, ValueError         an utterance id (or a name) nothing holds
 SetupError             RuntimeError                 the parts cannot be put together
+OutsideScopeError      RuntimeError                 a training/inference stage is asked for
 ContractError          AssertionError               an object or file breaks a step's contract
 MissingMethodError     AssertionError, Attribute    an object lacks a method a step calls
 IncompleteError        FileNotFoundError            an output a step expects finished is not
+MissingFileError       FileNotFoundError            a file a config names does not exist
 ItemError              the item's own error type    processing one item failed
 =====================  ===========================  ==========================================
 
@@ -66,6 +68,24 @@ class SetupError(Espnet3Error, RuntimeError):
     """
 
 
+class OutsideScopeError(SetupError):
+    """A stage of upstream ESPnet3's systems that is not data preparation (train, infer ...).
+
+    Example:
+        >>> err = OutsideScopeError("infer")
+        >>> err.stage, isinstance(err, RuntimeError), str(err)[:33]
+        ('infer', True, 'the infer stage is not part of th')
+    """
+
+    def __init__(self, stage: str):
+        super().__init__(
+            f"the {stage} stage is not part of this distribution, which prepares data "
+            f"(create_dataset, collect_stats, ...): run {stage} with ESPnet3's own system on "
+            "the data prepared here"
+        )
+        self.stage = stage
+
+
 class ContractError(Espnet3Error, AssertionError):
     """An object or file breaks the contract a step relies on.
 
@@ -87,6 +107,18 @@ class IncompleteError(Espnet3Error, FileNotFoundError):
 
     def __str__(self) -> str:  # OSError would format its arguments as (errno, strerror)
         return str(self.args[0]) if self.args else ""
+
+
+class MissingFileError(Espnet3Error, FileNotFoundError):
+    """A file a config names (a config file, an include, a ``${load_line:}``) does not exist.
+
+    Example:
+        >>> str(MissingFileError(2, "config file not found; check the path", "conf/x.yaml"))
+        'config file not found; check the path: conf/x.yaml'
+    """
+
+    def __str__(self) -> str:
+        return f"{self.strerror}: {self.filename}"
 
 
 class ItemError(Espnet3Error):

@@ -99,6 +99,9 @@ def _stage(entry: Any, index: int, recipe_dir: Any) -> tuple[str, Any, dict[str,
 def _main(args: argparse.Namespace) -> int:
     from espnet3.cli import egs3_recipe
 
+    if args.stages:  # --stages takes every word after it: key=value words are overrides
+        args.overrides = [*args.overrides, *(w for w in args.stages if "=" in w)]
+        args.stages = [w for w in args.stages if "=" not in w]
     if egs3_recipe.is_egs3_recipe(args.recipe_dir):
         return _main_egs3(args)
     if args.stages:

@@ -3,8 +3,8 @@
 What the recipe's ``run.py`` would do for its data stages, without it: the training config
 (``conf/training.yaml``, or ``--config``) is merged over ``egs3.TEMPLATE.<task>``'s
 defaults the way upstream's ``load_and_merge_config`` does, ``key=value`` overrides are
-applied, the system class the recipe's ``run.py`` imports is built (``BaseSystem`` when it
-names none), and the requested stages run from inside the recipe directory, as ``cd
+applied, the system class the recipe's ``run.py`` imports is built (else its template's;
+``BaseSystem`` when neither names one), and the requested stages run from inside the recipe directory, as ``cd
 egs3/<corpus>/<task> && python run.py --stages ...`` would. The recipe's ``egs3`` tree is
 importable in this process and in every worker and job (:mod:`espnet3.utils.egs3_tree`).
 
@@ -71,14 +71,19 @@ def load_training_config(
 
 
 def system_class(recipe_dir: str | os.PathLike) -> type:
-    """The system class the recipe's ``run.py`` imports, else ``BaseSystem``."""
-    run = Path(recipe_dir) / "run.py"
-    match = _SYSTEM_IMPORT.search(run.read_text(encoding="utf-8")) if run.is_file() else None
-    if match is None:
-        from espnet3.systems.base.system import BaseSystem
+    """The system class the recipe's ``run.py`` imports; else the one its template's
+    (``egs3/TEMPLATE/<task>/run.py``, which most recipes' run.py call) imports; else
+    ``BaseSystem``."""
+    recipe = Path(recipe_dir).resolve()
+    tree = egs3_dir_of(recipe)
+    for run in (recipe / "run.py", *([tree / "TEMPLATE" / recipe.name / "run.py"] if tree else [])):
+        if run.is_file():
+            match = _SYSTEM_IMPORT.search(run.read_text(encoding="utf-8"))
+            if match is not None:
+                return import_object(f"{match.group(1)}.{match.group(2)}")
+    from espnet3.systems.base.system import BaseSystem
 
-        return BaseSystem
-    return import_object(f"{match.group(1)}.{match.group(2)}")
+    return BaseSystem
 
 
 def run_stages(recipe_dir: str | os.PathLike, config: Any, stages: Sequence[str]) -> list[str]:
@@ -87,13 +92,16 @@ def run_stages(recipe_dir: str | os.PathLike, config: Any, stages: Sequence[str]
     recipe = Path(recipe_dir).resolve()
     with inside(recipe):
         system = system_class(recipe)(training_config=config)
-        for stage in stages:
-            method = getattr(system, stage, None)
+        methods = []
+        for stage in stages:  # every name checked before anything runs
+            method = getattr(system, stage, None) if not stage.startswith("_") else None
             if method is None:
                 raise ConfigError(
                     f"{type(system).__name__} has no stage {stage!r}: its data stages are the "
                     "methods the recipe's run.py lists (create_dataset, collect_stats, ...)"
                 )
+            methods.append(method)
+        for method in methods:
             method()
     return list(stages)
 

@@ -2,7 +2,9 @@
 
 A class from a package imported out of a plain directory (a recipe's ``dataset/`` package, see
 :func:`espnet3.utils.imports.import_package_from_dir`) is named ``module:QualName@DIRECTORY``:
-another process imports the directory first, under the same module name.
+another process imports the directory first, under the same module name. A class of an
+upstream recipe (``egs3.<corpus>.<task>...``) is named ``module:QualName@EGS3_DIR``: another
+process adds that recipe tree to the ``egs3`` package first (:mod:`espnet3.utils.egs3_tree`).
 
 Example:
     >>> from collections import OrderedDict
@@ -21,6 +23,8 @@ import sys
 from typing import Any
 
 from espnet3.errors import ConfigError
+from espnet3.utils.egs3_tree import PACKAGE as EGS3
+from espnet3.utils.egs3_tree import egs3_dir_of, register
 from espnet3.utils.imports import DIR_PACKAGE_PREFIX, import_package_from_dir
 
 
@@ -41,6 +45,9 @@ def class_path(cls: type) -> str:
     top = cls.__module__.partition(".")[0]
     if top.startswith(DIR_PACKAGE_PREFIX):
         return f"{path}@{sys.modules[top].__path__[0]}"
+    if top == EGS3:
+        tree = egs3_dir_of(sys.modules[cls.__module__].__file__)
+        return f"{path}@{tree}" if tree is not None else path
     return path
 
 
@@ -54,7 +61,9 @@ def load_class(path: str) -> type:
     name, _, directory = path.partition("@")
     module_name, _, qualname = name.partition(":")
     try:
-        if directory:
+        if directory and module_name.partition(".")[0] == EGS3:
+            register(directory)
+        elif directory:
             import_package_from_dir(directory)
         obj: Any = importlib.import_module(module_name)
         for part in qualname.split("."):

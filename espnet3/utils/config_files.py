@@ -44,7 +44,7 @@ import yaml
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from espnet3.errors import ConfigError, ModuleMissingError, SetupError
+from espnet3.errors import ConfigError, MissingFileError, ModuleMissingError, SetupError
 
 # The resolvers whose argument is a path, written relative to the file that holds it.
 _PATH_RESOLVER = re.compile(r"\$\{(?P<resolver>load_line|config_path):(?P<path>[^,}]*)")
@@ -66,7 +66,7 @@ def load_line(path: str | os.PathLike) -> ListConfig:
         with open(path, encoding="utf-8") as f:
             return ListConfig([line.strip() for line in f])
     except FileNotFoundError as err:
-        raise FileNotFoundError(
+        raise MissingFileError(
             err.errno,
             "${load_line:} file not found; fix the path (a relative path is relative to the "
             "config file that holds it)",
@@ -313,7 +313,7 @@ def _compose(
 def _read_config(path: Path, origin: str) -> DictConfig:
     because = f"; {origin}" if origin else ""
     if not path.is_file():
-        raise FileNotFoundError(
+        raise MissingFileError(
             errno.ENOENT, f"config file not found{because}; check the path", str(path)
         )
     try:

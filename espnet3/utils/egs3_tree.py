@@ -8,7 +8,8 @@ is on the Python path. espnet3 ships a package named ``egs3`` whose ``__path__``
 1. the directories in ``ESPNET3_EGS3`` (``os.pathsep``-separated);
 2. the ``egs3/`` above the script being run (``python egs3/mini_an4/asr/run.py``, or
    ``cd egs3/mini_an4/asr && python run.py``);
-3. the ``egs3/`` above (or in) the working directory.
+3. the ``egs3/`` above (or in) the working directory;
+4. the ``egs3`` packages on ``sys.path`` (upstream's own way: ``PYTHONPATH=/path/to/espnet``).
 
 The directories found are put in ``ESPNET3_EGS3``, so every process started from here (local
 Dask workers, batch jobs, shard jobs) finds the same tree; a recipe's classes also carry their
@@ -50,6 +51,7 @@ def discover() -> list[Path]:
             tree = Path(start) / PACKAGE
         if tree is not None:
             found.append(tree)
+    found += [Path(p or ".") / PACKAGE for p in sys.path if (Path(p or ".") / PACKAGE).is_dir()]
     return _unique(found)
 
 
@@ -67,10 +69,24 @@ def register(directory: str | os.PathLike) -> None:
 
 def package_path(own: list[str]) -> list[str]:
     """The ``__path__`` of the ``egs3`` package: the trees found, then espnet3's own."""
-    trees = discover()
+    _OWN[:] = own
+    mine = {Path(p).resolve() for p in own}
+    trees = [tree for tree in discover() if tree.resolve() not in mine]
     if trees:
         os.environ[ENV] = os.pathsep.join(map(str, trees))
     return _unique([*map(str, trees), *own])
+
+
+def refresh() -> None:
+    """Bring the imported ``egs3`` package's search path up to date with the trees found now
+    (one put on ``sys.path`` or in ``ESPNET3_EGS3`` since, a new working directory)."""
+    package = sys.modules.get(PACKAGE)
+    if package is not None and _OWN and list(package.__path__)[-len(_OWN) :] == _OWN:
+        package.__path__[:] = package_path(list(_OWN))
+
+
+#: The directory of espnet3's own ``egs3`` package, once it is imported.
+_OWN: list[str] = []
 
 
 def _unique(items: list) -> list:

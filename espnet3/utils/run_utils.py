@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from omegaconf import OmegaConf
@@ -41,7 +42,7 @@ def apply_training_experiment_context(
     training_config: Any,
     inference_config: Any,
     metrics_config: Any,
-    publication_config: Any,
+    publication_config: Any = None,
     demo_config: Any = None,
     log: logging.Logger,
 ) -> None:
@@ -103,7 +104,8 @@ def validate_experiment_context(
     stages_to_run: Sequence[str],
 ) -> None:
     """Refuse ``infer``/``measure`` whose config names no experiment (without a training
-    config: ``exp_tag``, or an ``exp_dir`` that does not depend on ``exp_tag``)."""
+    config: ``exp_tag``, or an ``exp_dir`` that neither depends on ``exp_tag`` nor was made
+    from an unset one, such as ``./exp/None/metrics``)."""
     if training_config is not None:
         return
     for stage, config, name in (
@@ -128,7 +130,9 @@ def _names_experiment(config: Any) -> bool:
     if not _empty(config.get("exp_tag")):
         return True
     exp_dir = OmegaConf.to_container(config, resolve=False).get("exp_dir")
-    return isinstance(exp_dir, str) and bool(exp_dir.strip()) and "${exp_tag}" not in exp_dir
+    if not isinstance(exp_dir, str) or not exp_dir.strip() or "${exp_tag}" in exp_dir:
+        return False
+    return "None" not in Path(exp_dir).parts  # ./exp/None/...: made from an unset exp_tag
 
 
 def _empty(value: Any) -> bool:

@@ -4,8 +4,8 @@
 recipe's order (``all``: every one). Each stage is a method of the system, called without
 arguments (its settings are in the configs), with its lines in ``<stage dir>/<stage>.log``
 (the system's ``stage_log_dirs``) and a header recording the run. An espnet3 error a stage
-raises ends the script with its one-line message (``--debug``-style tracebacks stay in the
-stage log).
+raises (a message for people: what, the value, what to do) ends the script with that one
+line, without a traceback; any other error is logged with its traceback and raised.
 
 Example:
     >>> resolve_stages(["collect_stats", "create_dataset"],
@@ -89,6 +89,10 @@ def run_stages(
                     f"Stage '{stage}' does not accept CLI arguments; put all settings in the "
                     "YAML config."
                 ) from err
+            except Espnet3Error as err:  # a message for people: one line, no traceback
+                log.error("Stage '%s' failed: %s", stage, err)
+                err.logged = True  # type: ignore[attr-defined]
+                raise
             except Exception:
                 log.exception("Stage '%s' failed after %.2fs", stage, time.perf_counter() - started)
                 raise
@@ -135,17 +139,17 @@ def _get_process_rank() -> int:
 
 
 def _one_line_errors() -> None:
-    """Make an uncaught espnet3 error end the script with its message, not a traceback (the
-    stage log keeps the traceback)."""
+    """Make an uncaught espnet3 error end the script with its one-line message (once: a stage
+    already logged it), not a traceback."""
     if getattr(sys.excepthook, "espnet3", False):
         return
     previous = sys.excepthook
 
     def hook(kind: type, error: BaseException, trace: Any) -> None:
-        if isinstance(error, Espnet3Error):
-            print(f"espnet3: {error}", file=sys.stderr)
-        else:
+        if not isinstance(error, Espnet3Error):
             previous(kind, error, trace)
+        elif not getattr(error, "logged", False):
+            print(f"espnet3: {error}", file=sys.stderr)
 
     hook.espnet3 = True  # type: ignore[attr-defined]
     sys.excepthook = hook

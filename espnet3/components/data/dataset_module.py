@@ -38,6 +38,7 @@ from typing import Any
 
 import espnet3
 from espnet3.errors import ConfigError, ContractError, ModuleMissingError, did_you_mean
+from espnet3.utils import egs3_tree
 from espnet3.utils.config import as_mapping
 from espnet3.utils.imports import import_package_from_dir, instantiate
 
@@ -121,6 +122,7 @@ def load_dataset_module(
         raise ConfigError(f"data_src must be a string, got {type(data_src).__name__} {data_src!r}")
     if _is_tag(data_src):
         if not Path(data_src).is_absolute():
+            egs3_tree.refresh()
             module = _import_if_present(resolve_dataset_module_name(data_src))
             if module is not None:
                 return module

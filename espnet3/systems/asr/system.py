@@ -10,9 +10,10 @@ keys; it returns a text file's path or the lines themselves)::
       model_type: bpe
       text_builder: {func: mymodule.transcripts, manifest: ${data_dir}/manifest/train.tsv}
 
-``<save_path>/<model_type>.model`` (and ``.vocab``) and ``<save_path>/tokens.txt`` (``<blank>``,
-``<unk>``, the pieces, ``<sos/eos>``: the list ESPnet2 writes) are written; an existing model
-is kept.
+The text goes to ``tokenizer.train_file`` (default ``<data_dir>/train_tokenizer/train.txt``);
+``<save_path>/<model_type>.model`` (and ``.vocab``) and ``<save_path>/tokens.txt`` (the list
+ESPnet2 writes) follow. An existing model is kept. ``train`` trains the tokenizer when there is
+none, then says that training itself is not part of this distribution.
 
 Example::
 
@@ -24,11 +25,12 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Iterable
+from importlib import import_module
 from pathlib import Path
 from typing import Any
 
-from espnet3.components.data.tokenizers import sentencepiece_token_list, train_sentencepiece
-from espnet3.errors import ContractError, SetupError
+from espnet3.errors import SetupError
+from espnet3.systems.asr.tokenizers.sentencepiece import train_sentencepiece
 from espnet3.systems.base.system import BaseSystem
 from espnet3.utils.atomic import atomic_write_text
 from espnet3.utils.config import as_mapping
@@ -46,39 +48,65 @@ class ASRSystem(BaseSystem):
             *args, stage_log_mapping={**mapping, **(stage_log_mapping or {})}, **kwargs
         )
 
+    def train(self, *args: Any, **kwargs: Any) -> Any:
+        """The tokenizer when there is none yet, then the base ``train`` stage."""
+        self._reject_stage_args("train", args, kwargs)
+        if self._setting("dataset") is None and self._setting("dataset_dir") is None:
+            raise SetupError(
+                "training_config.dataset or training_config.dataset_dir must be set for training"
+            )
+        if not self._has_tokenizer():
+            self.train_tokenizer()
+        return super().train()
+
     def train_tokenizer(self, *args: Any, **kwargs: Any) -> None:
         """Train the sentencepiece model of ``training_config.tokenizer`` (module docstring)."""
         self._reject_stage_args("train_tokenizer", args, kwargs)
-        section = as_mapping(self._setting("tokenizer"), "tokenizer")
-        save = Path(
-            self._get_required_config(
-                section, "save_path", "training_config.tokenizer.save_path must be set"
-            )
-        )
-        model_type = section.get("model_type", "bpe")
-        if (save / f"{model_type}.model").is_file() and (save / f"{model_type}.vocab").is_file():
+        if self._has_tokenizer():
             log.info("Tokenizer already exists. Skipping train_tokenizer().")
             return
+        section = self._tokenizer_section()
         builder = as_mapping(section.get("text_builder"), "tokenizer.text_builder")
         if not builder.get("func"):
             raise SetupError(
                 "training_config.tokenizer.text_builder.func must be set to build tokenizer text."
             )
-        texts = _texts(import_object(builder.pop("func"))(**builder))
+        texts = _texts(_function(str(builder.pop("func")))(**builder))
+        save = Path(section["save_path"])
         train_file = Path(section.get("train_file") or _default_train_file(self, save))
         if train_file.exists():
             raise SetupError(
                 f"Tokenizer training text already exists: {train_file}: remove it, or set "
                 "tokenizer.train_file to a new path"
             )
+        train_file.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_text(train_file, "".join(f"{t}\n" for t in texts))
         options = {k: section[k] for k in ("vocab_size", "character_coverage") if k in section}
         model = train_sentencepiece(
-            train_file, save, prefix=model_type, model_type=model_type, **options
+            train_file, save, model_type=section.get("model_type", "bpe"), **options
         )
-        tokens = ["<blank>", "<unk>", *sentencepiece_token_list(model), "<sos/eos>"]
-        atomic_write_text(save / "tokens.txt", "".join(f"{t}\n" for t in tokens))
         log.info("Tokenizer trained on %d line(s): %s", len(texts), model)
+
+    def _tokenizer_section(self) -> dict[str, Any]:
+        section = as_mapping(self._setting("tokenizer"), "tokenizer")
+        self._get_required_config(
+            section, "save_path", "training_config.tokenizer.save_path must be set"
+        )
+        return section
+
+    def _has_tokenizer(self) -> bool:
+        section = self._tokenizer_section()
+        stem = Path(section["save_path"]) / section.get("model_type", "bpe")
+        return stem.with_suffix(".model").is_file() and stem.with_suffix(".vocab").is_file()
+
+
+def _function(dotted: str) -> Any:
+    """The text builder ``module.function`` names (espnet3's message when it cannot be found)."""
+    module, _, name = dotted.rpartition(".")
+    try:
+        return getattr(import_module(module), name)
+    except (ImportError, AttributeError, ValueError):
+        return import_object(dotted)
 
 
 def _default_train_file(system: BaseSystem, save: Path) -> Path:
@@ -96,7 +124,7 @@ def _texts(built: Any) -> list[str]:
     elif isinstance(built, Iterable):
         texts = [str(t) for t in built]
     else:
-        raise ContractError(
+        raise SetupError(
             f"text_builder must return a path or iterable of strings (got {type(built).__name__})"
         )
     if not texts:

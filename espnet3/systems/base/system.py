@@ -45,8 +45,9 @@ from espnet3.components.data.dataset_module import (
     load_dataset_module,
     parse_dataset_reference_config,
 )
-from espnet3.errors import ConfigError, Espnet3Error, SetupError
+from espnet3.errors import ConfigError, Espnet3Error, OutsideScopeError, SetupError
 from espnet3.parallel import ParallelConfig, get_parallel_config, set_parallel
+from espnet3.systems.base.training import train
 from espnet3.utils.config import as_mapping, to_plain
 from espnet3.utils.locking import file_lock
 
@@ -54,7 +55,6 @@ log = logging.getLogger(__name__)
 
 #: Stages of upstream ESPnet3's systems that are not data preparation: each says so when run.
 OUTSIDE_STAGES = (
-    "train",
     "infer",
     "measure",
     "pack_model",
@@ -186,18 +186,10 @@ class BaseSystem:
         with self.stage_cluster():
             collect_stats(self.training_config)
 
-    def __getattr__(self, name: str) -> Any:
-        """A training, inference or publication stage: it says in one line that it is not
-        part of espnet3."""
-        if name in OUTSIDE_STAGES:
-
-            def stage(*args: Any, **kwargs: Any) -> None:
-                _reject_stage_args(name, args, kwargs)
-                _outside_scope(name)
-
-            stage.__name__ = name
-            return stage
-        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+    def train(self, *args: Any, **kwargs: Any) -> Any:
+        """Upstream's training stage (:func:`espnet3.systems.base.training.train`)."""
+        _reject_stage_args("train", args, kwargs)
+        return train(self.training_config)
 
     @staticmethod
     def _get_required_config(config: Any, key: str, error_message: str) -> Any:
@@ -309,12 +301,14 @@ def _reject_stage_args(stage: str, args: tuple, kwargs: dict) -> None:
         )
 
 
-def _outside_scope(stage: str) -> None:
-    raise SetupError(
-        f"the {stage} stage is not part of this distribution, which prepares data "
-        f"(create_dataset, collect_stats, ...): run {stage} with ESPnet3's own system on the "
-        "data prepared here"
-    )
+def _outside_stage(name: str) -> Any:
+    def stage(self: BaseSystem, *args: Any, **kwargs: Any) -> None:
+        _reject_stage_args(name, args, kwargs)
+        raise OutsideScopeError(name)
+
+    stage.__name__ = stage.__qualname__ = name
+    stage.__doc__ = f"Upstream's {name} stage: not data preparation, so it says so in one line."
+    return stage
 
 
 def _run(builder: Any, method: str, kwargs: dict[str, Any], label: str) -> Any:
@@ -325,7 +319,7 @@ def _run(builder: Any, method: str, kwargs: dict[str, Any], label: str) -> Any:
     except Exception as err:
         raise Espnet3Error(
             f"{label}: {type(builder).__name__}.{method}() failed with "
-            f"{type(err).__name__}: {err}; fix the cause and run create-dataset again "
+            f"{type(err).__name__}: {err}; fix the cause and run the create_dataset stage again "
             "(finished steps are not redone)"
         ) from err
 
@@ -343,3 +337,7 @@ def _load(config: Any) -> tuple[Any, Path | None]:
         raise ConfigError(f"config file {str(path)!r} does not exist: check the path")
     folder = path.parent
     return OmegaConf.load(path), folder.parent if folder.name == "conf" else folder
+
+
+for _name in OUTSIDE_STAGES:
+    setattr(BaseSystem, _name, _outside_stage(_name))

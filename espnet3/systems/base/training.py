@@ -21,7 +21,7 @@ import random
 from pathlib import Path
 from typing import Any
 
-from espnet3.errors import SetupError
+from espnet3.errors import OutsideScopeError
 from espnet3.parallel.parallel import set_parallel
 from espnet3.utils.config import as_mapping, to_plain
 from espnet3.utils.config_utils import get_required_config
@@ -67,10 +67,7 @@ def collect_stats(config: Any) -> None:
 
 def train(config: Any) -> None:
     """Not a data-preparation stage: training is not part of espnet3."""
-    raise SetupError(
-        "the train stage is not part of espnet3, which prepares data (create_dataset, "
-        "collect_stats, ...): train with ESPnet3's own system on the data prepared here"
-    )
+    raise OutsideScopeError("train")
 
 
 def _seed(seed: int) -> None:

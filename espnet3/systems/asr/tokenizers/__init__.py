@@ -1,0 +1,1 @@
+"""Tokenizer helpers of ASR recipes (upstream's ``espnet3.systems.asr.tokenizers``)."""
