@@ -24,7 +24,7 @@ import traceback
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
-from espnet3.errors import ItemError
+from espnet3.errors import ItemError, SetupError
 from espnet3.parallel.worker_env import SetupFn, bind_env, build_env, setup_key
 from espnet3.utils.config import check_positive
 
@@ -143,6 +143,12 @@ def map_indexed(
         call = with_timeout(bind_env(func, env, kwargs), item_timeout)
         yield from enumerate(_apply(call, 0, items))
         return
+    if getattr(client, "status", None) != "running":
+        raise SetupError(
+            f"the client given to this map is not running (status "
+            f"{getattr(client, 'status', None)!r}): pass the client of an open get_client() "
+            "block, or none to use the configured cluster"
+        )
     if inherited:
         setup_fn, key = current.setup_fn, current.live_setup_key
     else:

@@ -206,3 +206,36 @@ def test_create_token_list_writes_the_list_espnet2_tokenize_text_writes(
     )
     ours = (tmp_path / "ours" / "tokens.txt").read_text().splitlines()
     assert ours == (tmp_path / "espnet2.txt").read_text().splitlines()
+
+
+def test_asr_tokenizer_lists_espnet2_tokens_and_takes_special_tokens(an4_utterances, tmp_path):
+    """prepare_sentences + train_sentencepiece on AN4 transcripts, read back by ESPnet2's own
+    tokenizer and converter; add_special_tokens makes the new tokens single, known pieces and
+    keeps every embedding row with its token."""
+    from espnet2.text.sentencepiece_tokenizer import SentencepiecesTokenizer
+    from espnet2.text.token_id_converter import TokenIDConverter
+
+    from espnet3.systems.asr.tokenizers.sentencepiece import (
+        add_special_tokens,
+        prepare_sentences,
+        train_sentencepiece,
+    )
+
+    text = tmp_path / "text"
+    text.write_text("".join(f"{u['utt_id']} {u['text']}\n" for u in an4_utterances))
+    train = prepare_sentences([text], tmp_path / "spm")
+    assert train.read_text().splitlines() == [u["text"] for u in an4_utterances]
+    model = train_sentencepiece(train, tmp_path / "spm", vocab_size=40, model_type="bpe")
+    tokens = (tmp_path / "spm" / "tokens.txt").read_text().splitlines()
+    assert tokens[:2] == ["<blank>", "<unk>"] and tokens[-1] == "<sos/eos>" and len(tokens) == 40
+
+    tokenizer, converter = SentencepiecesTokenizer(model), TokenIDConverter(tokens, "<unk>")
+    embedding = torch.nn.Embedding(len(tokens), 3)
+    new_tok, new_conv, new_emb = add_special_tokens(
+        tokenizer, converter, embedding, ["<intent>", "<unk>"], insert_after="<unk>"
+    )
+    assert new_conv.token_list[:3] == ["<blank>", "<unk>", "<intent>"]
+    pieces = new_tok.text2tokens("<intent> " + an4_utterances[0]["text"])
+    assert "<intent>" in pieces and "<unk>" not in new_conv.ids2tokens(new_conv.tokens2ids(pieces))
+    assert torch.equal(new_emb.weight[:2], embedding.weight[:2])
+    assert torch.equal(new_emb.weight[3:], embedding.weight[2:])

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from espnet3.errors import ConfigError, ItemError
+from espnet3.errors import ConfigError, ItemError, SetupError
 from espnet3.parallel import get_client, map_indexed, parallel_for, parallel_map
 from espnet3.parallel.dask_map import MAX_CHUNK_SIZE, ChunkSizer
 
@@ -210,3 +210,10 @@ def test_functions_of_a_recipe_directory_package_run_on_workers(backend, tmp_pat
     (package / "steps.py").write_text("def triple(x):\n    return 3 * x\n")
     recipe = import_package_from_dir(package)
     assert parallel_map(recipe.triple, range(5)) == [0, 3, 6, 9, 12]
+
+
+def test_a_closed_client_given_to_a_map_is_refused_at_once():
+    with get_client({"env": "local", "n_workers": 1}) as client:
+        pass
+    with pytest.raises(SetupError, match="not running \\(status 'closed'\\)"):
+        parallel_map(str, [1, 2], client=client)

@@ -27,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -171,8 +172,9 @@ class CollectStatsRunner(BaseRunner):
 
     Its shards are ``<output_dir>/<mode>/split.N``; each holds ``<key>_shape``,
     ``<key>_stats.npz``, ``stats_keys.txt`` and, with ``write_collected_feats``,
-    ``collect_feats/data_<key>/<uid>.npy`` and ``collect_feats/<key>.scp``. :meth:`merge` adds
-    the sums up and concatenates the shape and scp files into ``<output_dir>/<mode>/``.
+    ``collect_feats/<key>.scp`` naming ``<output_dir>/<mode>/collect_feats/data_<key>/split.N/
+    <uid>.npy`` (the arrays sit where ESPnet2 keeps them, one folder per shard). :meth:`merge`
+    adds the sums up and concatenates the shape and scp files into ``<output_dir>/<mode>/``.
 
     Example (``provider`` a :class:`CollectStatsProvider`)::
 
@@ -211,6 +213,8 @@ class CollectStatsRunner(BaseRunner):
 
     @staticmethod
     def open_writers(shard_dir: Path, **env: Any) -> dict[str, Any]:
+        for stale in shard_dir.parent.glob(f"collect_feats/data_*/{shard_dir.name}"):
+            shutil.rmtree(stale)  # features of an earlier, unfinished run of this shard
         return {"shard_dir": shard_dir, "shapes": {}, "scps": {}}
 
     @staticmethod
@@ -227,13 +231,15 @@ class CollectStatsRunner(BaseRunner):
                     writers["shard_dir"] / f"{key}_shape", "w", encoding="utf-8"
                 )
             shapes.writelines(f"{uid} {shape}\n" for uid, shape in result.shapes[key])
+        shard_dir = writers["shard_dir"]
         for key, entries in result.arrays.items():
-            folder = writers["shard_dir"] / "collect_feats" / f"data_{key}"
+            folder = shard_dir.parent / "collect_feats" / f"data_{key}" / shard_dir.name
             scp = writers["scps"].get(key)
             if scp is None:
                 folder.mkdir(parents=True, exist_ok=True)
+                (shard_dir / "collect_feats").mkdir(exist_ok=True)
                 scp = writers["scps"][key] = open(
-                    folder.parent / f"{key}.scp", "w", encoding="utf-8"
+                    shard_dir / "collect_feats" / f"{key}.scp", "w", encoding="utf-8"
                 )
             for uid, array in entries:
                 path = folder / f"{uid}.npy"

@@ -31,7 +31,9 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import logging
 import os
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
@@ -46,6 +48,7 @@ from espnet3.components.data.dataset_module import instantiate_dataset_reference
 from espnet3.errors import ConfigError, ContractError, SetupError
 from espnet3.utils.config import as_mapping, check_keys, to_plain
 from espnet3.utils.imports import import_object, instantiate
+from espnet3.utils.logging_utils import build_callable_name, build_qualified_name
 
 SECTIONS = ("train", "valid", "test")
 #: Keys Hydra reads from a section it instantiates.
@@ -206,6 +209,30 @@ class DataOrganizer:
         """The test sets by name (the same mapping as :attr:`test`)."""
         return self.test
 
+    @test_sets.setter
+    def test_sets(self, value: dict[str, DatasetWithTransform]) -> None:
+        self.test = value
+
+    def log_summary(self, logger: logging.Logger) -> None:
+        """Log what the organizer holds: each split's size, parts and transforms.
+
+        Example:
+            >>> import logging
+            >>> DataOrganizer(test=[{"name": "t", "dataset": [{"x": 1}]}]).log_summary(
+            ...     logging.getLogger("espnet3.example"))
+        """
+        logger.info("Data organizer: %s", build_qualified_name(self))
+        logger.info("preprocessor: %s", _callable_name(self.preprocessor))
+        for split in ("train", "valid"):
+            dataset = getattr(self, split, None)
+            logger.info("%s dataset: %s", split, _describe(dataset))
+            for i, part in enumerate(getattr(dataset, "parts", ())):
+                logger.info("%s dataset part %d: %s", split, i, _describe(part))
+        logger.info("test datasets: %d", len(self.test_sets))
+        for name, dataset in self.test_sets.items():
+            logger.info("test[%s] dataset: %s", name, _describe(dataset))
+            logger.info("test[%s] dataset detail: %s", name, _describe(dataset.dataset))
+
     @property
     def use_espnet_collator(self) -> bool:
         """Whether items are ``(uid, sample)``; setting it applies to train, valid and test."""
@@ -230,6 +257,23 @@ class DataOrganizer:
         return CombinedDataset(
             [self._dataset(cfg) for cfg in entries], [self._pipeline(cfg) for cfg in entries]
         )
+
+
+def _describe(dataset: Any) -> str:
+    """A dataset's class and length, with the transform and preprocessor it applies."""
+    if dataset is None:
+        return "None"
+    text = build_qualified_name(dataset)
+    with contextlib.suppress(TypeError):
+        text += f" (len={len(dataset)})"
+    for label in ("transform", "preprocessor"):
+        if getattr(dataset, label, None) is not None:
+            text += f" {label}={_callable_name(getattr(dataset, label))}"
+    return text
+
+
+def _callable_name(fn: Any) -> str:
+    return "None" if fn is None else build_callable_name(fn)
 
 
 def _preprocessor(value: Any) -> Callable | None:

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -44,7 +45,11 @@ from torch.utils.data import DataLoader
 from espnet3.errors import ConfigError, ContractError, SetupError, did_you_mean
 from espnet3.utils.config import as_mapping
 from espnet3.utils.imports import instantiate
+from espnet3.utils.logging_utils import build_qualified_name
 
+log = logging.getLogger(__name__)
+#: Labels whose loader was logged in this process (each is logged once, not every epoch).
+_LOGGED_DATALOADER: set[str] = set()
 #: Keys of a mode section that are not DataLoader arguments.
 OWN_KEYS = ("seed", "sampler", "batch_sampler", "iter_factory")
 # What torch refuses beside a batch sampler (it does the batching): key -> allowed values.
@@ -107,8 +112,11 @@ class DataLoaderBuilder:
         factory = options.pop("iter_factory", None)
         if factory is not None:
             factory = as_mapping(factory, f"dataloader.{mode}.iter_factory")
-            return self._iterator(factory, dataset, mode, rank, world_size)
-        return self._loader(options, dataset, mode)
+            loader = self._iterator(factory, dataset, mode, rank, world_size)
+        else:
+            loader = self._loader(options, dataset, mode)
+        log_dataloader(log, loader, label=mode)
+        return loader
 
     def _loader(self, options: dict[str, Any], dataset: Any, mode: str) -> DataLoader:
         unknown = [k for k in options if k not in OWN_KEYS and k not in _loader_arguments()]
@@ -273,6 +281,25 @@ def build_batch_sampler(**kwargs: Any) -> Any:
             "'ESPnet2 interop'), or use a standard DataLoader section (batch_size, sampler)"
         ) from None
     return espnet2_builder(**kwargs)
+
+
+def log_dataloader(logger: logging.Logger, loader: Any, label: str) -> None:
+    """Log a loader's class and batching (batch size, sampler, workers, collate) once per label.
+
+    Example:
+        >>> import logging
+        >>> log_dataloader(logging.getLogger("espnet3.example"), DataLoader([1, 2]), "demo")
+    """
+    if label in _LOGGED_DATALOADER:
+        return
+    _LOGGED_DATALOADER.add(label)
+    logger.info("DataLoader[%s] class: %s", label, build_qualified_name(loader))
+    for key in ("batch_size", "num_workers", "drop_last", "pin_memory", "collate_fn"):
+        if hasattr(loader, key):
+            logger.info("DataLoader[%s] %s: %s", label, key, getattr(loader, key))
+    for key in ("sampler", "batch_sampler"):
+        if getattr(loader, key, None) is not None:
+            logger.info("DataLoader[%s] %s: %r", label, key, getattr(loader, key))
 
 
 @functools.cache

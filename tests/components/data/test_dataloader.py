@@ -232,3 +232,38 @@ def test_shards_rotate_per_epoch_and_rank_in_a_real_process_group(tmp_path):
     assert by[0]["epoch0"] == [0, 4, 8, 12] and by[1]["epoch0"] == [1, 5, 9, 13]
     assert by[0]["epoch1"] == [2, 6, 10, 14] and by[1]["epoch1"] == [3, 7, 11, 15]
     assert "total_shards must be divisible by world_size (3 shards over 2 ranks" in by[0]["odd"]
+
+
+def test_each_modes_loader_is_logged_once_with_its_batching(caplog):
+    import espnet3.components.data.dataloader as module
+
+    module._LOGGED_DATALOADER.clear()
+    organizer = DataOrganizer(train=[{"dataset": items(5)}], valid=[{"dataset": items(2)}])
+    builder = DataLoaderBuilder(organizer, {"dataloader": {"train": {"batch_size": 2}}})
+    with caplog.at_level("INFO", logger="espnet3.components.data.dataloader"):
+        builder.build("train")
+        builder.build("train")  # the next epoch's loader: not logged again
+    lines = [r.getMessage() for r in caplog.records]
+    assert lines.count("DataLoader[train] class: torch.utils.data.dataloader.DataLoader") == 1
+    assert "DataLoader[train] batch_size: 2" in lines
+    assert "DataLoader[train] num_workers: 0" in lines
+
+
+def test_an_organizer_summary_names_each_split_its_size_and_transform(caplog):
+    import logging
+
+    def lower(sample):
+        return sample
+
+    organizer = DataOrganizer(
+        train=[{"dataset": items(5)}, {"dataset": items(3, start=5)}],
+        valid=[{"dataset": items(2)}],
+        test=[{"name": "eval", "dataset": items(4), "transform": lower}],
+    )
+    with caplog.at_level("INFO", logger="summary"):
+        organizer.log_summary(logging.getLogger("summary"))
+    text = caplog.text
+    assert "train dataset: espnet3.components.data.dataset.CombinedDataset (len=8)" in text
+    assert "train dataset part 1:" in text and "valid dataset:" in text
+    assert "test datasets: 1" in text and "test[eval] dataset:" in text
+    assert "transform=" in text and "lower" in text
