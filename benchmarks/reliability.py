@@ -21,6 +21,7 @@ import json
 import logging
 import os
 import pickle
+import re
 import shutil
 import signal
 import stat
@@ -131,6 +132,14 @@ def expected(indices, drop=()) -> list[dict]:
 def count_lost_and_duplicated(got: list[int], want: list[int]) -> tuple[int, int]:
     counts = Counter(got)
     return len(set(want) - set(counts)), sum(n - 1 for n in counts.values() if n > 1)
+
+
+def said(text: str, tmp: Path) -> str:
+    """The first clause of a shard's status detail or error, without the run's paths and pids
+    (a detail goes on with the tail of the job's log)."""
+    clause = text.splitlines()[0].split(";")[0].split(" (")[0] if text else ""
+    clause = clause.replace(str(tmp), "$TMP").replace("|", "/")
+    return re.sub(r"process \d+", "process <pid>", clause)
 
 
 # --- security -------------------------------------------------------------------------------
@@ -359,11 +368,12 @@ class _Planted:
     "tests/runner/test_async_local.py::test_pickles_planted_in_the_shared_directories_are_never_unpickled",
 )
 def planted_pickle(tmp: Path) -> Row:
-    """A pickle planted in a shared specs directory as a shard spec and as a results file."""
+    """A pickle planted in a shared specs directory as a shard spec, and in the shards root as
+    a results file and as a `done` marker."""
     from runner_toys import ToyProvider, ToyRunner
 
     from espnet3.parallel import set_parallel
-    from espnet3.runner.jobs_dir import collect
+    from espnet3.runner.jobs_dir import collect, status
 
     marker = tmp / "unpickled"
     payload = pickle.dumps(_Planted(marker))
@@ -380,7 +390,7 @@ def planted_pickle(tmp: Path) -> Row:
         submission.wait(timeout=300, poll=0.2)
     finally:
         set_parallel(None)
-    spec = tmp / "specs" / f"{submission.shards[0]}.spec.json"
+    spec = Path(submission[0]["spec"])  # <specs>/<call>/split.0.spec.json
     original = spec.read_bytes()
     spec.write_bytes(payload)
     with Clock() as clock:
@@ -392,12 +402,22 @@ def planted_pickle(tmp: Path) -> Row:
         )
     spec_says = job.stderr.strip().splitlines()[-1] if job.stderr.strip() else ""
     spec.write_bytes(original)
-    (tmp / "results" / f"{submission.shards[1]}.jsonl").write_bytes(payload)
+    # The pickle padded to the size `done` records (pickle ignores what follows its STOP), so
+    # collect takes split.1 as done and really reads the planted file.
+    results = Path(submission[1]["result"])  # <results>/<call>/split.1/results.jsonl
+    size = results.stat().st_size
+    assert len(payload) < size, (len(payload), size)
+    results.write_bytes(payload + b" " * (size - len(payload)))
     err = refused(lambda: list(collect(tmp / "specs")), Exception)
-    assert job.returncode != 0 and not marker.exists(), (job.returncode, job.stderr)
+    (Path(submission[0]["shard_dir"]) / "done").write_bytes(payload)
+    state = status(tmp / "specs")[0].state
+    assert job.returncode != 0 and str(spec) in job.stderr, (job.returncode, job.stderr)
+    assert state != "done" and not marker.exists(), state
     return Row(
-        f"never unpickled (specs and results are JSON): the shard job exits "
-        f"{job.returncode} ({spec_says[:60]}...); collect refuses ({first_line(err)[:60]}...)",
+        f"never unpickled (specs, results and done are JSON): the shard job exits "
+        f"{job.returncode} ({spec_says.replace(str(tmp), '$TMP')[:70]}...); collect refuses "
+        f"({type(err).__name__}: {first_line(err)[:50]}...); the shard with the planted done "
+        f"is '{state}', not done",
         f"{clock.s:.1f} (shard job)",
     )
 
@@ -567,32 +587,70 @@ def _wait_for(predicate: Callable[[], object], seconds: float = 120.0, poll: flo
     raise AssertionError(f"waited {seconds:.0f} s for {predicate}")
 
 
+def _pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` still runs (a zombie does not: its command line is empty)."""
+    try:
+        return bool(Path(f"/proc/{pid}/cmdline").read_bytes())
+    except OSError:
+        return False
+
+
+def _processes_left(submissions) -> int:
+    """How many shard processes and local launchers of ``submissions`` still run, once they had
+    up to a minute to exit after their shards were done."""
+    from espnet3.runner.shard_spec import read_record
+
+    pids = set()
+    for submission in submissions:
+        for k in range(len(submission)):
+            record = read_record(submission.files.job_record(k)) or {}
+            pids |= {int(record[key]) for key in ("job_id", "launcher") if record.get(key)}
+    with contextlib.suppress(AssertionError):
+        _wait_for(lambda: not any(_pid_alive(pid) for pid in pids), 60, 0.2)
+    return sum(_pid_alive(pid) for pid in pids)
+
+
 @case("D4", "tests/runner/test_async_local.py::test_resume_resubmits_only_the_killed_shard")
 def killed_shard(tmp: Path) -> Row:
     """A shard process killed (SIGKILL) while writing its results, then the same call again."""
-    from espnet3.runner.job_records import read_job_record
+    from espnet3.errors import IncompleteError
     from espnet3.runner.jobs_dir import status
+    from espnet3.runner.shard_dir import holder
+    from espnet3.runner.shard_spec import read_record
 
     with _parallel(LOCAL):
         submission = _async(tmp, {"sleep": 0.3}, async_shard_size=8, async_max_running=2)(range(32))
-        victim = submission.shards[0]
-        record = _wait_for(lambda: (read_job_record(tmp / "specs", victim) or {}).get("job_id"))
-        _wait_for(lambda: list((tmp / "results").glob(f".{victim}.jsonl.*.tmp")))
-        os.kill(int(record), signal.SIGKILL)
+        victim, shard = submission.shards[0], Path(submission[0]["shard_dir"])
+        # The shard process holds split.0/lock (its pid inside) and writes a .tmp beside it.
+        owner = _wait_for(lambda: holder(shard))
+        _wait_for(lambda: list(shard.glob(".results.jsonl.*.tmp")))
+        record = read_record(submission.files.job_record(0)) or {}
+        assert str(owner["pid"]) == record.get("job_id"), (owner, record)
+        os.kill(owner["pid"], signal.SIGKILL)
         with Clock() as noticed:
-            _wait_for(lambda: status(tmp / "specs", [victim])[0].state == "failed")
+            _wait_for(lambda: status(tmp / "specs")[0].state == "failed")
+        left = [p.name for p in shard.iterdir()]  # what the kill left
+        gone = holder(shard) is None and "lock" in left  # a stale lock, known as such
+        detail = said(status(tmp / "specs")[0].detail, tmp)
         submission.wait(timeout=600, poll=0.2)
+        err = refused(lambda: list(submission.collect()), IncompleteError)
         resumed = _async(tmp, {"sleep": 0.3}, async_shard_size=8, async_max_running=2)(range(32))
         resumed.wait(timeout=600, poll=0.2)
     indices = [i for i, _ in resumed.collect()]
     lost, dup = count_lost_and_duplicated(indices, list(range(32)))
-    temps = list((tmp / "results").glob("*.tmp"))
-    assert resumed.submitted == [victim] and lost == dup == 0 and not temps
+    temps = list((tmp / "results").rglob("*.tmp"))
+    locks = list((tmp / "results").rglob("lock"))
+    jobs_left = _processes_left([submission, resumed])
+    assert gone and any(n.endswith(".tmp") for n in left), left
+    assert f"{victim} failed" in str(err) and "ended without complete results" in detail
+    assert resumed.submitted == [victim] and lost == dup == 0 and not temps and not locks
     return Row(
-        f"shown failed ('ended without complete results'); the rerun resubmits that shard "
-        f"alone (1 of {len(submission.shards)}) and removes its .tmp files ({len(temps)} left)",
+        f"the dead holder's lock is seen as stale; shown failed ('{detail}'), collect refuses "
+        f"('{said(str(err), tmp)}'); "
+        f"the rerun resubmits that shard alone (1 of {len(submission.shards)}), takes its lock "
+        f"over and removes its .tmp files ({len(temps)} .tmp, {len(locks)} locks left)",
         f"{noticed.s:.1f} (kill to failed)",
-        jobs_left="0",
+        jobs_left=str(jobs_left),
         lost=str(lost),
         duplicated=str(dup),
     )
@@ -600,27 +658,35 @@ def killed_shard(tmp: Path) -> Row:
 
 @case("D5", "tests/runner/test_async_local.py::test_truncated_results_are_never_complete")
 def truncated_results(tmp: Path) -> Row:
-    """A finished shard's results file loses its last line (or one in the middle)."""
-    from espnet3.errors import Espnet3Error
-    from espnet3.runner.jobs_dir import collect
+    """A finished shard's results file loses a line in the middle (its `done` records the
+    file's size)."""
+    from espnet3.errors import IncompleteError
+    from espnet3.runner.jobs_dir import collect, status
 
     with _parallel(LOCAL):
         submission = _async(tmp, async_shard_size=10)(range(20))
         submission.wait(timeout=300, poll=0.2)
-        first = tmp / "results" / f"{submission.shards[0]}.jsonl"
+        # split.N/done is written before its process exits: until then the damaged shard
+        # would be shown running (its job is alive), which is not the hazard measured here.
+        _processes_left([submission])
+        first = Path(submission[0]["result"])
         lines = first.read_text().splitlines(keepends=True)
         first.write_text("".join(lines[:3] + lines[4:]))
-        err = refused(lambda: list(collect(tmp / "specs")), Espnet3Error)
+        state = status(tmp / "specs")[0]
+        err = refused(lambda: list(collect(tmp / "specs")), IncompleteError)
         with Clock() as clock:
             again = _async(tmp, async_shard_size=10)(range(20))
             again.wait(timeout=300, poll=0.2)
     got = [r for _, r in again.collect()]
+    lost, dup = count_lost_and_duplicated([r["idx"] for r in got], list(range(20)))
+    assert state.state == "failed" and f"{submission.shards[0]} failed" in str(err)
     assert again.submitted == [submission.shards[0]] and got == expected(range(20))
     return Row(
-        f"collect refuses ('{first_line(err)[:50]}...'); the rerun redoes that shard only",
+        f"no longer done: status says failed ('{said(state.detail, tmp)}'); collect refuses "
+        f"('{said(str(err), tmp)}'); the rerun redoes that shard only",
         f"{clock.s:.1f} (rerun)",
-        lost="0",
-        duplicated="0",
+        lost=str(lost),
+        duplicated=str(dup),
     )
 
 
@@ -1088,30 +1154,34 @@ def bad_partition(tmp: Path) -> Row:
 )
 def cancelled_shard_task(tmp: Path) -> Row:
     """`scancel` of one running task of an async job array, then the same call again."""
-    from espnet3.runner.job_records import read_job_record
+    from espnet3.errors import IncompleteError
     from espnet3.runner.jobs_dir import status
 
     config = {"env": "slurm", "n_workers": 2, "options": SLURM_OPTIONS, "log_dir": str(tmp)}
     with _parallel(config):
         submission = _async(tmp, {"sleep": 0.5}, async_shard_size=8)(range(32))
-        victim = submission.shards[0]
-        job_id = read_job_record(tmp / "specs", victim)["job_id"]
-        _wait_for(lambda: status(tmp / "specs", [victim])[0].state == "running", 300, 0.2)
+        victim, job_id = submission.shards[0], submission[0]["job_id"]  # "<array>_0"
+        _wait_for(lambda: status(tmp / "specs")[0].state == "running", 300, 0.2)
         subprocess.run(["scancel", job_id], check=True)
         with Clock() as noticed:
-            _wait_for(lambda: status(tmp / "specs", [victim])[0].state == "failed", 300, 0.2)
+            _wait_for(lambda: status(tmp / "specs")[0].state == "failed", 300, 0.2)
+        shown = said(status(tmp / "specs")[0].detail, tmp)
         submission.wait(timeout=600, poll=0.5)
+        err = refused(lambda: list(submission.collect()), IncompleteError)
         resumed = _async(tmp, {"sleep": 0.5}, async_shard_size=8)(range(32))
         resumed.wait(timeout=600, poll=0.5)
     indices = [i for i, _ in resumed.collect()]
     lost, dup = count_lost_and_duplicated(indices, list(range(32)))
-    detail = status(tmp / "specs", [victim])[0].detail
-    assert resumed.submitted == [victim] and lost == dup == 0
+    state = status(tmp / "specs")[0].state
+    jobs = [e["job_id"] for e in (*submission, *resumed) if e["job_id"]]
+    _, left = _gone(jobs)
+    assert "CANCELLED" in shown and f"{victim} failed" in str(err)
+    assert resumed.submitted == [victim] and lost == dup == 0 and state == "done" and not left
     return Row(
-        f"shown failed (CANCELLED); the rerun resubmits that task alone (1 of "
-        f"{len(submission.shards)}); state now '{detail or 'done'}'",
+        f"shown failed ('{shown}'), collect refuses; the rerun resubmits that task alone "
+        f"(1 of {len(submission.shards)}); state now '{state}'",
         f"{noticed.s:.1f} (scancel to failed)",
-        jobs_left="0",
+        jobs_left=str(len(left)),
         lost=str(lost),
         duplicated=str(dup),
     )
@@ -1146,7 +1216,6 @@ def reshard_slurm(tmp: Path) -> Row:
 def pending_reason(tmp: Path) -> Row:
     """A shard submitted while both cores are taken, its status read before the scheduler's
     next pass (squeue's reason is then "None")."""
-    from espnet3.runner.job_records import read_job_record
     from espnet3.runner.jobs_dir import status
 
     sleeper = ["sbatch", "--parsable", "--mem=100M", "-o", "/dev/null", "--wrap", "sleep 600"]
@@ -1160,7 +1229,7 @@ def pending_reason(tmp: Path) -> Row:
             submission = _async(tmp, async_shard_size=20)(range(20))
             with Clock() as clock:
                 state = status(tmp / "specs")[0]
-            shard_job = read_job_record(tmp / "specs", submission.shards[0])["job_id"]
+            shard_job = submission[0]["job_id"]
             subprocess.run(["scancel", *fill], check=True)
             submission.wait(timeout=300, poll=0.5)
     finally:

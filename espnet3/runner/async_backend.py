@@ -141,9 +141,10 @@ def submit_async(runner: Any, indices: Iterable[int]) -> AsyncSubmission:
         reused = []
     states = {int(s.name.split(".")[1]): s.state for s in jobs_dir.status(files)}
     todo = [k for k in ids if states[k] in jobs_dir.RERUN_STATES]
-    for k in todo:
+    for k in todo:  # so status does not report the old attempt
         with contextlib.suppress(FileNotFoundError):
-            os.unlink(files.failed(k))  # so status does not report the old attempt
+            os.unlink(files.failed(k))
+        clear_done(files.shard_dir(k))  # a done marker its files no longer match
     max_running = runner.async_max_running or config.n_workers
     jobs = submit_shards(todo, files, config, max_running) if todo else {}
     entries = []

@@ -29,10 +29,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from espnet3.errors import Espnet3Error, IncompleteError
+from espnet3.errors import ContractError, Espnet3Error, IncompleteError
 from espnet3.parallel.jobs import log_tail
 from espnet3.parallel.schedulers import scheduler_for
-from espnet3.runner.shard_dir import holder, is_done
+from espnet3.runner.shard_dir import done_path, holder, is_done
 from espnet3.runner.shard_plan import read_manifest
 from espnet3.runner.shard_run import RESULTS
 from espnet3.runner.shard_spec import CallFiles, read_record
@@ -72,6 +72,8 @@ def status(directory: str | os.PathLike | CallFiles) -> list[ShardStatus]:
         directory_k = files.shard_dir(k)
         if is_done(directory_k):
             settled[k] = ("done", "")
+        elif done_path(directory_k).exists():
+            settled[k] = ("failed", "its files changed after it was done: the next call redoes it")
         elif files.failed(k).exists():
             settled[k] = ("failed", _failure_message(files.failed(k)))
         elif (owner := holder(directory_k)) is not None:
@@ -166,10 +168,18 @@ def read_results(shard_dir: str | os.PathLike) -> Iterator[tuple[Any, Any]]:
             f"{shard_dir} holds no {RESULTS}: this call's runner writes its own files (writer "
             "hooks); read them with its merge() (submission.merge(), or the same call again)"
         )
-    with open(path, encoding="utf-8") as f:
-        for line in f:
-            record = json.loads(line)
-            yield record["index"], record["result"]
+    with open(path, "rb") as f:
+        for number, line in enumerate(f, 1):
+            try:
+                record = json.loads(line)
+                pair = record["index"], record["result"]
+            except (ValueError, KeyError, TypeError) as err:
+                raise ContractError(
+                    f"{path} line {number} is not a result record ({type(err).__name__}: "
+                    f"{err}): the file was changed after its shard finished; delete "
+                    f"{done_path(shard_dir)} and run the same call again to redo the shard"
+                ) from None
+            yield pair
 
 
 def summarize(states: Sequence[ShardStatus]) -> str:

@@ -6,8 +6,13 @@ import them by class path; the tests put this directory on ``PYTHONPATH``.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
+import subprocess
+import sys
+import threading
 import time
 from collections import Counter
 
@@ -183,3 +188,50 @@ def ran_items(path) -> list[tuple[int, int]]:
     except FileNotFoundError:
         return []
     return [tuple(int(x) for x in line.split()) for line in lines if len(line.split()) == 2]
+
+
+def kill_a_worker_when_it_runs(ran_log, call):
+    """Run ``call()`` while a thread SIGKILLs the process that started the third item
+    ``LinesRunner`` logged to ``ran_log``; ``(call's result, the killed pid)``."""
+    box = {}
+
+    def kill_once_running():
+        for _ in range(600):
+            items = ran_items(ran_log)
+            if len(items) >= 3:
+                box["pid"] = items[-1][1]
+                os.kill(box["pid"], signal.SIGKILL)
+                return
+            time.sleep(0.05)
+
+    killer = threading.Thread(target=kill_once_running)
+    killer.start()
+    try:
+        result = call()
+    finally:
+        killer.join()
+    return result, box["pid"]
+
+
+_HOLD = """
+import sys, time
+from espnet3.runner.shard_dir import ShardClaim
+claim = ShardClaim.take(sys.argv[1])
+print("held", flush=True)
+time.sleep(600)
+"""
+
+
+@contextlib.contextmanager
+def holding_a_claim(shard_dir):
+    """Another live process holds ``shard_dir``'s claim for the block; it is then killed as
+    ``kill -9`` would (its lock file stays). Yields the process."""
+    holder = subprocess.Popen(
+        [sys.executable, "-c", _HOLD, str(shard_dir)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        yield holder
+    finally:
+        holder.kill()
+        holder.wait()

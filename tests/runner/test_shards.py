@@ -8,14 +8,19 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
-from runner_toys import LinesRunner, ToyProvider, ran_items
+from runner_toys import (
+    LinesRunner,
+    ToyProvider,
+    holding_a_claim,
+    kill_a_worker_when_it_runs,
+    ran_items,
+)
 
 from espnet3.errors import IncompleteError, ItemError
 from espnet3.parallel import get_client, set_parallel
@@ -157,30 +162,14 @@ def test_concatenate_shard_files_in_the_given_order_and_when_none_exists(tmp_pat
     assert not list(out.parent.glob(".*.tmp"))
 
 
-HOLD = """
-import sys, time
-from espnet3.runner.shard_dir import ShardClaim
-claim = ShardClaim.take(sys.argv[1])
-print("held", flush=True)
-time.sleep(600)
-"""
-
-
-def test_a_shard_held_by_a_live_process_is_refused_and_taken_over_once_it_is_gone(tmp_path):
+def test_a_shard_held_by_a_live_process_is_refused_and_taken_over_once_it_is_gone(where, tmp_path):
     shard = tmp_path / "out" / "split.0"
-    holder = subprocess.Popen(
-        [sys.executable, "-c", HOLD, str(shard)], stdout=subprocess.PIPE, text=True
-    )
-    try:
-        assert holder.stdout.readline().strip() == "held"
+    with holding_a_claim(shard) as holder:
         with pytest.raises(RuntimeError, match=f"already locked.*pid {holder.pid}") as err:
             runner(tmp_path)(range(5))
         assert isinstance(err.value, ShardLocked)
         assert ran_items(tmp_path / "ran.log") == []
-    finally:
-        holder.kill()  # as kill -9 would: its lock file stays
-        holder.wait()
-    assert (shard / "lock").exists()
+    assert (shard / "lock").exists()  # killed as kill -9 would: its lock file stays
     assert without_pid(runner(tmp_path)(range(5))) == expected(range(5))
     assert not (shard / "lock").exists()
 
@@ -258,35 +247,12 @@ def test_a_worker_killed_mid_shard_loses_nothing(tmp_path):
     try:
         with get_client(WHERE["local"]):
             call = runner(tmp_path, params={"sleep": 0.15})
-            victim = _kill_a_worker_when_it_runs(tmp_path / "ran.log", lambda: call(range(24)))
+            victim = kill_a_worker_when_it_runs(tmp_path / "ran.log", lambda: call(range(24)))
     finally:
         set_parallel(None)
     result, pid = victim
     assert without_pid(result) == expected(range(24))
     assert pid not in {r["pid"] for r in result}
-
-
-def _kill_a_worker_when_it_runs(ran_log, call):
-    import threading
-
-    box = {}
-
-    def kill_once_running():
-        for _ in range(600):
-            items = ran_items(ran_log)
-            if len(items) >= 3:
-                box["pid"] = items[-1][1]
-                os.kill(box["pid"], signal.SIGKILL)
-                return
-            time.sleep(0.05)
-
-    killer = threading.Thread(target=kill_once_running)
-    killer.start()
-    try:
-        result = call()
-    finally:
-        killer.join()
-    return result, box["pid"]
 
 
 @pytest.mark.parametrize("policy", ["skip", "raise"])

@@ -9,11 +9,21 @@ import time
 from pathlib import Path
 
 import pytest
-from runner_toys import BrokenProvider, HazardRunner, ToyProvider, ToyRunner
+from runner_toys import (
+    BrokenProvider,
+    HazardRunner,
+    LinesRunner,
+    ToyProvider,
+    ToyRunner,
+    holding_a_claim,
+    kill_a_worker_when_it_runs,
+    ran_items,
+)
 
 from espnet3.errors import Espnet3Error, ItemError
 from espnet3.parallel import get_client, set_parallel
 from espnet3.runner.jobs_dir import status, summarize
+from espnet3.runner.shard_dir import ShardLocked
 
 pytestmark = pytest.mark.slurm
 
@@ -153,3 +163,82 @@ def test_shard_logs_go_where_dask_worker_logs_would(tmp_path):
     log = Path(job_record(submission, 0)["log"])
     assert log.parent == given and log.is_file()
     assert not (tmp_path / "base").exists()
+
+
+# --- upstream's shard runner (output_dir) on SLURM ------------------------------------------
+
+
+def lines_runner(tmp_path, params=None, **kwargs):
+    params = {"ran": str(tmp_path / "ran.log"), **(params or {})}
+    return LinesRunner(ToyProvider(CFG, params), output_dir=tmp_path / "out", **kwargs)
+
+
+def without_pid(results):
+    return [{k: v for k, v in r.items() if k != "pid"} for r in results]
+
+
+def test_shards_on_slurm_workers_keep_the_contract(slurm_parallel, tmp_path):
+    """One shard per SLURM worker in manifest.json, each ending with done; merge in plan order;
+    the rerun runs nothing; another plan is refused until resume=False."""
+    with get_client(slurm_parallel):
+        result = lines_runner(tmp_path, shard_subdir="train")(range(12))
+        out = tmp_path / "out" / "train"
+        plan = json.loads((out / "manifest.json").read_text())
+        assert [s["items"] for s in plan["shards"]] == [list(range(6)), list(range(6, 12))]
+        assert all((out / f"split.{k}" / "done").is_file() for k in range(2))
+        assert without_pid(result) == [
+            {"idx": i, "utt_id": f"utt{i:03d}", "y": 3 * i + 1} for i in range(12)
+        ]
+        ran = len(ran_items(tmp_path / "ran.log"))
+        assert lines_runner(tmp_path, shard_subdir="train")(range(12)) == result
+        assert len(ran_items(tmp_path / "ran.log")) == ran == 12
+        with pytest.raises(Espnet3Error, match="resume=False"):
+            lines_runner(tmp_path, shard_subdir="train")(range(14))
+        again = lines_runner(tmp_path, shard_subdir="train", resume=False)(range(14))
+    assert [r["idx"] for r in again] == list(range(14))
+
+
+def test_a_locked_shard_is_refused_on_slurm_and_taken_over_once_its_holder_is_gone(
+    slurm_parallel, tmp_path
+):
+    with get_client(slurm_parallel):
+        with holding_a_claim(tmp_path / "out" / "split.1") as holder:
+            with pytest.raises(ShardLocked, match=f"pid {holder.pid}"):
+                lines_runner(tmp_path)(range(8))
+            assert ran_items(tmp_path / "ran.log") == []
+        result = lines_runner(tmp_path)(range(8))
+    assert [r["idx"] for r in result] == list(range(8))
+
+
+def test_a_slurm_worker_killed_mid_shard_loses_nothing(slurm_parallel, tmp_path):
+    """SIGKILL to the SLURM worker running a shard: the shard runs again on the worker left,
+    and the merged result holds every item once."""
+    with get_client(slurm_parallel):
+        call = lines_runner(tmp_path, {"sleep": 0.3})
+        result, pid = kill_a_worker_when_it_runs(tmp_path / "ran.log", lambda: call(range(16)))
+    assert [r["idx"] for r in result] == list(range(16))
+    assert pid not in {r["pid"] for r in result}
+
+
+def test_a_cancelled_array_task_is_resumed_alone_by_the_next_call(slurm_parallel, tmp_path):
+    """async_mode with output_dir: one array task per split.N. Cancelling one while it runs
+    leaves its shard without done; the same call again submits that shard alone, and merge()
+    gives every item once."""
+    submission = lines_runner(tmp_path, {"sleep": 0.5}, async_mode=True)(range(16))
+    assert [e["shard_dir"] for e in submission] == [
+        str(tmp_path / "out" / f"split.{k}") for k in range(2)
+    ]
+    for _ in range(600):
+        if ran_items(tmp_path / "ran.log"):
+            break
+        time.sleep(0.1)
+    victim = ran_items(tmp_path / "ran.log")[0][0] // 8  # the shard of the first item started
+    subprocess.run(["scancel", submission[victim]["job_id"]], check=True)
+    states = {s.name: s.state for s in submission.wait(timeout=300, poll=0.5)}
+    assert states[f"split.{victim}"] == "failed"
+    assert not (tmp_path / "out" / f"split.{victim}" / "done").exists()
+
+    resumed = lines_runner(tmp_path, {"sleep": 0.0}, async_mode=True)(range(16))
+    assert resumed.submitted == [f"split.{victim}"]
+    assert {s.state for s in resumed.wait(timeout=300, poll=0.5)} == {"done"}
+    assert [r["idx"] for r in resumed.merge()] == list(range(16))
