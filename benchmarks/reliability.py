@@ -690,6 +690,42 @@ def truncated_results(tmp: Path) -> Row:
     )
 
 
+@case(
+    "D6",
+    "tests/runner/test_async_local.py::test_results_rewritten_to_the_same_size_are_found_by_their_checksum",
+)
+def same_size_results(tmp: Path) -> Row:
+    """A finished shard's results file gets one digit changed: same size, other bytes (its
+    `done` records size, time and sha256)."""
+    from espnet3.errors import IncompleteError
+    from espnet3.runner.jobs_dir import collect, status
+
+    with _parallel(LOCAL):
+        submission = _async(tmp, async_shard_size=10)(range(20))
+        submission.wait(timeout=300, poll=0.2)
+        _processes_left([submission])
+        first = Path(submission[0]["result"])
+        text = first.read_text()
+        first.write_text(text.replace('"y": 7}', '"y": 8}', 1))
+        assert len(first.read_text()) == len(text)
+        state = status(tmp / "specs")[0]
+        err = refused(lambda: list(collect(tmp / "specs")), IncompleteError)
+        with Clock() as clock:
+            again = _async(tmp, async_shard_size=10)(range(20))
+            again.wait(timeout=300, poll=0.2)
+    got = [r for _, r in again.collect()]
+    lost, dup = count_lost_and_duplicated([r["idx"] for r in got], list(range(20)))
+    assert state.state == "failed" and "checksum differs" in state.detail
+    assert again.submitted == [submission.shards[0]] and got == expected(range(20))
+    return Row(
+        f"no longer done: status says failed ('{said(state.detail, tmp)}'); collect refuses "
+        f"('{said(str(err), tmp)}'); the rerun redoes that shard only",
+        f"{clock.s:.1f} (rerun)",
+        lost=str(lost),
+        duplicated=str(dup),
+    )
+
+
 # --- hangs and error policy -----------------------------------------------------------------
 
 

@@ -32,7 +32,7 @@ from typing import Any
 from espnet3.errors import ContractError, Espnet3Error, IncompleteError
 from espnet3.parallel.jobs import log_tail
 from espnet3.parallel.schedulers import scheduler_for
-from espnet3.runner.shard_dir import done_path, holder, is_done
+from espnet3.runner.shard_dir import done_path, holder, is_done, not_done_because
 from espnet3.runner.shard_plan import read_manifest
 from espnet3.runner.shard_run import RESULTS
 from espnet3.runner.shard_spec import CallFiles, read_record
@@ -70,10 +70,11 @@ def status(directory: str | os.PathLike | CallFiles) -> list[ShardStatus]:
     settled: dict[int, tuple[str, str]] = {}
     for k in ids:
         directory_k = files.shard_dir(k)
-        if is_done(directory_k):
+        why = not_done_because(directory_k)
+        if why is None:
             settled[k] = ("done", "")
         elif done_path(directory_k).exists():
-            settled[k] = ("failed", "its files changed after it was done: the next call redoes it")
+            settled[k] = ("failed", f"{why}: the next call redoes the shard")
         elif files.failed(k).exists():
             settled[k] = ("failed", _failure_message(files.failed(k)))
         elif (owner := holder(directory_k)) is not None:

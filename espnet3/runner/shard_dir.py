@@ -10,9 +10,10 @@ lock not refreshed for :data:`STALE_SECONDS` is taken over. A lock espnet3 did n
 earlier ESPnet3, a person) is never taken over: the error names the file to delete.
 
 **done.** Written last, atomically, once every output of the shard is closed. It records the
-size of each file in the shard directory, so a shard whose output was truncated or removed
-afterwards no longer counts as done; a ``done`` that records nothing (written by another tool)
-is trusted, as upstream ESPnet3 trusts it.
+size, time and sha256 of each file in the shard directory, so a shard whose output was
+truncated, removed or rewritten afterwards no longer counts as done (:func:`not_done_because`
+names the file); a ``done`` that records nothing (written by another tool) is trusted, as
+upstream ESPnet3 trusts it.
 
 Example:
     >>> import tempfile, pathlib
@@ -31,6 +32,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import json
 import os
 import socket
@@ -244,21 +246,28 @@ def _locked_message(shard_dir: Path) -> str:
 
 
 # ----- done ---------------------------------------------------------------------------------
-def outputs(shard_dir: str | os.PathLike) -> dict[str, int]:
-    """``{name: size}`` of the shard's output files (top level, bookkeeping and temps left out)."""
-    sizes = {}
+def outputs(shard_dir: str | os.PathLike) -> dict[str, dict[str, Any]]:
+    """``{name: {"size", "mtime_ns", "sha256"}}`` of the shard's output files (top level,
+    bookkeeping and temps left out)."""
+    found = {}
     with os.scandir(shard_dir) as entries:
         for entry in entries:
             name = entry.name
             if name in BOOKKEEPING or (name.startswith(".") and name.endswith(".tmp")):
                 continue
             if entry.is_file(follow_symlinks=False):
-                sizes[name] = entry.stat(follow_symlinks=False).st_size
-    return sizes
+                info = entry.stat(follow_symlinks=False)
+                found[name] = {
+                    "size": info.st_size,
+                    "mtime_ns": info.st_mtime_ns,
+                    "sha256": _sha256(entry.path),
+                }
+    return found
 
 
 def mark_done(shard_dir: str | os.PathLike) -> None:
-    """Record the shard as done, with the size of each of its output files (atomically, last)."""
+    """Record the shard as done, with the size, time and checksum of each of its output files
+    (atomically, last)."""
     atomic_write_json(done_path(shard_dir), {"files": outputs(shard_dir)})
 
 
@@ -269,24 +278,50 @@ def clear_done(shard_dir: str | os.PathLike) -> None:
 
 
 def is_done(shard_dir: str | os.PathLike) -> bool:
-    """Whether the shard is done and every file its ``done`` records still has its size."""
+    """Whether the shard is done and its files are still what its ``done`` recorded."""
+    return not_done_because(shard_dir) is None
+
+
+def not_done_because(shard_dir: str | os.PathLike) -> str | None:
+    """Why the shard does not count as done (``None``: it does).
+
+    Every file ``done`` records must have its size; one whose time changed must also have its
+    checksum (so the check reads a file only when something touched it). A ``done`` of sizes
+    only (earlier espnet3) is checked by size.
+    """
     try:
         text = done_path(shard_dir).read_text(encoding="utf-8")
-    except (OSError, ValueError):  # missing, or not text
-        return False
+    except FileNotFoundError:
+        return "it has no done marker"
+    except (OSError, ValueError):  # unreadable, or not text
+        return f"its done marker {done_path(shard_dir)} is unreadable"
     try:
         record = json.loads(text)
-    except ValueError:
-        return not text.strip()  # empty: upstream's marker; garbled: not done
+    except ValueError:  # empty: upstream's marker, trusted; garbled: not done
+        return None if not text.strip() else f"its done marker {done_path(shard_dir)} is garbled"
     if not isinstance(record, dict) or not isinstance(record.get("files"), dict):
-        return False
-    for name, size in record["files"].items():
+        return f"its done marker {done_path(shard_dir)} records no files"
+    for name, recorded in record["files"].items():
+        path = Path(shard_dir) / name
+        recorded = recorded if isinstance(recorded, dict) else {"size": recorded}
         try:
-            if os.stat(Path(shard_dir) / name).st_size != size:
-                return False
+            info = os.stat(path)
         except OSError:
-            return False
-    return True
+            return f"{path} is gone"
+        if info.st_size != recorded.get("size"):
+            return f"{path} is {info.st_size} bytes, {recorded.get('size')} when it was done"
+        if "sha256" in recorded and info.st_mtime_ns != recorded.get("mtime_ns"):
+            if _sha256(path) != recorded["sha256"]:
+                return f"{path} changed after it was done (its checksum differs)"
+    return None
+
+
+def _sha256(path: str | os.PathLike) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 # ----- heartbeat ----------------------------------------------------------------------------

@@ -4,8 +4,8 @@ The order is upstream ESPnet3's: ``init_state`` (makes ``split.N`` and calls ``o
 then per unit ``forward`` and ``reduce_state`` (``write_record``), then ``finalize_state``
 (``close_writers``). espnet3 adds what makes the shard safe to rerun: a ``done`` left by an
 earlier run and the temporary files of a killed one are removed first, ``done`` is written
-last and records the outputs' sizes, and a shard that fails leaves no ``done``, with its
-writers closed. The caller holds the shard's claim (:mod:`espnet3.runner.shard_dir`).
+last and records the outputs' sizes and checksums, and a shard that fails leaves no ``done``,
+with its writers closed. The caller holds the shard's claim (:mod:`espnet3.runner.shard_dir`).
 
 A unit that raises follows the runner's ``on_error``: ``raise`` stops the shard with an
 :class:`~espnet3.errors.ItemError` naming the index (and ``utt_id``); ``skip`` records it in

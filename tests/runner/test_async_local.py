@@ -6,6 +6,7 @@ status files and the shard processes, exactly as a user would.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import pickle
@@ -76,13 +77,15 @@ def test_async_local_matches_sequential_and_skips_done_shards(local_parallel, tm
     assert [e["spec"] for e in again] == [e["spec"] for e in job_meta]
     assert again.submitted == [] and again.already_done == job_meta.shards
 
-    # Every line of a results file is a result record; done records the file's size.
+    # Every line of a results file is a result record; done records the file's size and sum.
     for entry in job_meta:
         result = Path(entry["result"])
         lines = [json.loads(line) for line in result.read_text().splitlines()]
         assert lines and all(set(line) == {"index", "result"} for line in lines)
         done = json.loads((Path(entry["shard_dir"]) / "done").read_text())
-        assert done == {"files": {"results.jsonl": result.stat().st_size}}
+        recorded = done["files"]["results.jsonl"]
+        assert recorded["size"] == result.stat().st_size
+        assert recorded["sha256"] == hashlib.sha256(result.read_bytes()).hexdigest()
         assert not (Path(entry["shard_dir"]) / "lock").exists()
 
     # A later Python process collects the directory with the public function alone.
@@ -150,6 +153,29 @@ def test_truncated_results_are_never_complete(local_parallel, tmp_path):
         state = status(tmp_path / "specs")[0]
     assert state.state == "failed"
     with pytest.raises(Espnet3Error, match="1 of 2 shard"):
+        list(collect(tmp_path / "specs"))
+    again = async_runner(tmp_path, async_shard_size=10)(range(20))
+    assert again.submitted == ["split.0"]
+    again.wait(timeout=300, poll=0.2)
+    assert [r for _, r in again.collect()] == expected(range(20))
+
+
+def test_results_rewritten_to_the_same_size_are_found_by_their_checksum(
+    local_parallel, tmp_path
+):
+    submission = async_runner(tmp_path, async_shard_size=10)(range(20))
+    assert summarize(submission.wait(timeout=300, poll=0.2)) == "2 done"
+    results = Path(submission[0]["result"])
+    text = results.read_text()
+    results.write_text(text.replace('"y": 7}', '"y": 8}', 1))  # item 2, same size
+    assert len(results.read_text()) == len(text)
+    for _ in range(600):  # the shard process may still be exiting after its rename
+        state = status(tmp_path / "specs")[0]
+        if state.state != "running":
+            break
+        time.sleep(0.1)
+    assert state.state == "failed" and f"{results} changed after it was done" in state.detail
+    with pytest.raises(Espnet3Error, match="checksum differs"):
         list(collect(tmp_path / "specs"))
     again = async_runner(tmp_path, async_shard_size=10)(range(20))
     assert again.submitted == ["split.0"]

@@ -6,6 +6,7 @@ Every run writes real files; what ran is counted from a file every process appen
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -84,16 +85,27 @@ def test_done_shards_are_skipped_on_resume(where, tmp_path):
     assert len(ran_items(tmp_path / "ran.log")) == 12
     again = runner(tmp_path)(range(12))
     assert again == first and len(ran_items(tmp_path / "ran.log")) == 12
-    done = tmp_path / "out" / "split.0" / "done"
-    assert json.loads(done.read_text()) == {
-        "files": {"lines.txt": (tmp_path / "out" / "split.0" / "lines.txt").stat().st_size}
+    lines = tmp_path / "out" / "split.0" / "lines.txt"
+    recorded = json.loads((lines.parent / "done").read_text())["files"]
+    assert recorded == {
+        "lines.txt": {
+            "size": lines.stat().st_size,
+            "mtime_ns": lines.stat().st_mtime_ns,
+            "sha256": hashlib.sha256(lines.read_bytes()).hexdigest(),
+        }
     }
 
 
-def test_a_shard_whose_output_changed_after_done_runs_again_alone(where, tmp_path):
+@pytest.mark.parametrize("damage", ["truncated", "same size"])
+def test_a_shard_whose_output_changed_after_done_runs_again_alone(where, tmp_path, damage):
     first = runner(tmp_path, FourShards)(range(12))
     lines = tmp_path / "out" / "split.2" / "lines.txt"
-    lines.write_text(lines.read_text()[:-10])  # truncated after it was marked done
+    text = lines.read_text()
+    if damage == "truncated":
+        lines.write_text(text[:-10])
+    else:  # one digit changed: the size stays, the checksum does not
+        lines.write_text(text.replace('"y": 19', '"y": 18', 1))
+        assert len(lines.read_text()) == len(text) and lines.read_text() != text
     with pytest.raises(IncompleteError, match="split.2") as err:  # not merged as it is ...
         _completed(tmp_path / "out")
     assert isinstance(err.value, FileNotFoundError)
