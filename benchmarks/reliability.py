@@ -577,6 +577,52 @@ def zero_channel_wav(tmp: Path) -> Row:
     )
 
 
+@case(
+    "D7",
+    "tests/data/test_hf_to_lhotse.py::test_non_finite_samples_are_refused_or_recorded_never_written",
+)
+def non_finite_audio(tmp: Path) -> Row:
+    """A row whose samples hold NaN and inf, given to `cutset_from_huggingface` (raise, then
+    skip) and to `ESPnet3Dataset`."""
+    import datasets
+    import numpy as np
+
+    from espnet3.data.dataset import ESPnet3Dataset
+    from espnet3.data.huggingface_utils import cutset_from_huggingface
+    from espnet3.errors import ItemError
+
+    good = (np.sin(np.linspace(0, 60, 1600)) * 0.3).astype(np.float32)
+    bad = good.copy()
+    bad[[5, 9]] = [np.nan, np.inf]
+    dataset = datasets.Dataset.from_dict(
+        {
+            "audio": [{"array": a, "sampling_rate": 16000} for a in (good, bad)],
+            "text": ["a", "b"],
+            "utt": ["ok0", "nan1"],
+        }
+    )
+    info = {"audio": "audio", "text": "text", "id": "utt"}
+    with Clock() as clock:
+        err = refused(
+            lambda: cutset_from_huggingface(info, None, dataset, "t", audio_dir=tmp / "a"),
+            ItemError,
+        )
+    skipped = cutset_from_huggingface(
+        info, None, dataset, "t", audio_dir=tmp / "b", on_error="skip",
+        errors_path=tmp / "errors.jsonl",
+    )  # fmt: skip
+    item_err = refused(lambda: ESPnet3Dataset(dataset, data_info=info)[1], ItemError)
+    written = [p for p in (tmp / "b").rglob("*") if "nan1" in p.name]
+    assert "nan1" in str(err) and "nan1" in str(item_err) and list(skipped.ids) == ["ok0"]
+    assert not written and "nan1" in (tmp / "errors.jsonl").read_text()
+    return Row(
+        f"refused: '{first_line(err)[:80]}...'; skip records it in errors.jsonl and writes "
+        f"no audio for it; the dataset says '{first_line(item_err)[:50]}...'",
+        f"{clock.s:.2f}",
+        lost="0 bad samples written",
+    )
+
+
 def _wait_for(predicate: Callable[[], object], seconds: float = 120.0, poll: float = 0.05):
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:

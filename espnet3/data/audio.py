@@ -61,11 +61,12 @@ class LoadedAudio:
         """
         if self.samples is None:
             try:
-                return sf.read(self._file(), dtype=dtype, always_2d=False)[0]
+                decoded = sf.read(self._file(), dtype=dtype, always_2d=False)[0]
             except Exception as exc:  # soundfile names a BytesIO by its repr
                 reason = getattr(exc, "error_string", None) or str(exc)
                 where = f"{len(self.data)} bytes" if self.data is not None else repr(self.path)
                 raise Espnet3Error(f"audio ({where}) cannot be decoded: {reason}") from None
+            return check_finite(decoded)  # a float WAV can hold NaN and inf
         if dtype == "int16":
             return to_int16(self.samples)
         if np.issubdtype(self.samples.dtype, np.integer):
@@ -78,6 +79,27 @@ class LoadedAudio:
 
     def _file(self) -> Any:
         return io.BytesIO(self.data) if self.data is not None else self.path
+
+
+def check_finite(samples: np.ndarray) -> np.ndarray:
+    """``samples``, or an error saying how many are NaN or infinite and where the first is.
+
+    Example:
+        >>> check_finite(np.array([0.0, np.nan, np.inf]))
+        Traceback (most recent call last):
+        ...
+        espnet3.errors.Espnet3Error: audio holds 2 non-finite samples (NaN or inf), the first at sample 1: it would be written as silence and clipping; fix or drop this row
+    """
+    if np.issubdtype(samples.dtype, np.floating):
+        bad = ~np.isfinite(samples)
+        if bad.any():
+            first = int(np.argwhere(bad)[0][0])
+            raise Espnet3Error(
+                f"audio holds {int(bad.sum())} non-finite samples (NaN or inf), the first at "
+                f"sample {first}: it would be written as silence and clipping; fix or drop "
+                "this row"
+            )
+    return samples
 
 
 def to_int16(samples: np.ndarray) -> np.ndarray:
@@ -229,6 +251,7 @@ def _from_samples(array: Any, sampling_rate: int | None) -> LoadedAudio:
         samples = samples.T  # (channels, frames) as torch and lhotse use -> soundfile's layout
     if samples.size == 0:
         raise Espnet3Error("audio is empty (0 samples)")
+    check_finite(samples)
     channels = 1 if samples.ndim == 1 else samples.shape[1]
     return LoadedAudio(int(sampling_rate), samples.shape[0], channels, samples=samples)
 

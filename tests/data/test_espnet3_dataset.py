@@ -222,3 +222,25 @@ def test_a_corrupt_wav_header_is_refused_naming_index_and_utt_id(generated_utter
     with pytest.raises(ItemError, match=r"^item 1 \(utt_id 'gen1'\) of the dataset: .*zero") as err:
         items[1]
     assert "BytesIO" not in str(err.value) and err.value.index == 1
+
+
+def test_non_finite_samples_are_refused_naming_the_item(tmp_path):
+    import datasets
+
+    from espnet3.errors import ItemError
+
+    bad = np.zeros(1600, np.float32)
+    bad[3:] = np.nan
+    dataset = datasets.Dataset.from_dict(
+        {
+            "audio": [
+                {"array": a, "sampling_rate": 16000} for a in (np.zeros(1600, np.float32), bad)
+            ],
+            "text": ["a", "b"],
+            "utt": ["ok0", "nan1"],
+        }
+    )
+    items = ESPnet3Dataset(dataset, data_info={"audio": "audio", "text": "text", "id": "utt"})
+    assert np.isfinite(items[0]["speech"]).all()
+    with pytest.raises(ItemError, match=r"item 1 \(utt_id 'nan1'\).*1597 non-finite samples"):
+        items[1]

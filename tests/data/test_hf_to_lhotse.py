@@ -356,3 +356,33 @@ def test_ids_that_differ_only_in_unsafe_characters_get_their_own_files(
     paths = [cut.recording.sources[0].source for cut in cuts]
     assert len(set(paths)) == 2 and Path(paths[0]).name.startswith("spk%2Futt1.")
     assert_same_audio(cuts, two)
+
+
+def test_non_finite_samples_are_refused_or_recorded_never_written(tmp_path):
+    """A row whose array holds NaN and inf would become a FLAC of zeros and full-scale clicks."""
+    good = np.sin(np.linspace(0, 60, 1600)).astype(np.float32) * 0.3
+    bad = good.copy()
+    bad[[5, 9]] = [np.nan, np.inf]
+    dataset = datasets.Dataset.from_dict(
+        {
+            "audio": [{"array": a, "sampling_rate": 16000} for a in (good, bad, good)],
+            "text": ["a", "b", "c"],
+            "utt": ["ok0", "nan1", "ok2"],
+        }
+    )
+    info = {"audio": "audio", "text": "text", "id": "utt"}
+    with pytest.raises(ItemError, match=r"row 1 \(utt_id 'nan1'\).*2 non-finite samples"):
+        cutset_from_huggingface(info, None, dataset, "t", audio_dir=tmp_path / "a")
+    cuts = cutset_from_huggingface(
+        info,
+        None,
+        dataset,
+        "t",
+        audio_dir=tmp_path / "b",
+        on_error="skip",
+        errors_path=tmp_path / "errors.jsonl",
+    )
+    assert list(cuts.ids) == ["ok0", "ok2"]
+    (record,) = [json.loads(x) for x in (tmp_path / "errors.jsonl").read_text().splitlines()]
+    assert record["utt_id"] == "nan1" and "first at sample 5" in record["error"]
+    assert not list((tmp_path / "b").rglob("*nan1*"))

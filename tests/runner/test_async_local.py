@@ -160,9 +160,7 @@ def test_truncated_results_are_never_complete(local_parallel, tmp_path):
     assert [r for _, r in again.collect()] == expected(range(20))
 
 
-def test_results_rewritten_to_the_same_size_are_found_by_their_checksum(
-    local_parallel, tmp_path
-):
+def test_results_rewritten_to_the_same_size_are_found_by_their_checksum(local_parallel, tmp_path):
     submission = async_runner(tmp_path, async_shard_size=10)(range(20))
     assert summarize(submission.wait(timeout=300, poll=0.2)) == "2 done"
     results = Path(submission[0]["result"])
