@@ -2,7 +2,11 @@
 
 Bytes go to ``.<name>.part`` beside the destination. An interrupted transfer (dropped
 connection, killed process) resumes from the bytes already on disk with an HTTP ``Range``
-request; a server that ignores ``Range`` simply sends the whole file again. The finished
+request, but only as a continuation of the very file it started: ``If-Range`` carries the
+ETag (else Last-Modified) of the first answer, kept in ``.<name>.part.json``, and the answer's
+``Content-Range`` must start where the part ends, in a file of the same length. A server that
+has a new version (or ignores ``Range``) sends the whole file, which replaces the part; a part
+nothing identifies is not resumed. The finished
 file is checked against ``sha256`` before it is renamed to its final name, so the destination
 either does not exist or is complete and verified. ``progress`` is told the bytes on disk after
 every chunk; :class:`DownloadProgress` logs them as percentages.
@@ -15,18 +19,23 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import http.client
+import json
 import logging
 import os
+import re
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from espnet3.errors import ConfigError, Espnet3Error
+from espnet3.utils.atomic import atomic_write_json
 
 log = logging.getLogger(__name__)
 
@@ -153,6 +162,8 @@ def download(
             else:
                 log.warning("cannot download %s (%s); trying again", url, _reason(err))
             time.sleep(backoff * 2**attempt)
+    with contextlib.suppress(FileNotFoundError):
+        _state_path(part).unlink()
     if sha256 is not None:
         actual = sha256_of(part)
         if actual != sha256.lower():
@@ -173,16 +184,33 @@ def _reason(err: BaseException) -> str:
 def _fetch(
     url: str, part: Path, timeout: float, chunk_size: int, progress: Progress | None
 ) -> None:
+    """Fetch ``url`` into ``part``, resuming it only when the server proves it is the same file."""
     have = part.stat().st_size if part.exists() else 0
-    request = urllib.request.Request(url, headers={"Range": f"bytes={have}-"} if have else {})
+    known = _validator(part, url) if have else None
+    headers = {"Range": f"bytes={have}-", "If-Range": known["if_range"]} if known else {}
     try:
-        response = urllib.request.urlopen(request, timeout=timeout)
+        response = urllib.request.urlopen(
+            urllib.request.Request(url, headers=headers), timeout=timeout
+        )
     except urllib.error.HTTPError as err:
-        if err.code != 416:  # 416: nothing left after `have`, i.e. the part is complete
+        if err.code != 416 or known is None:
             raise
-        return
+        if _range_total(err.headers.get("Content-Range")) == have == known.get("length"):
+            return  # nothing after `have`, and the server says the file is `have` bytes long
+        _start_over(part, "the server's file is shorter than the part kept")
+        return _fetch(url, part, timeout, chunk_size, progress)
     with response:
         resumed = response.status == 206
+        if resumed and known is None:
+            raise Espnet3Error(
+                f"downloading {url}: the server sent part of the file (HTTP 206) to a request "
+                "for all of it; try another mirror"
+            )
+        if resumed and not _continues(response.headers.get("Content-Range"), have, known):
+            _start_over(part, "the server answered a resume with another range")
+            return _fetch(url, part, timeout, chunk_size, progress)
+        if not resumed:
+            _remember(part, url, response.headers)
         expected = response.headers.get("Content-Length")
         kept = have if resumed else 0
         total = kept + int(expected) if expected is not None else None
@@ -199,3 +227,53 @@ def _fetch(
             os.fsync(f.fileno())
     if expected is not None and written < int(expected):
         raise http.client.IncompleteRead(b"", int(expected) - written)
+
+
+def _state_path(part: Path) -> Path:
+    return part.with_name(part.name + ".json")
+
+
+def _remember(part: Path, url: str, headers: Any) -> None:
+    """Keep what identifies the file being fetched (its ETag, else its Last-Modified, and its
+    length), so that a later resume can ask the server for this very file (``If-Range``)."""
+    if_range = headers.get("ETag") or headers.get("Last-Modified")
+    length = headers.get("Content-Length")
+    state = {"url": url, "if_range": if_range, "length": int(length) if length else None}
+    atomic_write_json(_state_path(part), state)
+
+
+def _validator(part: Path, url: str) -> dict[str, Any] | None:
+    """What identifies the file ``part`` holds the start of, or ``None`` when nothing does
+    (then the download starts again: a part of unknown origin cannot be trusted)."""
+    try:
+        state = json.loads(_state_path(part).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        state = None
+    if not isinstance(state, dict) or state.get("url") != url or not state.get("if_range"):
+        _start_over(part, "nothing identifies the file it was part of")
+        return None
+    return state
+
+
+def _continues(content_range: str | None, have: int, known: dict[str, Any] | None) -> bool:
+    """Whether a 206 answer's ``Content-Range`` starts at ``have`` of a file as long as the
+    one the part came from."""
+    match = re.fullmatch(r"bytes (\d+)-(\d+)/(\d+|\*)", (content_range or "").strip())
+    if match is None or known is None or int(match.group(1)) != have:
+        return False
+    total = match.group(3)
+    return known.get("length") is None or total == "*" or int(total) == known["length"]
+
+
+def _range_total(content_range: str | None) -> int | None:
+    """The length in a 416 answer's ``Content-Range: bytes */LENGTH``."""
+    match = re.fullmatch(r"bytes \*/(\d+)", (content_range or "").strip())
+    return int(match.group(1)) if match else None
+
+
+def _start_over(part: Path, why: str) -> None:
+    if part.exists():
+        log.warning("not resuming %s: %s; downloading it again", part, why)
+    for path in (part, _state_path(part)):
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()

@@ -15,7 +15,9 @@ PAYLOAD = bytes(range(256)) * 4000  # ~1 MB
 
 
 class Server:
-    """http.server in a thread serving PAYLOAD at /file, honouring ``Range: bytes=N-``.
+    """http.server in a thread serving ``payload`` at /file as a real file server does: with an
+    ETag, ``Range: bytes=N-`` answered by 206 and ``Content-Range``, and ``If-Range`` honoured
+    (another ETag: the whole file, 200). ``validators=False`` serves without ETag.
 
     ``drops`` lists byte counts after which successive responses cut the connection.
     """
@@ -23,6 +25,9 @@ class Server:
     def __init__(self):
         self.ranges: list[str | None] = []
         self.drops: list[int] = []
+        self.payload = PAYLOAD
+        self.validators = True
+        self.ignore_if_range = False
         server = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -30,16 +35,28 @@ class Server:
                 if self.path != "/file":
                     self.send_error(404)
                     return
+                payload = server.payload
+                etag = f'"{hashlib.sha256(payload).hexdigest()[:16]}"'
                 header = self.headers.get("Range")
                 server.ranges.append(header)
+                if_range = self.headers.get("If-Range")
+                if header and if_range not in (None, etag) and not server.ignore_if_range:
+                    header = None  # another version: the whole file
                 start = int(header.removeprefix("bytes=").rstrip("-")) if header else 0
-                if start >= len(PAYLOAD):
+                if start >= len(payload):
                     self.send_response(416)
+                    self.send_header("Content-Range", f"bytes */{len(payload)}")
                     self.end_headers()
                     return
-                body = PAYLOAD[start:]
+                body = payload[start:]
                 self.send_response(206 if header else 200)
                 self.send_header("Content-Length", str(len(body)))
+                if header:
+                    self.send_header(
+                        "Content-Range", f"bytes {start}-{len(payload) - 1}/{len(payload)}"
+                    )
+                if server.validators:
+                    self.send_header("ETag", etag)
                 self.end_headers()
                 if server.drops:
                     self.wfile.write(body[: server.drops.pop(0)])
@@ -80,10 +97,55 @@ def test_interrupted_transfer_resumes_with_range_and_verifies(server, tmp_path):
 
 
 def test_partial_file_from_a_killed_run_is_resumed(server, tmp_path):
-    (tmp_path / ".f.bin.part").write_bytes(PAYLOAD[:123_456])
+    server.drops = [123_456]
+    with pytest.raises(Espnet3Error, match="run again to resume"):
+        download(server.url, tmp_path / "f.bin", retries=0)  # as a killed run leaves it
     download(server.url, tmp_path / "f.bin", sha256=SHA)
-    assert server.ranges == ["bytes=123456-"]
+    assert server.ranges == [None, "bytes=123456-"]
     assert sha256_of(tmp_path / "f.bin") == SHA
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["f.bin"]
+
+
+NEW_VERSION = bytes(range(255, -1, -1)) * 3000
+
+
+@pytest.mark.parametrize(
+    "kept",
+    [
+        pytest.param(123_456, id="start of the previous version"),
+        pytest.param(900_000, id="longer than the new version"),
+    ],
+)
+def test_a_part_of_another_version_is_never_spliced(server, tmp_path, kept):
+    """No checksum given (allowed): the part of the old file must not be completed with the
+    new one's tail, nor returned because it is at least as long."""
+    server.drops = [kept]
+    with pytest.raises(Espnet3Error, match="run again to resume"):
+        download(server.url, tmp_path / "f.bin", retries=0)
+    assert (tmp_path / ".f.bin.part").read_bytes() == PAYLOAD[:kept]
+    server.payload = NEW_VERSION
+    assert len(NEW_VERSION) < 900_000 < len(PAYLOAD)
+    assert download(server.url, tmp_path / "f.bin").read_bytes() == NEW_VERSION
+
+
+def test_a_server_that_ignores_if_range_is_caught_by_its_content_range(server, tmp_path):
+    server.drops = [200_000]
+    with pytest.raises(Espnet3Error):
+        download(server.url, tmp_path / "f.bin", retries=0)
+    server.payload, server.ignore_if_range = NEW_VERSION, True  # 206 of the new, shorter file
+    assert download(server.url, tmp_path / "f.bin").read_bytes() == NEW_VERSION
+    assert server.ranges[-2:] == ["bytes=200000-", None]
+
+
+def test_a_part_nothing_identifies_is_downloaded_again(server, tmp_path):
+    server.validators = False  # no ETag, no Last-Modified: no proof of the same file
+    server.drops = [300_000]
+    assert download(server.url, tmp_path / "f.bin", backoff=0).read_bytes() == PAYLOAD
+    assert server.ranges == [None, None]
+    (tmp_path / ".f.bin.part").write_bytes(b"x" * 1000)  # left by some other tool
+    (tmp_path / "f.bin").unlink()
+    assert download(server.url, tmp_path / "f.bin").read_bytes() == PAYLOAD
+    assert server.ranges[-1] is None
 
 
 def test_verified_file_is_not_downloaded_again(server, tmp_path):
