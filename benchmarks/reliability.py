@@ -1052,6 +1052,45 @@ def _interrupt(cmd: list[str], shards: Path, group: bool) -> tuple[float, int, l
     return time.perf_counter() - t0, proc.returncode, stderr.splitlines()
 
 
+@case(
+    "F4",
+    "tests/recipes/test_mini_an4.py::test_damaged_outputs_are_named_then_rebuilt_by_the_next_run",
+)
+def damaged_outputs(tmp: Path) -> Row:
+    """After a finished mini AN4 run: `cuts_train.jsonl.gz` cut in half, one feature `.h5`
+    and one WAV truncated, `fbank/settings.json` garbled; `espnet3 describe`, then the same
+    create-dataset command again."""
+    data_dir = tmp / "data"
+    cmd = _create_dataset_cmd(ARCHIVE, data_dir)
+    subprocess.run(cmd, cwd=ROOT, check=True, capture_output=True)
+    cuts = data_dir / "fbank" / "cuts_train.jsonl.gz"
+    good_cuts = cuts.read_bytes()
+    cuts.write_bytes(good_cuts[: len(good_cuts) // 2])
+    h5 = sorted((data_dir / "fbank" / "train").glob("*.h5"))[0]
+    good_h5 = h5.read_bytes()
+    os.truncate(h5, len(good_h5) // 2)
+    wav = sorted((data_dir / "wav" / "test").glob("*.wav"))[0]
+    good_wav = wav.read_bytes()
+    os.truncate(wav, len(good_wav) - 1000)
+    (data_dir / "fbank" / "settings.json").write_text('{"num_mel_bins": 8')
+    described = subprocess.run(
+        [sys.executable, "-m", "espnet3", "describe", str(data_dir / "fbank")],
+        cwd=ROOT, capture_output=True, text=True,
+    )  # fmt: skip
+    said_lines = described.stderr.strip().splitlines()
+    with Clock() as clock:
+        subprocess.run(cmd, cwd=ROOT, check=True, capture_output=True)
+    rebuilt = [cuts.read_bytes() == good_cuts, h5.read_bytes() == good_h5]
+    rebuilt.append(wav.read_bytes() == good_wav)
+    assert described.returncode != 0 and len(said_lines) == 1 and all(rebuilt), said_lines
+    return Row(
+        f"describe says one line ('{said(said_lines[0], tmp)[:90]}...'); the rerun rebuilds "
+        "the three files byte for byte and settings.json from summary.json",
+        f"{clock.s:.1f} (rerun)",
+        lost="0",
+    )
+
+
 @case("F1", "tests/recipes/test_mini_an4.py::test_ctrl_c_on_local_workers_prints_one_line_quickly")
 def ctrl_c_local(tmp: Path) -> Row:
     """Ctrl-C (SIGINT to the process group) during `espnet3 create-dataset` with 2 local

@@ -287,6 +287,39 @@ def _probe(data: bytes | None = None, path: str | None = None) -> LoadedAudio:
 _WAVE_FORMAT_PCM = 1
 
 
+def wav_truncated(path: str | os.PathLike) -> bool:
+    """Whether the RIFF/WAVE file at ``path`` holds fewer bytes than its header says (a copy
+    cut short, a disk that filled up); ``False`` for anything it cannot tell. Reads the header
+    only.
+
+    Example:
+        >>> import tempfile, numpy as np, soundfile as sf
+        >>> wav = tempfile.mktemp(suffix=".wav"); sf.write(wav, np.zeros(800, np.int16), 8000)
+        >>> wav_truncated(wav)
+        False
+        >>> os.truncate(wav, 900); wav_truncated(wav)
+        True
+    """
+    try:
+        size = os.path.getsize(path)
+        with open(path, "rb") as f:
+            head = f.read(4096)
+    except OSError:
+        return False
+    if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+        return False
+    offset = 12
+    while offset + 8 <= len(head):
+        chunk, length = (
+            head[offset : offset + 4],
+            int.from_bytes(head[offset + 4 : offset + 8], "little"),
+        )
+        if chunk == b"data":
+            return offset + 8 + length > size
+        offset += 8 + length + (length & 1)
+    return offset + 8 > size  # cut before its data chunk
+
+
 def _pcm_wav_header(data: bytes) -> tuple[int, int, int] | None:
     """``(rate, frames, channels)`` of a plain PCM WAV, read from its header; else ``None``.
 

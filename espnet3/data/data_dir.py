@@ -17,16 +17,18 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import json
 import os
 import shutil
 import tempfile
-from collections.abc import Mapping
+import zlib
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from espnet3.errors import ConfigError, SetupError
+from espnet3.errors import ConfigError, ContractError, SetupError
 from espnet3.utils.atomic import atomic_write_text
 
 #: Splits listed first, in this order; others follow by name.
@@ -59,17 +61,18 @@ def load_splits(data_dir: str | os.PathLike) -> dict[str, Any]:
     """``{split: CutSet}`` of ``data_dir`` (Lhotse cuts built from manifests where needed)."""
     from lhotse import CutSet
 
-    return {
-        split: CutSet.from_file(path) if _is_cuts(path) else _cuts_of_manifest(path)
-        for split, path in find_splits(data_dir).items()
-    }
+    splits = {}
+    for split, path in find_splits(data_dir).items():
+        with _damaged_names(path):
+            splits[split] = CutSet.from_file(path) if _is_cuts(path) else _cuts_of_manifest(path)
+    return splits
 
 
 def utterances(path: Path) -> list[tuple[float, str | None, str]]:
     """``(duration, speaker, text)`` of every utterance of one split, read without Lhotse
     (cut lines as JSON; manifests through their audio headers), so describing is quick."""
     if _is_cuts(path):
-        with gzip.open(path, "rt", encoding="utf-8") as f:
+        with _damaged_names(path), gzip.open(path, "rt", encoding="utf-8") as f:
             cuts = [json.loads(line) for line in f if line.strip()]
         return [
             (
@@ -203,6 +206,25 @@ def _check_kaldi_ids(split: str, cuts: Any) -> None:
                     f"{sup.speaker!r}, so Kaldi's sorted files disagree: name utterances "
                     "<speaker>-<rest>"
                 )
+
+
+@contextlib.contextmanager
+def _damaged_names(where: str | os.PathLike) -> Iterator[None]:
+    """A cut file cut short or garbled (gzip's ``EOFError``, a bad JSON line) as one error
+    that names it."""
+    try:
+        yield
+    except (
+        EOFError,
+        gzip.BadGzipFile,
+        zlib.error,
+        json.JSONDecodeError,
+        UnicodeDecodeError,
+    ) as err:
+        raise ContractError(
+            f"{str(where)!r} is damaged ({type(err).__name__}: {err}): it was cut short or "
+            "overwritten; run the stage that writes it again (it rebuilds the file)"
+        ) from None
 
 
 def _cuts_of_manifest(path: Path) -> Any:

@@ -427,3 +427,43 @@ def test_kaldi_export_reads_back_with_lhotse_and_describe_agrees(sequential_run,
     assert [line.split()[:2] + line.split()[4:] for line in again[1:]] == [
         line.split()[:2] + line.split()[4:] for line in lines[1:4]
     ]
+
+
+def test_damaged_outputs_are_named_then_rebuilt_by_the_next_run(
+    sequential_run, mini_an4_archive, tmp_path
+):
+    """A truncated CutSet, feature file and WAV, and a garbled settings.json, after a finished
+    run: describe names the damaged file in one line; the next run rebuilds exactly those
+    files and the data equals the untouched run's."""
+    import h5py
+
+    data_dir = tmp_path / "data"
+    subprocess.run(["cp", "-a", str(sequential_run), str(data_dir)], check=True)
+    cuts = data_dir / "fbank" / "cuts_train.jsonl.gz"
+    cuts.write_bytes(cuts.read_bytes()[: cuts.stat().st_size // 2])
+    h5 = sorted((data_dir / "fbank" / "train").glob("*.h5"))[0]
+    os.truncate(h5, h5.stat().st_size // 2)
+    wav = sorted((data_dir / "wav" / "test").glob("*.wav"))[0]
+    os.truncate(wav, wav.stat().st_size - 1000)
+    (data_dir / "fbank" / "settings.json").write_text('{"num_mel_bins": 8')
+
+    described = run_cli("describe", str(data_dir / "fbank"), check=False)
+    assert described.returncode != 0 and "Traceback" not in described.stderr
+    assert str(cuts) in described.stderr and "is damaged" in described.stderr
+
+    create_dataset(data_dir, mini_an4_archive)
+    assert snapshot(data_dir) == snapshot(sequential_run)
+    from lhotse import CutSet
+
+    rebuilt, original = (
+        CutSet.from_file(cuts),
+        CutSet.from_file(sequential_run / "fbank" / cuts.name),
+    )
+    assert [(c.id, c.num_frames) for c in rebuilt] == [(c.id, c.num_frames) for c in original]
+    here = str(data_dir.resolve())  # the copy's cuts name the copy's files, not the original's
+    assert all(c.features.storage_path.startswith(here) for c in rebuilt)
+    assert all(c.recording.sources[0].source.startswith(here) for c in rebuilt)
+    assert wav.read_bytes() == (sequential_run / wav.relative_to(data_dir)).read_bytes()
+    with h5py.File(h5, "r"):
+        pass
+    assert json.loads((data_dir / "fbank" / "settings.json").read_text())["num_mel_bins"] == 80

@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from espnet3.components.data.dataset_builder import DatasetBuilder as BaseDatasetBuilder
+from espnet3.data.audio import wav_truncated
 from espnet3.data.sphere import read_sphere
 from espnet3.errors import ConfigError, Espnet3Error
 from espnet3.parallel import parallel_map
@@ -123,7 +124,7 @@ class DatasetBuilder(BaseDatasetBuilder):
             entries = [entry for split in SPLITS for entry in read_manifest(data_dir, split)]
         except Espnet3Error:  # a manifest of an older layout (no speaker column): rebuild
             return False
-        return all((Path(data_dir) / entry.wav).is_file() for entry in entries)
+        return all(_whole(Path(data_dir) / entry.wav) for entry in entries)
 
     def build(
         self,
@@ -175,6 +176,10 @@ def split_sets(sets: dict[str, list[Utterance]], num_valid: int) -> dict[str, li
     return {"train": train[num_valid:], "valid": train[:num_valid], "test": sets["test"]}
 
 
+def _whole(wav: Path) -> bool:
+    return wav.is_file() and not wav_truncated(wav)
+
+
 def wav_path(split: str, utt_id: str) -> str:
     """The WAV of ``utt_id``, relative to the data directory."""
     return f"wav/{split}/{utt_id}.wav"
@@ -185,7 +190,7 @@ def convert_sphere(job: tuple[Path, Path, str]) -> None:
     import soundfile
 
     sphere, wav, utt_id = job
-    if wav.is_file():  # written atomically, so a present file is complete
+    if _whole(wav):  # written atomically: present and as long as its header says, it is done
         return
     try:
         samples, rate = read_sphere(sphere)

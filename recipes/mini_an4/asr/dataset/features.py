@@ -148,8 +148,18 @@ def compute_features(
     }
     _check_settings(out_dir / "settings.json", settings)
     summary = {"settings": settings, "data_dir": str(data_dir), "splits": {}}
+    before = _read_json(out_dir / "summary.json")
+    before = before if isinstance(before, dict) else {}
+    moved_from = before.get("data_dir") if before.get("data_dir") != str(data_dir) else None
     for split in splits:
-        summary["splits"][split] = _compute_split(data_dir, out_dir, split, settings)
+        summary["splits"][split] = _compute_split(
+            data_dir,
+            out_dir,
+            split,
+            settings,
+            (before.get("splits", {}).get(split) or {}).get("cuts_bytes"),
+            moved_from,
+        )
     if _read_json(out_dir / "summary.json") != summary:
         atomic_write_json(out_dir / "summary.json", summary)
     return summary
@@ -164,14 +174,26 @@ def load_cuts(data_dir: str | os.PathLike, split: str, features_dir: str = "fban
     from lhotse import CutSet
 
     path = Path(data_dir) / features_dir / f"cuts_{split}.jsonl.gz"
-    written_in = (_read_json(path.parent / "summary.json") or {}).get("data_dir")
+    summary = _read_json(path.parent / "summary.json")
+    written_in = summary.get("data_dir") if isinstance(summary, dict) else None
     here = str(Path(data_dir).resolve())
     if written_in is None or written_in == here:
         return CutSet.from_file(path)
     return CutSet.from_dicts(_moved(cut, written_in, here) for cut in _read_cut_dicts(path))
 
 
-def _compute_split(data_dir: Path, out_dir: Path, split: str, settings: dict) -> dict[str, Any]:
+def _compute_split(
+    data_dir: Path,
+    out_dir: Path,
+    split: str,
+    settings: dict,
+    cuts_bytes: int | None,
+    moved_from: str | None,
+) -> dict[str, Any]:
+    """Compute the shards of ``split`` not done yet; write its cuts when any was, when the
+    cuts file is not the one the last run wrote (``cuts_bytes``: its size then), or when the
+    data directory was moved since (``moved_from``: where it was; the finished shards' paths
+    are moved along)."""
     size = settings["shard_size"]
     uids = Dataset(split, data_dir).uids()
     n = len(uids)
@@ -179,7 +201,8 @@ def _compute_split(data_dir: Path, out_dir: Path, split: str, settings: dict) ->
     shard_dir = out_dir / split / "shards"
     done = {}  # shard number -> its records, for the shards finished in today's layout
     for i, shard in enumerate(shards):
-        records = _current_shard(shard_dir / f"{i:05d}.jsonl", [uids[k] for k in shard])
+        path = shard_dir / f"{i:05d}.jsonl"
+        records = _current_shard(path, [uids[k] for k in shard], moved_from, str(data_dir))
         if records is not None:
             done[i] = records
     todo = [shard for i, shard in enumerate(shards) if i not in done]
@@ -197,10 +220,12 @@ def _compute_split(data_dir: Path, out_dir: Path, split: str, settings: dict) ->
     records = [record for i in range(len(shards)) for record in done[i]]
     cuts = [r for r in records if "dropped" not in r]
     cuts_path = out_dir / f"cuts_{split}.jsonl.gz"
-    if todo or not cuts_path.is_file():
+    stale = not cuts_path.is_file() or cuts_path.stat().st_size != cuts_bytes
+    if todo or stale or moved_from is not None:
         _write_cuts(cuts_path, cuts)
     dropped = [r["dropped"] for r in records if "dropped" in r]
     return {
+        "cuts_bytes": cuts_path.stat().st_size,
         "utterances": len(records),
         "kept": len(cuts),
         "dropped": {reason: dropped.count(reason) for reason in ("empty_text", "too_short")},
@@ -209,23 +234,51 @@ def _compute_split(data_dir: Path, out_dir: Path, split: str, settings: dict) ->
     }
 
 
-def _current_shard(path: Path, uids: list[str]) -> list[dict[str, Any]] | None:
+def _current_shard(
+    path: Path, uids: list[str], moved_from: str | None, here: str
+) -> list[dict[str, Any]] | None:
     """The records of a finished shard of these utterances in today's layout (HDF5, absolute
-    paths), or ``None``: missing, unreadable, of other utterances or of an older layout, it is
-    computed again."""
+    paths, features intact), or ``None``: missing, unreadable, of other utterances, of an older
+    layout or with damaged features, it is computed again. Written before the data directory
+    moved from ``moved_from`` to ``here``, its paths are moved along (and the file rewritten)."""
     try:
         records = [json.loads(line) for line in path.read_text().splitlines()]
     except (OSError, ValueError):
         return None
     if [r.get("utt_id", r.get("id")) for r in records] != uids:
         return None
+    if moved_from is not None:
+        records = [_moved(r, moved_from, here) if "id" in r else r for r in records]
+        if _features_whole(records):
+            atomic_write_jsonl(path, records, durable=False)
     current = all(
         r["features"]["storage_type"] == "numpy_hdf5"
         and Path(r["features"]["storage_path"]).is_absolute()
         for r in records
         if "id" in r
     )
-    return records if current else None
+    return records if current and _features_whole(records) else None
+
+
+def _features_whole(records: list[dict[str, Any]]) -> bool:
+    """Whether the HDF5 files of a shard's cuts open (a truncated one does not: HDF5 records
+    its own end) and hold each cut's matrix with its frame count."""
+    import h5py
+
+    files: dict[str, list[dict[str, Any]]] = {}
+    for record in records:
+        if "id" in record:
+            files.setdefault(record["features"]["storage_path"], []).append(record["features"])
+    for path, features in files.items():
+        try:
+            with h5py.File(path, "r") as f:
+                for feature in features:
+                    key = feature["storage_key"]
+                    if key not in f or f[key].shape[0] != feature["num_frames"]:
+                        return False
+        except OSError:  # missing, truncated or not HDF5
+            return False
+    return True
 
 
 def _cut_dict(item, wav, duration, rate, feats, storage: Path, model) -> dict[str, Any]:
@@ -300,6 +353,16 @@ def _write_cuts(path: Path, cuts: list[dict[str, Any]]) -> None:
 
 def _check_settings(path: Path, settings: dict) -> None:
     stored = _read_json(path)
+    if stored is DAMAGED:  # derive it from the summary, which records the same settings
+        summary = _read_json(path.parent / "summary.json")
+        stored = summary.get("settings") if isinstance(summary, dict) else None
+        if stored is None and any(path.parent.glob("*/shards/*.jsonl")):
+            raise Espnet3Error(
+                f"{path} is damaged, and nothing else records which settings the features in "
+                f"{path.parent} were computed with: delete {path.parent} to recompute them"
+            )
+        if stored is not None:
+            atomic_write_json(path, stored)
     if stored is None:
         atomic_write_json(path, settings)
     elif stored != settings:
@@ -309,5 +372,16 @@ def _check_settings(path: Path, settings: dict) -> None:
         )
 
 
+#: What :func:`_read_json` returns for a state file that exists but cannot be read as JSON.
+DAMAGED = object()
+
+
 def _read_json(path: Path) -> Any:
-    return json.loads(path.read_text()) if path.is_file() else None
+    """The JSON in ``path``; ``None`` when it does not exist, :data:`DAMAGED` when it cannot be
+    read (a state file cut short or overwritten: the caller rebuilds or names it)."""
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return DAMAGED
