@@ -1091,6 +1091,39 @@ def damaged_outputs(tmp: Path) -> Row:
     )
 
 
+@case(
+    "F5",
+    "tests/recipes/test_mini_an4.py::test_a_full_disk_while_writing_wavs_names_the_errno_and_the_file",
+)
+def full_disk_wavs(tmp: Path) -> Row:
+    """`espnet3 create-dataset` with its data directory on a 1000 KB tmpfs: the extracted
+    corpus fits, the WAVs do not (root only: it mounts the tmpfs)."""
+    disk = tmp / "disk"
+    disk.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1000k", "tmpfs", str(disk)], check=True)
+    try:
+        with Clock() as clock:
+            done = subprocess.run(
+                _create_dataset_cmd(ARCHIVE, disk / "data"),
+                cwd=ROOT,
+                capture_output=True,
+                text=True,
+            )
+        lines = done.stderr.strip().splitlines()
+        temps = [p for p in disk.rglob("*.tmp")]
+        wavs = [p for p in disk.rglob("*.wav")]
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], check=False)
+    assert done.returncode != 0 and len(lines) == 1 and "Errno 28" in lines[0], lines
+    assert ".wav" in lines[0] and not temps
+    return Row(
+        f"exit {done.returncode}, one line: '{said(lines[0], tmp)[:150]}...'; {len(wavs)} "
+        f"whole WAVs kept, {len(temps)} temporary files left",
+        f"{clock.s:.1f} (to the error)",
+        lost="0 (the rerun on a bigger disk goes on from the WAVs written)",
+    )
+
+
 @case("F1", "tests/recipes/test_mini_an4.py::test_ctrl_c_on_local_workers_prints_one_line_quickly")
 def ctrl_c_local(tmp: Path) -> Row:
     """Ctrl-C (SIGINT to the process group) during `espnet3 create-dataset` with 2 local

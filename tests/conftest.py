@@ -224,3 +224,29 @@ def an4_utterances(an4_sphere_dir) -> list[dict]:
             }
         )
     return utterances
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A real tmpfs of ``size`` bytes mounted in ``tmp_path``: ``small_disk(65536) -> Path``.
+
+    Mounting needs root (CI runs as root); elsewhere the test is skipped, except under
+    ``CI=true``, where it fails.
+    """
+    mounted = []
+
+    def mount(size: int) -> Path:
+        target = tmp_path / f"disk{len(mounted)}"
+        target.mkdir()
+        if os.geteuid() != 0:
+            message = "mounting a tmpfs needs root"
+            pytest.fail(message) if _required("TMPFS") else pytest.skip(message)
+        subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(target)], check=True
+        )
+        mounted.append(target)
+        return target
+
+    yield mount
+    for target in mounted:
+        subprocess.run(["umount", "-l", str(target)], check=False)

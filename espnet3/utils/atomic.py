@@ -73,6 +73,13 @@ def _replacing(path: str | os.PathLike) -> Iterator[tuple[int, str]]:
     try:
         yield fd, tmp
         os.replace(tmp, path)
+    except OSError as err:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        if err.filename is not None:
+            raise
+        # os.write names no file: a full disk would say only "[Errno 28] No space left".
+        raise type(err)(err.errno, err.strerror, path) from err
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)

@@ -467,3 +467,24 @@ def test_damaged_outputs_are_named_then_rebuilt_by_the_next_run(
     with h5py.File(h5, "r"):
         pass
     assert json.loads((data_dir / "fbank" / "settings.json").read_text())["num_mel_bins"] == 80
+
+
+def test_a_full_disk_while_writing_wavs_names_the_errno_and_the_file(an4_sphere_dir, small_disk):
+    """ENOSPC on a real 128 KB tmpfs: soundfile writing to a file object used to turn it into
+    "AssertionError: ;". Now the error is the OS's, naming the WAV, and nothing half-written
+    stays."""
+    import errno
+    import importlib
+
+    from espnet3.components.data.dataset_module import load_dataset_module
+
+    builder = importlib.import_module(load_dataset_module("mini_an4/asr").__name__ + ".builder")
+    disk = small_disk(128 * 1024)
+    spheres = sorted(an4_sphere_dir.rglob("*.sph"))
+    with pytest.raises(OSError) as err:
+        for i, sphere in enumerate(spheres):
+            builder.convert_sphere((sphere, disk / f"u{i}.wav", f"u{i}"))
+    failed = Path(err.value.filename)
+    assert err.value.errno == errno.ENOSPC and failed.parent == disk
+    assert "No space left on device" in str(err.value) and str(failed) in str(err.value)
+    assert not failed.exists() and not list(disk.glob(".*.tmp"))

@@ -22,6 +22,7 @@ Example:
 
 from __future__ import annotations
 
+import io
 import os
 import re
 from pathlib import Path
@@ -35,7 +36,7 @@ from espnet3.data.sphere import read_sphere
 from espnet3.errors import ConfigError, Espnet3Error
 from espnet3.parallel import parallel_map
 from espnet3.utils.archive import extract_archive
-from espnet3.utils.atomic import atomic_open
+from espnet3.utils.atomic import atomic_write_bytes
 from espnet3.utils.download import download, sha256_of
 
 from .an4 import AN4_SETS, Utterance, read_set
@@ -201,5 +202,8 @@ def convert_sphere(job: tuple[Path, Path, str]) -> None:
             f"AN4 utterance {utt_id}: {sphere} holds {samples.shape} samples at {rate} Hz; "
             f"expected non-empty mono {SAMPLE_RATE} Hz audio: replace the file"
         )
-    with atomic_open(wav, "wb") as f:
-        soundfile.write(f, np.asarray(samples), rate, format="WAV", subtype="PCM_16")
+    # Encoded in memory, then written with plain os.write: soundfile writing to a file object
+    # loses the OS error (a full disk became "AssertionError: ;") in its callback.
+    encoded = io.BytesIO()
+    soundfile.write(encoded, np.asarray(samples), rate, format="WAV", subtype="PCM_16")
+    atomic_write_bytes(wav, encoded.getvalue())
