@@ -1124,6 +1124,32 @@ def full_disk_wavs(tmp: Path) -> Row:
     )
 
 
+@case(
+    "F6",
+    "tests/runner/test_async_local.py::test_a_read_only_results_directory_is_one_error_naming_the_setting",
+)
+def read_only_results(tmp: Path) -> Row:
+    """An async call whose `async_result_dir` is a read-only filesystem (a tmpfs mounted
+    `ro`; root only)."""
+    from espnet3.errors import SetupError
+
+    results = tmp / "results"
+    results.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(results)], check=True)
+    try:
+        with _parallel(LOCAL), Clock() as clock:
+            err = refused(lambda: _async(tmp)(range(10)), SetupError)  # results: tmp/results
+        written = list(results.rglob("*"))
+    finally:
+        subprocess.run(["umount", "-l", str(results)], check=False)
+    assert "Read-only file system" in str(err) and "async_result_dir" in str(err)
+    return Row(
+        f"one error: '{said(first_line(err), tmp)[:140]}...'; {len(written)} files written",
+        f"{clock.s:.2f}",
+        jobs_left="0",
+    )
+
+
 @case("F1", "tests/recipes/test_mini_an4.py::test_ctrl_c_on_local_workers_prints_one_line_quickly")
 def ctrl_c_local(tmp: Path) -> Row:
     """Ctrl-C (SIGINT to the process group) during `espnet3 create-dataset` with 2 local

@@ -228,22 +228,22 @@ def an4_utterances(an4_sphere_dir) -> list[dict]:
 
 @pytest.fixture
 def small_disk(tmp_path):
-    """A real tmpfs of ``size`` bytes mounted in ``tmp_path``: ``small_disk(65536) -> Path``.
+    """A real tmpfs of ``size`` bytes mounted in ``tmp_path``: ``small_disk(65536) -> Path``
+    (``read_only=True``: mounted read-only).
 
     Mounting needs root (CI runs as root); elsewhere the test is skipped, except under
     ``CI=true``, where it fails.
     """
     mounted = []
 
-    def mount(size: int) -> Path:
+    def mount(size: int, read_only: bool = False) -> Path:
         target = tmp_path / f"disk{len(mounted)}"
         target.mkdir()
         if os.geteuid() != 0:
             message = "mounting a tmpfs needs root"
             pytest.fail(message) if _required("TMPFS") else pytest.skip(message)
-        subprocess.run(
-            ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(target)], check=True
-        )
+        options = f"{'ro,' if read_only else ''}size={size}"
+        subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(target)], check=True)
         mounted.append(target)
         return target
 

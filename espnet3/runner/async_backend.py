@@ -42,7 +42,7 @@ from espnet3.runner.outcomes import as_units
 from espnet3.runner.provider import plain_config
 from espnet3.runner.resharding import reuse_finished_results
 from espnet3.runner.shard_dir import clear_done, holder
-from espnet3.runner.shard_plan import resolve_plan, shards_root
+from espnet3.runner.shard_plan import resolve_plan, shards_root, writable
 from espnet3.runner.shard_run import RESULTS, ShardWork
 from espnet3.runner.shard_spec import LATEST_FILE, CallFiles, ShardSpec, check_json, read_record
 from espnet3.runner.submit import submit_shards
@@ -118,27 +118,30 @@ def submit_async(runner: Any, indices: Iterable[int]) -> AsyncSubmission:
     identity = (class_path(type(runner)), class_path(type(provider)), provider_config, params)
     work = stable_hash(*identity, runner.batch_size)
     files, base = _call_files(runner, planned, work)
-    shards = resolve_plan(
-        files.root,
-        planned,
-        resume=runner.resume,
-        output_dir=base.output_dir,
-        shard_subdir=base.shard_subdir,
-    )
-    ids = [int(shard["shard_id"]) for shard in shards]
-    if not runner.resume:
-        _start_over(files, ids)
-    for shard in shards:
-        k = int(shard["shard_id"])
-        shard_work = replace(base, shard_id=k, units=list(shard["items"]))
-        spec = ShardSpec(identity[0], identity[1], provider_config, params, asdict(shard_work))
-        spec.write(files.spec(k))
-    files.record(work=work, keeps_results=base.keep_results)
-    if base.keep_results:
-        atomic_write_json(runner.async_specs_dir.resolve() / LATEST_FILE, {"call": files.root.name})
-        reused = reuse_finished_results(files, shards, runner.batch_size)
-    else:
-        reused = []
+    setting = "output_dir" if runner.output_dir is not None else "async_result_dir/async_specs_dir"
+    with writable(files.root, setting):
+        shards = resolve_plan(
+            files.root,
+            planned,
+            resume=runner.resume,
+            output_dir=base.output_dir,
+            shard_subdir=base.shard_subdir,
+        )
+        ids = [int(shard["shard_id"]) for shard in shards]
+        if not runner.resume:
+            _start_over(files, ids)
+        for shard in shards:
+            k = int(shard["shard_id"])
+            shard_work = replace(base, shard_id=k, units=list(shard["items"]))
+            spec = ShardSpec(identity[0], identity[1], provider_config, params, asdict(shard_work))
+            spec.write(files.spec(k))
+        files.record(work=work, keeps_results=base.keep_results)
+        if base.keep_results:
+            latest = runner.async_specs_dir.resolve() / LATEST_FILE
+            atomic_write_json(latest, {"call": files.root.name})
+            reused = reuse_finished_results(files, shards, runner.batch_size)
+        else:
+            reused = []
     states = {int(s.name.split(".")[1]): s.state for s in jobs_dir.status(files)}
     todo = [k for k in ids if states[k] in jobs_dir.RERUN_STATES]
     for k in todo:  # so status does not report the old attempt

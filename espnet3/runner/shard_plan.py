@@ -22,9 +22,10 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -104,6 +105,20 @@ def write_manifest(
     path = manifest_path(root)
     atomic_write_text(path, json.dumps(document, ensure_ascii=False, indent=2) + "\n")
     return path
+
+
+@contextlib.contextmanager
+def writable(directory: str | os.PathLike, setting: str) -> Iterator[None]:
+    """A call setting up its shards under ``directory``: an ``OSError`` there (a read-only or
+    full filesystem, no permission) becomes one :class:`SetupError` naming ``setting``."""
+    try:
+        yield
+    except OSError as err:
+        raise SetupError(
+            f"cannot write the shards of this call under {directory}: "
+            f"{err.strerror or err} ({err.filename or directory}): give {setting} a directory "
+            "this process can write"
+        ) from None
 
 
 def resolve_plan(

@@ -53,7 +53,7 @@ from espnet3.parallel.mapping import with_timeout
 from espnet3.runner.outcomes import ItemFailure, as_units, find_utt_id
 from espnet3.runner.provider import worker_setup_fn
 from espnet3.runner.shard_dir import ShardClaim, is_done
-from espnet3.runner.shard_plan import resolve_plan, shard_dir, shards_root
+from espnet3.runner.shard_plan import resolve_plan, shard_dir, shards_root, writable
 from espnet3.runner.shard_run import ERRORS, ShardWork, run_shard
 
 if TYPE_CHECKING:
@@ -72,14 +72,15 @@ def run_sharded(
     """``runner(indices)`` for a runner with ``output_dir`` (see the module docstring); the
     pending shards run through ``execute``."""
     root = shards_root(runner.output_dir, runner.shard_subdir)
-    shards = resolve_plan(
-        root,
-        runner._plan_shards(as_units(indices, runner.batch_size)),
-        resume=runner.resume,
-        output_dir=runner.output_dir,
-        shard_subdir=runner.shard_subdir,
-    )
-    claims = claim_pending(root, shards, runner.resume, where.config.allow_overwrite_lock)
+    with writable(root, "output_dir"):
+        shards = resolve_plan(
+            root,
+            runner._plan_shards(as_units(indices, runner.batch_size)),
+            resume=runner.resume,
+            output_dir=runner.output_dir,
+            shard_subdir=runner.shard_subdir,
+        )
+        claims = claim_pending(root, shards, runner.resume, where.config.allow_overwrite_lock)
     try:
         timeout = runner.item_timeout or where.config.item_timeout
         works = [shard_work(runner, shard, timeout) for shard, _ in claims]

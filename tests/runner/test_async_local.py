@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from runner_toys import SetRunner, ToyProvider, ToyRunner
 
-from espnet3.errors import ConfigError, Espnet3Error, ItemError
+from espnet3.errors import ConfigError, Espnet3Error, ItemError, SetupError
 from espnet3.parallel import set_parallel
 from espnet3.runner.jobs_dir import collect, status, summarize
 
@@ -179,6 +179,23 @@ def test_results_rewritten_to_the_same_size_are_found_by_their_checksum(local_pa
     assert again.submitted == ["split.0"]
     again.wait(timeout=300, poll=0.2)
     assert [r for _, r in again.collect()] == expected(range(20))
+
+
+def test_a_read_only_results_directory_is_one_error_naming_the_setting(
+    local_parallel, tmp_path, small_disk
+):
+    results = small_disk(1 << 20, read_only=True)
+    runner = ToyRunner(
+        ToyProvider(CFG),
+        async_mode=True,
+        async_specs_dir=tmp_path / "specs",
+        async_result_dir=results,
+    )
+    with pytest.raises(
+        SetupError, match=f"under {results}/ToyRunner-.*Read-only file system"
+    ) as err:
+        runner(range(10))
+    assert "give async_result_dir/async_specs_dir a directory" in str(err.value)
 
 
 class Planted:

@@ -186,6 +186,12 @@ def test_a_shard_held_by_a_live_process_is_refused_and_taken_over_once_it_is_gon
     assert not (shard / "lock").exists()
 
 
+def test_an_output_dir_that_cannot_be_written_is_one_error_naming_it(where, small_disk):
+    out = small_disk(1 << 20, read_only=True)
+    with pytest.raises(RuntimeError, match=f"under {out}: Read-only file system.*output_dir"):
+        LinesRunner(ToyProvider(CFG, {}), output_dir=out)(range(4))
+
+
 def test_a_lock_espnet3_did_not_write_is_refused_naming_the_file(tmp_path):
     shard = tmp_path / "out" / "split.0"
     shard.mkdir(parents=True)
