@@ -205,7 +205,7 @@ def tls_scheduler_kwargs(tmp: Path) -> Row:
 
 @case(
     "S1b",
-    "tests/parallel/test_security.py::test_auto_turns_tls_on_beyond_loopback_and_none_turns_it_off",
+    "tests/parallel/test_security.py::test_auto_turns_tls_on_everywhere_and_none_turns_it_off",
 )
 def tls_host(tmp: Path) -> Row:
     """`security: auto`, `options: {host: 0.0.0.0}`."""
@@ -219,6 +219,16 @@ def tls_interface(tmp: Path) -> Row:
     names = [fields[0] for fields in routes if fields[1] == "00000000"]
     assert names, "this machine has no default route"
     return _tls_row({"interface": names[0]})
+
+
+@case(
+    "S1e",
+    "tests/parallel/test_security.py::test_another_process_without_the_certificate_cannot_use_a_loopback_cluster",
+)
+def tls_loopback(tmp: Path) -> Row:
+    """The default local cluster (`env: local`, no options): on 127.0.0.1, which every user of
+    a shared login node or workstation can reach."""
+    return _tls_row({})
 
 
 @case(

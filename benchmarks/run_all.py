@@ -24,6 +24,7 @@ from benchmarks.common import machine, write_section  # noqa: E402
 
 #: Benchmarks in the order they run; SLURM ones need `bash slurm/local-cluster.sh up`.
 ORDER = [
+    "tls",
     "parallel",
     "runner",
     "async_shards",

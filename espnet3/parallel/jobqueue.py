@@ -128,7 +128,7 @@ def worker_job_options(
     if not any(arg.startswith("--lifetime") for arg in extra):
         options["worker_extra_args"] = extra + lifetime_args(walltime)
     # Jobs run on other hosts, so the scheduler listens beyond loopback: TLS unless refused.
-    if wants_tls(config, listen_host=None):
+    if wants_tls(config):
         options.update(temporary_tls_options())
         secrets.mkdir(mode=0o700, exist_ok=True)
         options.setdefault("shared_temp_directory", str(secrets))

@@ -1,8 +1,14 @@
-"""Who may talk to a scheduler: TLS decided from where it listens, and checked where it bound.
+"""Who may talk to a scheduler: TLS with a temporary certificate on every cluster, checked
+where it bound.
+
+Loopback is not private: on a shared login node or workstation every local user can reach
+127.0.0.1. So ``security: auto`` (the default) and ``tls`` give every cluster, loopback
+included, a certificate made in memory for it (only this client and its workers hold it);
+``security: none`` opts out, on a machine and network you trust alone.
 
 Example:
     >>> from espnet3.parallel.config import ParallelConfig
-    >>> wants_tls(ParallelConfig(env="local"), "0.0.0.0"), wants_tls(ParallelConfig(), LOOPBACK)
+    >>> wants_tls(ParallelConfig(env="local")), wants_tls(ParallelConfig(security="none"))
     (True, False)
 """
 
@@ -20,16 +26,9 @@ LOOPBACK = "127.0.0.1"
 LOOPBACK_HOSTS = (LOOPBACK, "localhost", "::1")
 
 
-def wants_tls(config: ParallelConfig, listen_host: str | None) -> bool:
-    """Whether the scheduler must use TLS: asked for, or ``auto`` and not only on loopback.
-
-    ``listen_host`` is ``None`` when the scheduler listens for jobs on other hosts.
-    """
-    if config.security == "tls":
-        return True
-    if config.security == "none":
-        return False
-    return listen_host not in LOOPBACK_HOSTS
+def wants_tls(config: ParallelConfig) -> bool:
+    """Whether the cluster gets TLS: unless ``security: none``, always."""
+    return config.security != "none"
 
 
 def temporary_tls_options() -> dict[str, Any]:
@@ -40,18 +39,18 @@ def temporary_tls_options() -> dict[str, Any]:
 
 
 def check_exposure(cluster: Any, config: ParallelConfig) -> None:
-    """Refuse a scheduler that listens beyond loopback without TLS (unless security: none).
+    """Refuse a scheduler that does not talk TLS (unless ``security: none``).
 
-    The decision before the start (:func:`wants_tls`) reads the options; this reads the
+    The decision before the start (:func:`wants_tls`) sets the options; this reads the
     address the scheduler really bound, whatever set it. The cluster is closed before raising.
     """
-    scheme, _, location = str(cluster.scheduler_address).partition("://")
-    host = location.rsplit(":", 1)[0].strip("[]")
-    if config.security == "none" or scheme == "tls" or host in LOOPBACK_HOSTS:
+    scheme = str(cluster.scheduler_address).partition("://")[0]
+    if config.security == "none" or scheme == "tls":
         return
     cluster.close()
     raise SetupError(
         f"the scheduler of parallel.env '{config.env}' listens on {cluster.scheduler_address} "
-        "without TLS, so anyone who can reach it can run code here: set parallel.security: tls "
-        "(or leave it auto and say where it listens in options.host), or listen on 127.0.0.1"
+        "without TLS, so anyone who can reach it (on loopback: every user of this machine) can "
+        "run code here: remove the protocol/security options that turn TLS off, or set "
+        "parallel.security: none on a machine you use alone"
     )

@@ -1,6 +1,9 @@
-"""TLS on schedulers reachable beyond loopback, and nothing listening beyond loopback by default."""
+"""TLS on every scheduler, loopback included, and nothing listening beyond loopback by default."""
 
 from __future__ import annotations
+
+import subprocess
+import sys
 
 import psutil
 import pytest
@@ -46,7 +49,7 @@ def test_client_with_the_clusters_certificate_can_connect_and_run(tls_client):
         assert c.submit(pow, 2, 5).result() == 32
 
 
-def test_auto_turns_tls_on_beyond_loopback_and_none_turns_it_off():
+def test_auto_turns_tls_on_everywhere_and_none_turns_it_off():
     exposed = ParallelConfig.from_any(
         {"env": "local", "n_workers": 1, "options": {"host": "0.0.0.0"}}
     )
@@ -57,14 +60,13 @@ def test_auto_turns_tls_on_beyond_loopback_and_none_turns_it_off():
         {"env": "local", "n_workers": 1, "security": "none", "options": {"host": "0.0.0.0"}}
     )
     assert "security" not in LOCAL.cluster_options(refused)
-    assert "security" not in LOCAL.cluster_options(ParallelConfig.from_any({"env": "local"}))
+    loopback = LOCAL.cluster_options(ParallelConfig.from_any({"env": "local"}))
+    assert loopback["protocol"] == "tls://" and loopback["security"].require_encryption
 
 
 def test_batch_scheduler_envs_use_tls_unless_refused():
-    assert wants_tls(ParallelConfig.from_any({"env": "slurm"}), listen_host=None)
-    assert not wants_tls(
-        ParallelConfig.from_any({"env": "slurm", "security": "none"}), listen_host=None
-    )
+    assert wants_tls(ParallelConfig.from_any({"env": "slurm"}))
+    assert not wants_tls(ParallelConfig.from_any({"env": "slurm", "security": "none"}))
 
 
 def test_default_local_cluster_listens_on_loopback_only():
@@ -118,5 +120,46 @@ def test_a_scheduler_bound_beyond_loopback_without_tls_is_refused_and_closed():
 
 def test_interface_lo_is_a_loopback_cluster():
     with get_client({"env": "local", "n_workers": 1, "options": {"interface": "lo"}}) as client:
-        assert client.scheduler.address.startswith(f"tcp://{LOOPBACK}:")
+        assert client.scheduler.address.startswith(f"tls://{LOOPBACK}:")
         assert client.submit(sum, [2, 3]).result() == 5
+
+
+STRANGER = """
+import sys
+from distributed import Client
+address = sys.argv[1]
+for attempt in (address, address.replace("tls://", "tcp://")):
+    try:
+        Client(attempt, timeout="5s").close()
+    except Exception as err:
+        print(type(err).__name__)
+    else:
+        print("CONNECTED")
+"""
+
+
+def test_another_process_without_the_certificate_cannot_use_a_loopback_cluster():
+    """Loopback is shared by every user of the machine: the default local cluster talks TLS
+    with a certificate only this client and its workers hold."""
+    with get_client({"env": "local", "n_workers": 1}) as client:
+        address = client.scheduler.address
+        assert address.startswith(f"tls://{LOOPBACK}:")
+        tried = subprocess.run(
+            [sys.executable, "-c", STRANGER, address], capture_output=True, text=True, timeout=120
+        )
+        assert client.submit(pow, 2, 3).result() == 8
+    assert "CONNECTED" not in tried.stdout and len(tried.stdout.split()) == 2, tried.stdout
+
+
+def test_a_loopback_scheduler_without_tls_is_refused_unless_security_none():
+    from distributed import LocalCluster
+
+    from espnet3.errors import SetupError
+    from espnet3.parallel.security import check_exposure
+
+    cluster = LocalCluster(n_workers=0, host=LOOPBACK, dashboard_address=None)
+    with pytest.raises(SetupError, match=r"listens on tcp://127.0.0.1:.* without TLS.*every user"):
+        check_exposure(cluster, ParallelConfig.from_any({"env": "local"}))
+    assert cluster.status.name == "closed"
+    with get_client({"env": "local", "n_workers": 1, "security": "none"}) as client:
+        assert client.scheduler.address.startswith(f"tcp://{LOOPBACK}:")

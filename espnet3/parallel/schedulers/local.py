@@ -58,7 +58,7 @@ class Local(Scheduler):
         # The dashboard shows task code and data: loopback only unless asked for.
         options.setdefault("dashboard_address", f"{LOOPBACK}:0")
         options["n_workers"] = config.n_workers
-        if wants_tls(config, listen_host(options)):
+        if wants_tls(config):
             options.update(temporary_tls_options())
         return options
 
