@@ -96,9 +96,11 @@ def _check(args: argparse.Namespace) -> int:
     else:
         from omegaconf import OmegaConf
 
+        from espnet3.utils.config_files import load_yaml
+
         if not path.is_file():
             raise Espnet3Error(f"config file {str(path)!r} does not exist: check the path")
-        config = OmegaConf.merge(OmegaConf.load(path), OmegaConf.from_dotlist(args.overrides))
+        config = OmegaConf.merge(load_yaml(path), OmegaConf.from_dotlist(args.overrides))
     reports = check_cluster(config.get("parallel"))
     env = config.parallel.env
     print(f"env {env}: {len(reports)} worker(s) connected, one task each")

@@ -75,12 +75,14 @@ def config_path(recipe: Path, config_file: str | os.PathLike) -> Path:
 
 
 def _load_yaml(path: Path) -> Any:
-    from omegaconf import OmegaConf
+    from espnet3.utils.config_files import load_yaml
 
     if not path.is_file():
         raise ConfigError(f"config file {str(path)!r} does not exist: check the path")
     try:
-        return OmegaConf.load(path)
+        return load_yaml(path)
+    except ConfigError:
+        raise
     except Exception as err:
         raise ConfigError(f"config file {path} is not valid YAML: {one_line(err)}") from None
 

@@ -229,11 +229,12 @@ def _plain(value: Any) -> Any:
 
 
 def _load_yaml(path: Path) -> dict[str, Any]:
-    from omegaconf import OmegaConf
 
     if not path.is_file():
         raise ConfigError(f"parallel config file {str(path)!r} does not exist")
-    return _to_plain_dict(OmegaConf.load(path))
+    from espnet3.utils.config_files import load_yaml
+
+    return _to_plain_dict(load_yaml(path))
 
 
 __all__ = ["ParallelConfig", "SEQUENTIAL_ENVS", "SECURITY_MODES"]

@@ -310,6 +310,71 @@ def _compose(
     return OmegaConf.merge(*parts)
 
 
+#: The most nodes a YAML file may stand for once its aliases are expanded: a real config has
+#: thousands; nested aliases ("billion laughs") reach billions from a few hundred bytes.
+MAX_YAML_NODES = 1_000_000
+
+
+def load_yaml(path: str | os.PathLike) -> DictConfig | ListConfig:
+    """``OmegaConf.load(path)``, refused first (:class:`ConfigError`) when its aliases expand
+    beyond :data:`MAX_YAML_NODES` nodes or refer to themselves.
+
+    Example:
+        >>> import pathlib, tempfile
+        >>> bomb = pathlib.Path(tempfile.mkdtemp()) / "bomb.yaml"
+        >>> rows = ["a: &a [x, x, x, x, x, x, x, x, x, x]"]
+        >>> for p, c in zip("abcdefg", "bcdefgh"):
+        ...     rows.append(f"{c}: &{c} [" + ", ".join([f"*{p}"] * 10) + "]")
+        >>> _ = bomb.write_text("\\n".join(rows))
+        >>> load_yaml(bomb)  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        espnet3.errors.ConfigError: config ... stands for more than 1000000 values once ...
+    """
+    text = Path(path).read_text(encoding="utf-8")
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError:
+        root = None  # OmegaConf's own loader says what is wrong, with the position
+    if root is not None:
+        _check_expansion(root, path)
+    return OmegaConf.load(path)
+
+
+def _check_expansion(root: yaml.Node, path: str | os.PathLike) -> None:
+    """Count the nodes ``root`` stands for, each alias counted as often as it is used."""
+    sizes: dict[int, int] = {}
+    on_path: set[int] = set()
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, children_done = stack.pop()
+        if id(node) in sizes:
+            continue
+        children = _children(node)
+        if not children_done:
+            if id(node) in on_path:
+                raise ConfigError(f"config {path}: a YAML alias refers to itself; remove it")
+            on_path.add(id(node))
+            stack.append((node, True))
+            stack.extend((child, False) for child in children if id(child) not in sizes)
+            continue
+        on_path.discard(id(node))
+        sizes[id(node)] = 1 + sum(sizes[id(child)] for child in children)
+        if sizes[id(node)] > MAX_YAML_NODES:
+            raise ConfigError(
+                f"config {path} stands for more than {MAX_YAML_NODES} values once its YAML "
+                "aliases are expanded (&anchor / *alias): write the values out, or split the file"
+            )
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.MappingNode):
+        return [part for pair in node.value for part in pair]
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    return []
+
+
 def _read_config(path: Path, origin: str) -> DictConfig:
     because = f"; {origin}" if origin else ""
     if not path.is_file():
@@ -317,7 +382,7 @@ def _read_config(path: Path, origin: str) -> DictConfig:
             errno.ENOENT, f"config file not found{because}; check the path", str(path)
         )
     try:
-        cfg = OmegaConf.load(path)
+        cfg = load_yaml(path)
     except yaml.MarkedYAMLError as err:
         # Keep yaml's own error type; say which config it is and who included it.
         note = "\n".join(filter(None, (err.note, f"in config {path}{because}")))

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import importlib
 import re
+import subprocess
 import sys
 import textwrap
 from pathlib import Path
@@ -17,6 +18,7 @@ from omegaconf import OmegaConf
 from omegaconf.errors import InterpolationResolutionError
 
 from espnet3.errors import ConfigError, ModuleMissingError
+from espnet3.parallel import ParallelConfig
 from espnet3.utils import config_files
 from espnet3.utils.config_files import (
     load_and_merge_config,
@@ -286,3 +288,46 @@ def test_config_utils_is_this_module_and_survives_reloading(tmp_path):
     write(tmp_path / "tokens.txt", "a\n")
     main = write(tmp_path / "main.yaml", "t: ${load_line:tokens.txt}\nn: ${self_name:}\n")
     assert plain(config_utils.load_config_with_defaults(main)) == {"t": ["a"], "n": "main"}
+
+
+def _laughs(levels: int = 9) -> str:
+    """A few hundred bytes of nested YAML aliases that stand for 10**levels values."""
+    rows = ['lol0: &lol0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
+    for k in range(1, levels):
+        rows.append(f"lol{k}: &lol{k} [" + ", ".join([f"*lol{k - 1}"] * 10) + "]")
+    return "\n".join(rows) + "\n"
+
+
+@pytest.mark.parametrize("loader", ["load_config_with_defaults", "parallel", "cli"])
+def test_a_billion_laughs_config_is_refused_before_it_is_expanded(tmp_path, loader):
+    bomb = tmp_path / "bomb.yaml"
+    bomb.write_text(_laughs())
+    assert len(bomb.read_bytes()) < 1000
+    if loader == "cli":
+        (tmp_path / "conf").mkdir()
+        (tmp_path / "conf" / "dataset.yaml").write_text(_laughs())
+        done = subprocess.run(
+            [sys.executable, "-m", "espnet3", "create-dataset", str(tmp_path)],
+            capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert done.returncode != 0 and "Traceback" not in done.stderr
+        assert "once its YAML aliases are expanded" in done.stderr
+        return
+    with pytest.raises(ConfigError, match="more than 1000000 values once its YAML aliases"):
+        if loader == "parallel":
+            ParallelConfig.from_any(str(bomb))
+        else:
+            load_config_with_defaults(bomb)
+
+
+def test_a_yaml_alias_that_contains_itself_is_refused(tmp_path):
+    loop = tmp_path / "loop.yaml"
+    loop.write_text("a: &a\n  b: *a\n")
+    with pytest.raises(ConfigError, match="alias refers to itself"):
+        load_config_with_defaults(loop)
+
+
+def test_aliases_of_a_real_config_still_load(tmp_path):
+    ok = tmp_path / "ok.yaml"
+    ok.write_text("base: &base {lr: 0.1, warmup: 10}\nadam: {<<: *base, lr: 0.2}\n")
+    assert dict(load_config_with_defaults(ok).adam) == {"lr": 0.2, "warmup": 10}

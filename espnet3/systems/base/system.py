@@ -49,6 +49,7 @@ from espnet3.errors import ConfigError, Espnet3Error, OutsideScopeError, SetupEr
 from espnet3.parallel import ParallelConfig, get_parallel_config, set_parallel
 from espnet3.systems.base.training import train
 from espnet3.utils.config import as_mapping, to_plain
+from espnet3.utils.config_files import load_yaml
 from espnet3.utils.locking import file_lock
 
 log = logging.getLogger(__name__)
@@ -336,7 +337,7 @@ def _load(config: Any) -> tuple[Any, Path | None]:
     if not path.is_file():
         raise ConfigError(f"config file {str(path)!r} does not exist: check the path")
     folder = path.parent
-    return OmegaConf.load(path), folder.parent if folder.name == "conf" else folder
+    return load_yaml(path), folder.parent if folder.name == "conf" else folder
 
 
 for _name in OUTSIDE_STAGES:
