@@ -253,6 +253,40 @@ def exposure_after_start(tmp: Path) -> Row:
     return Row(f"refused and closed: {first_line(err)[:90]}...", f"{clock.s:.2f}")
 
 
+LAUGHS = """
+import resource, sys
+from espnet3.errors import ConfigError
+from espnet3.utils.config_files import load_config_with_defaults
+try:
+    load_config_with_defaults(sys.argv[1])
+except ConfigError as err:
+    print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024, err, sep="\t")
+"""
+
+
+@case(
+    "S4",
+    "tests/utils/test_config_files.py::test_a_billion_laughs_config_is_refused_before_it_is_expanded",
+)
+def billion_laughs(tmp: Path) -> Row:
+    """A 750-byte config of nested YAML aliases that stands for 10^9 values."""
+    rows = ['lol0: &lol0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
+    rows += [f"lol{k}: &lol{k} [" + ", ".join([f"*lol{k - 1}"] * 10) + "]" for k in range(1, 9)]
+    bomb = tmp / "bomb.yaml"
+    bomb.write_text("\n".join(rows) + "\n")
+    with Clock() as clock:
+        done = subprocess.run(
+            [sys.executable, "-c", LAUGHS, str(bomb)], capture_output=True, text=True, timeout=600
+        )
+    peak, _, message = done.stdout.strip().partition("\t")
+    assert message and "aliases are expanded" in message, (done.stdout, done.stderr)
+    return Row(
+        f"refused before expansion ({bomb.stat().st_size} bytes): '{message[-90:]}'; the "
+        f"process peaked at {peak} MB",
+        f"{clock.s:.2f} (whole process)",
+    )
+
+
 def _extract_refused(archive: Path, work: Path) -> tuple[float, str]:
     from espnet3.utils.archive import UnsafeArchiveError, extract_archive
 
