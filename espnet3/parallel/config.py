@@ -20,7 +20,7 @@ from typing import Any
 from espnet3.errors import ConfigError, did_you_mean
 from espnet3.parallel.container import ContainerSpec
 from espnet3.parallel.schedulers import Scheduler, scheduler_for
-from espnet3.utils.config import check_keys, check_positive
+from espnet3.utils.config import check_keys, check_positive, check_seconds
 
 SEQUENTIAL_ENVS = ("none", "sequential")
 SECURITY_MODES = ("auto", "tls", "none")
@@ -133,16 +133,7 @@ class ParallelConfig:
                 "decides the workers' python; remove options.python"
             )
         log_dir = data.get("log_dir")
-        item_timeout = data.get("item_timeout")
-        if item_timeout is not None and (
-            isinstance(item_timeout, bool)
-            or not isinstance(item_timeout, (int, float))
-            or item_timeout <= 0
-        ):
-            raise ConfigError(
-                f"parallel.item_timeout must be a positive number of seconds or null, got "
-                f"{item_timeout!r}"
-            )
+        item_timeout = check_seconds("parallel.item_timeout", data.get("item_timeout"))
         return cls(
             env=env,
             n_workers=n_workers,
@@ -152,7 +143,7 @@ class ParallelConfig:
             min_workers=min_workers,
             startup_timeout=float(timeout),
             log_dir=str(log_dir) if log_dir is not None else None,
-            item_timeout=float(item_timeout) if item_timeout is not None else None,
+            item_timeout=item_timeout,
             start=_start(data.get("start")),
             allow_overwrite_lock=_flag("allow_overwrite_lock", data.get("allow_overwrite_lock")),
         )

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from espnet3.errors import ItemError, SetupError
 from espnet3.parallel.worker_env import SetupFn, bind_env, build_env, setup_key
-from espnet3.utils.config import check_positive
+from espnet3.utils.config import check_positive, check_seconds
 
 if TYPE_CHECKING:
     from espnet3.parallel.client import Placement
@@ -112,6 +112,7 @@ def map_indexed(
     """
     check_positive("chunk_size", chunk_size)
     check_positive("max_in_flight", max_in_flight)
+    item_timeout = check_seconds("item_timeout", item_timeout)
     from espnet3.parallel.client import get_client, placement
 
     where = placement(client)

@@ -58,7 +58,7 @@ from espnet3.runner.shard_dir import is_done, lock_path
 from espnet3.runner.shard_plan import plan_shards, shard_dir, shards_root
 from espnet3.runner.shard_run import call_hook
 from espnet3.utils.atomic import atomic_write_jsonl
-from espnet3.utils.config import check_error_policy, check_positive
+from espnet3.utils.config import check_error_policy, check_positive, check_seconds
 
 log = logging.getLogger(__name__)
 
@@ -151,7 +151,7 @@ class BaseRunner:
         self.async_max_running = async_max_running
         self.on_error = on_error
         self.errors_path = Path(errors_path)
-        self.item_timeout = item_timeout
+        self.item_timeout = check_seconds("item_timeout", item_timeout)
         self.backend = backend
 
     @staticmethod

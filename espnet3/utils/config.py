@@ -73,6 +73,25 @@ def check_positive(name: str, value: Any, hint: str = "", none_ok: bool = True) 
     return value
 
 
+def check_seconds(name: str, value: Any) -> float | None:
+    """``value`` as seconds if it is a positive number (or ``None``); else raise
+    :class:`ConfigError` naming ``name`` and the value.
+
+    Example:
+        >>> check_seconds("item_timeout", -1)
+        Traceback (most recent call last):
+        ...
+        espnet3.errors.ConfigError: item_timeout must be a positive number of seconds or null, got -1
+        >>> check_seconds("item_timeout", 3)
+        3.0
+    """
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+        raise ConfigError(f"{name} must be a positive number of seconds or null, got {value!r}")
+    return float(value)
+
+
 #: What to do with an item that fails: stop the run, or record the item and go on.
 ERROR_POLICIES = ("raise", "skip")
 

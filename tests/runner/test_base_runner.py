@@ -124,3 +124,17 @@ def test_bad_arguments_are_explained():
 
     with pytest.raises(ConfigError, match=r"Forgetful.forward must be a @staticmethod"):
         Forgetful(provider)
+
+
+@pytest.mark.parametrize("bad", [-1, 0, "x", True])
+def test_item_timeout_given_per_call_is_checked_like_the_configs(bad):
+    from espnet3.errors import ConfigError
+    from espnet3.parallel import ParallelConfig, map_indexed
+
+    message = "item_timeout must be a positive number of seconds or null, got "
+    with pytest.raises(ConfigError, match=f"^parallel.{message}"):
+        ParallelConfig.from_any({"env": "none", "item_timeout": bad})
+    with pytest.raises(ConfigError, match=f"^{message}{bad!r}$"):
+        ToyRunner(ToyProvider(CFG), item_timeout=bad)
+    with pytest.raises(ConfigError, match=f"^{message}{bad!r}$"):
+        list(map_indexed(str, [1, 2], item_timeout=bad))
