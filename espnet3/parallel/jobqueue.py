@@ -117,13 +117,9 @@ def worker_job_options(
     options.setdefault("death_timeout", DEATH_TIMEOUT)
     options["job_script_prologue"] = [
         *worker_exports(),
-        *(
-            options.get("job_script_prologue")
-            or _config_default(job_cls, "job-script-prologue")
-            or []
-        ),
+        *(config_fallback(job_cls, options, "job-script-prologue") or []),
     ]
-    walltime = options.get("walltime") or _config_default(job_cls, "walltime")
+    walltime = config_fallback(job_cls, options, "walltime")
     extra = list(options.get("worker_extra_args") or [])
     if not any(arg.startswith("--lifetime") for arg in extra):
         options["worker_extra_args"] = extra + lifetime_args(walltime)
@@ -347,7 +343,22 @@ def _tracked(job_cls: type, run: _Run) -> type:
     return type(job_cls.__name__, (job_cls,), {"start": start})
 
 
-def _config_default(job_cls: type, key: str) -> Any:
+def config_fallback(job_cls: type, options: Mapping[str, Any], key: str) -> Any:
+    """``key`` (``job-script-prologue``) from ``options`` (``job_script_prologue``), else from
+    the Dask config section the job reads: ``options.config_name`` when given, as
+    dask-jobqueue's jobs take it, else the family's (``jobqueue.slurm``).
+
+    Example:
+        >>> import dask
+        >>> from dask_jobqueue.slurm import SLURMJob
+        >>> with dask.config.set({"jobqueue.mine.walltime": "00:20:00"}):
+        ...     config_fallback(SLURMJob, {"config_name": "mine"}, "walltime")
+        '00:20:00'
+    """
     import dask
 
-    return dask.config.get(f"jobqueue.{job_cls.default_config_name()}.{key}", None)
+    given = options.get(key.replace("-", "_"))
+    if given:
+        return given
+    section = options.get("config_name") or job_cls.default_config_name()
+    return dask.config.get(f"jobqueue.{section}.{key}", None)

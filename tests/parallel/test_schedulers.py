@@ -161,3 +161,37 @@ def test_shards_without_cores_or_memory_are_refused_naming_them():
     cfg = ParallelConfig.from_any({"env": "pbs", "options": {"queue": "cpu"}})
     with pytest.raises(ConfigError, match=r"do not describe a pbs job .*cores: 8 and memory"):
         scheduler_for("pbs").resource_directives(cfg)
+
+
+def test_dask_config_fallbacks_come_from_the_section_config_name_names():
+    """Walltime and prologue left out of the options come from jobqueue.<config_name>, as
+    dask-jobqueue's own job reads them, for the worker script and the shard array alike."""
+    import dask
+
+    slurm = {
+        **dask.config.get("jobqueue.slurm"),
+        "walltime": "01:00:00",
+        "job-script-prologue": ["module load slurm-default"],
+    }
+    mine = {**slurm, "walltime": "00:20:00", "job-script-prologue": ["module load mycluster"]}
+    sections = {"jobqueue.slurm": slurm, "jobqueue.mycluster": mine}
+    options = {"cores": 2, "memory": "4GB", "python": PYTHON, "config_name": "mycluster"}
+    cfg = ParallelConfig.from_any(
+        {"env": "slurm", "n_workers": 2, "security": "none", "options": options}
+    )
+    scheduler = scheduler_for("slurm")
+    with dask.config.set(sections):
+        _, worker = worker_job_options(cfg, scheduler, RUNS / "dask-jobs" / "run-1")
+        batch = ShardBatch(
+            name="ab12",
+            tasks=[ShardTask("shard-0", RUNS / "specs" / "s0.spec.json", Path("/r/0"))],
+            command=[PYTHON, "-m", "espnet3.runner.shard"],
+            work_dir=RUNS / "specs",
+            log_dir=RUNS / "logs",
+            max_running=1,
+        )
+        array = scheduler.array_files(RUNS / "specs" / "a.list", 1, batch, cfg)[".sh"]
+    lifetime = worker["worker_extra_args"][worker["worker_extra_args"].index("--lifetime") + 1]
+    assert lifetime == "1020s"  # 20 min less the margin and stagger, not 1 h's 3180 s
+    assert worker["job_script_prologue"][-1] == "module load mycluster"
+    assert "module load mycluster" in array and "slurm-default" not in array

@@ -28,7 +28,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from espnet3.errors import ConfigError, Espnet3Error
-from espnet3.parallel.jobqueue import start_jobqueue_cluster, supervise_jobs, walltime_as_clock
+from espnet3.parallel.jobqueue import (
+    config_fallback,
+    start_jobqueue_cluster,
+    supervise_jobs,
+    walltime_as_clock,
+)
 from espnet3.parallel.schedulers.base import Scheduler, ShardBatch, keyword_chain
 from espnet3.utils.atomic import atomic_write_json, atomic_write_text
 from espnet3.utils.config import check_positive
@@ -150,7 +155,7 @@ class BatchScheduler(Scheduler):
         if self.redirects_output:
             lines.append(f'exec >>{shlex.quote(str(log_stem))}_"$task".log 2>&1')
         lines += [
-            *list(config.options.get("job_script_prologue") or []),
+            *list(config_fallback(self.job_cls, config.options, "job-script-prologue") or []),
             f'spec=$(sed -n "$((task + 1))p" {shlex.quote(str(listing))})',
             f'exec {shlex.join(batch.command)} "$spec"',
             "",
