@@ -30,12 +30,11 @@ import os
 import shutil
 import stat
 import tarfile
-import tempfile
 import zipfile
 from pathlib import Path, PurePosixPath
 
 from espnet3.errors import Espnet3Error
-from espnet3.utils.atomic import plain_mode
+from espnet3.utils.atomic import remove_stale_temps, temp_name
 
 
 class UnsafeArchiveError(Espnet3Error):
@@ -56,8 +55,9 @@ def extract_archive(archive: str | os.PathLike, target: str | os.PathLike) -> Pa
     if not archive.is_file():
         raise Espnet3Error(f"archive {archive} does not exist: download it first")
     target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp"))
-    staging.chmod(plain_mode(0o777))  # mkdtemp's 0700 would hide the data from a project group
+    remove_stale_temps(target.parent)  # what a killed extraction left: a copy of the corpus
+    staging = Path(temp_name(target))
+    staging.mkdir()
     try:
         if zipfile.is_zipfile(archive):
             _extract_zip(archive, staging)

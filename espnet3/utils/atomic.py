@@ -17,9 +17,13 @@ Example:
 from __future__ import annotations
 
 import contextlib
-import glob
+import hashlib
 import json
 import os
+import re
+import shutil
+import socket
+import time
 from collections.abc import Iterable, Iterator
 from typing import IO, Any
 
@@ -46,15 +50,37 @@ def plain_mode(base: int = 0o666) -> int:
 _TEMP_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
 
 
+#: This host, as temporary names carry it (a hash: host names may hold any character).
+_HOST_TAG = hashlib.blake2b(socket.gethostname().encode(), digest_size=4).hexdigest()
+#: ``.<name>.<random>-<host>-<pid>.tmp``: whose temporary file it is.
+_OWNED_TEMP = re.compile(r"\.[0-9a-f]{8}-(?P<host>[0-9a-f]{8})-(?P<pid>[0-9]+)\.tmp$")
+#: A temporary file whose owner cannot be checked (another host's, an earlier format) is left
+#: alone until nothing has written it for this long.
+STALE_TEMP_SECONDS = 3600.0
+
+
+def temp_name(path: str | os.PathLike) -> str:
+    """A new temporary name beside ``path`` that says whose it is: ``.<name>.<random>-<host>-
+    <pid>.tmp``, so a later run can tell one a killed process left (:func:`remove_stale_temps`).
+
+    Example:
+        >>> temp_name("/data/train.tsv").startswith("/data/.train.tsv.")
+        True
+    """
+    head, name = os.path.split(os.fspath(path))
+    return os.path.join(head, f".{name}.{os.urandom(4).hex()}-{_HOST_TAG}-{os.getpid()}.tmp")
+
+
 def _create_temp(path: str) -> tuple[int, str]:
-    """Create a new empty ``.<name>.<random>.tmp`` beside ``path``, making its directory.
+    """Create a new empty temporary file (:func:`temp_name`) beside ``path``, making its
+    directory.
 
     The file gets the mode ``open()`` would give (0o666 less the umask), not mkstemp's private
     0o600, which would hide manifests from the rest of a project group.
     """
-    head, name = os.path.split(path)
+    head = os.path.dirname(path)
     for _ in range(100):
-        tmp = os.path.join(head, f".{name}.{os.urandom(6).hex()}.tmp")
+        tmp = temp_name(path)
         try:
             return os.open(tmp, _TEMP_FLAGS, 0o666), tmp
         except FileNotFoundError:
@@ -134,25 +160,51 @@ def atomic_path(path: str | os.PathLike, *, durable: bool = True) -> Iterator[st
                 os.close(fd)
 
 
-def remove_stale_temps(path: str | os.PathLike) -> int:
-    """Delete the temporary files a killed writer of ``path`` left beside it; how many.
-
-    Only for a path no other process is writing now (a shard about to run again).
+def remove_stale_temps(directory: str | os.PathLike) -> int:
+    """Delete what killed writers left in ``directory`` (temporary files and directories of
+    :func:`temp_name`); how many. One whose owner still runs is kept, so this is safe beside
+    a live writer: an owner on this host is checked by its pid, one elsewhere (or of an earlier
+    format) counts as gone after :data:`STALE_TEMP_SECONDS` without a write.
 
     Example:
         >>> import tempfile, pathlib
         >>> d = pathlib.Path(tempfile.mkdtemp())
-        >>> _ = (d / ".out.jsonl.0a1b2c3d4e5f.tmp").write_text("half")
-        >>> remove_stale_temps(d / "out.jsonl")
-        1
+        >>> dead = 2**22 + 1   # above the largest pid Linux gives
+        >>> _ = (d / f".out.jsonl.0a1b2c3d-{_HOST_TAG}-{dead}.tmp").write_text("half")
+        >>> mine = pathlib.Path(temp_name(d / "mine.jsonl")); _ = mine.write_text("writing")
+        >>> remove_stale_temps(d), [p.name for p in d.iterdir()] == [mine.name]
+        (1, True)
     """
-    head, name = os.path.split(os.fspath(path))
     removed = 0
-    for stale in glob.glob(os.path.join(glob.escape(head or "."), f".{glob.escape(name)}.*.tmp")):
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(stale)
-            removed += 1
+    try:
+        entries = list(os.scandir(directory))
+    except FileNotFoundError:
+        return 0
+    for entry in entries:
+        if entry.name.startswith(".") and entry.name.endswith(".tmp") and _stale(entry):
+            with contextlib.suppress(FileNotFoundError):
+                if entry.is_dir(follow_symlinks=False):
+                    shutil.rmtree(entry.path)
+                else:
+                    os.unlink(entry.path)
+                removed += 1
     return removed
+
+
+def _stale(entry: os.DirEntry) -> bool:
+    owner = _OWNED_TEMP.search(entry.name)
+    if owner is not None and owner["host"] == _HOST_TAG:
+        try:
+            os.kill(int(owner["pid"]), 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:  # another user's live process
+            return False
+        return False
+    try:
+        return time.time() - entry.stat(follow_symlinks=False).st_mtime > STALE_TEMP_SECONDS
+    except FileNotFoundError:
+        return False
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:

@@ -23,11 +23,11 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-import tempfile
 from pathlib import Path
 
 from espnet3.errors import Espnet3Error
 from espnet3.utils.archive import extract_archive
+from espnet3.utils.atomic import remove_stale_temps, temp_name
 from espnet3.utils.download import DownloadProgress, download
 
 __all__ = ["DownloadProgress", "download_url", "extract_targz", "extract_zip", "setup_logger"]
@@ -113,7 +113,9 @@ def extract_targz(archive_path: Path, dst_dir: Path, logger: logging.Logger | No
     dst_dir.mkdir(parents=True, exist_ok=True)
     # A private scratch directory per call: two extractions into one directory cannot meet,
     # and what a killed process leaves is one hidden .tmp directory.
-    scratch = Path(tempfile.mkdtemp(dir=dst_dir, prefix=f".{archive_path.name}.", suffix=".tmp"))
+    remove_stale_temps(dst_dir)
+    scratch = Path(temp_name(Path(dst_dir) / archive_path.name))
+    scratch.mkdir(mode=0o700)
     try:
         unpacked = extract_archive(archive_path, scratch / "content")
         _move_into(unpacked, dst_dir, archive_path, move=False)  # conflicts first

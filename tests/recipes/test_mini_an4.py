@@ -488,3 +488,40 @@ def test_a_full_disk_while_writing_wavs_names_the_errno_and_the_file(an4_sphere_
     assert err.value.errno == errno.ENOSPC and failed.parent == disk
     assert "No space left on device" in str(err.value) and str(failed) in str(err.value)
     assert not failed.exists() and not list(disk.glob(".*.tmp"))
+
+
+def test_a_run_removes_what_killed_runs_left_and_keeps_a_live_writers_files(
+    mini_an4_archive, tmp_path
+):
+    """Temporary files and directories of the targets a run writes, named by a process that
+    is gone (a killed run), are removed; one of a live process is kept."""
+    import re
+
+    from espnet3.utils.atomic import temp_name
+
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True).stdout.strip()  # fmt: skip
+    data_dir = tmp_path / "data"
+
+    def left_by(pid: str, target: Path, directory: bool = False) -> Path:
+        path = Path(re.sub(r"-\d+\.tmp$", f"-{pid}.tmp", temp_name(target)))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if directory:
+            path.mkdir()
+            (path / "an4" / "wav").mkdir(parents=True)  # half a copy of the corpus
+        else:
+            path.write_bytes(b"half")
+        return path
+
+    killed = [
+        left_by(gone, data_dir / "source", directory=True),
+        left_by(gone, data_dir / "wav" / "train" / "fash-an253-b.wav"),
+        left_by(gone, data_dir / "fbank" / "train" / "00000000.h5"),
+        left_by(gone, data_dir / "fbank" / "train" / "shards" / "00000.jsonl"),
+        left_by(gone, data_dir / "fbank" / "cuts_train.jsonl.gz"),
+    ]
+    live = left_by(str(os.getpid()), data_dir / "wav" / "train" / "other.wav")
+    create_dataset(data_dir, mini_an4_archive)
+    assert [p for p in killed if p.exists()] == []
+    assert live.exists()
+    assert sorted(p.name for p in data_dir.rglob("*.tmp")) == [live.name]

@@ -36,7 +36,7 @@ from espnet3.data.sphere import read_sphere
 from espnet3.errors import ConfigError, Espnet3Error
 from espnet3.parallel import parallel_map
 from espnet3.utils.archive import extract_archive
-from espnet3.utils.atomic import atomic_write_bytes
+from espnet3.utils.atomic import atomic_write_bytes, remove_stale_temps
 from espnet3.utils.download import download, sha256_of
 
 from .an4 import AN4_SETS, Utterance, read_set
@@ -144,6 +144,8 @@ class DatasetBuilder(BaseDatasetBuilder):
             for split, utts in splits.items()
             for utt in utts
         ]
+        for folder in {wav.parent for _, wav, _ in jobs}:
+            remove_stale_temps(folder)  # WAVs a killed run was writing
         parallel_map(convert_sphere, jobs)
         for split, utts in splits.items():
             write_manifest(

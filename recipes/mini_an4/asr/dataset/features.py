@@ -38,7 +38,13 @@ import numpy as np
 from espnet3.errors import Espnet3Error
 from espnet3.runner.base_runner import BaseRunner
 from espnet3.runner.provider import EnvironmentProvider
-from espnet3.utils.atomic import atomic_open, atomic_path, atomic_write_json, atomic_write_jsonl
+from espnet3.utils.atomic import (
+    atomic_open,
+    atomic_path,
+    atomic_write_json,
+    atomic_write_jsonl,
+    remove_stale_temps,
+)
 
 from .dataset import Dataset
 from .manifest import SPLITS
@@ -199,6 +205,8 @@ def _compute_split(
     n = len(uids)
     shards = [list(range(start, min(start + size, n))) for start in range(0, n, size)]
     shard_dir = out_dir / split / "shards"
+    for folder in (out_dir, out_dir / split, shard_dir):  # what a killed run was writing
+        remove_stale_temps(folder)
     done = {}  # shard number -> its records, for the shards finished in today's layout
     for i, shard in enumerate(shards):
         path = shard_dir / f"{i:05d}.jsonl"
