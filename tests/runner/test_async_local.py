@@ -198,6 +198,50 @@ def test_a_read_only_results_directory_is_one_error_naming_the_setting(
     assert "give async_result_dir/async_specs_dir a directory" in str(err.value)
 
 
+def test_later_calls_never_delete_an_earlier_calls_finished_work(local_parallel, tmp_path):
+    """Other indices, then overlapping ones, into the same directories: every finished call
+    still collects; the overlapping call reuses what is done instead of running it again."""
+    first = async_runner(tmp_path)(range(10))
+    first.wait(timeout=300, poll=0.2)
+    second = async_runner(tmp_path)(range(10, 20))
+    second.wait(timeout=300, poll=0.2)
+    overlapping = async_runner(tmp_path)(range(5, 15))
+    overlapping.wait(timeout=300, poll=0.2)
+    assert overlapping.submitted == []
+    assert [r for _, r in first.collect()] == expected(range(10))
+    assert [r for _, r in second.collect()] == expected(range(10, 20))
+    assert [r for _, r in overlapping.collect()] == expected(range(5, 15))
+
+
+TWIN = """
+import sys
+sys.path.insert(0, sys.argv[3])
+from runner_toys import LinesRunner, ToyProvider
+from espnet3.parallel import set_parallel
+set_parallel({"env": "local", "n_workers": 2})
+params = {"ran": sys.argv[2], "sleep": 0.05}
+runner = LinesRunner(ToyProvider({"n": 40, "scale": 3, "bias": 1}, params),
+                     output_dir=sys.argv[1] + "/out", async_mode=True)
+submission = runner(range(16))
+submission.wait(timeout=300, poll=0.2)
+print(sorted(r["idx"] for r in submission.merge()))
+"""
+
+
+def test_two_identical_calls_started_at_once_run_each_item_once(tmp_path):
+    """Each shard is claimed (a lock naming its owner) by the one process that runs it."""
+    from runner_toys import ran_items
+
+    here = str(Path(__file__).parent)
+    args = [sys.executable, "-c", TWIN, str(tmp_path), str(tmp_path / "ran.log"), here]
+    twins = [subprocess.Popen(args, stdout=subprocess.PIPE, text=True) for _ in range(2)]
+    outputs = [twin.communicate(timeout=600)[0] for twin in twins]
+    assert [twin.returncode for twin in twins] == [0, 0], outputs
+    assert all(out.strip().splitlines()[-1] == str(list(range(16))) for out in outputs)
+    ran = sorted(i for i, _ in ran_items(tmp_path / "ran.log"))
+    assert ran == list(range(16))  # none twice
+
+
 class Planted:
     """Unpickling this touches ``path``: proof that a file was unpickled."""
 
