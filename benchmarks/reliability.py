@@ -894,6 +894,78 @@ def same_size_results(tmp: Path) -> Row:
     )
 
 
+@case(
+    "D9",
+    "tests/runner/test_async_local.py::test_later_calls_never_delete_an_earlier_calls_finished_work",
+)
+def later_calls_keep_earlier_work(tmp: Path) -> Row:
+    """The same async call on indices 0-9, then 10-19, then 5-14, into the same directories;
+    then the first submission is collected again."""
+    with _parallel(LOCAL):
+        first = _async(tmp)(range(10))
+        first.wait(timeout=300, poll=0.2)
+        second = _async(tmp)(range(10, 20))
+        second.wait(timeout=300, poll=0.2)
+        with Clock() as clock:
+            third = _async(tmp)(range(5, 15))
+            third.wait(timeout=300, poll=0.2)
+    got = [i for i, _ in first.collect()] + [i for i, _ in second.collect()]
+    lost, dup = count_lost_and_duplicated(got, list(range(20)))
+    assert [i for i, _ in third.collect()] == list(range(5, 15)) and third.submitted == []
+    return Row(
+        "every call still collects; the overlapping call submits nothing (its items are "
+        "done) and collects 5-14 from the finished shards",
+        f"{clock.s:.1f} (third call)",
+        lost=str(lost),
+        duplicated=str(dup),
+    )
+
+
+@case(
+    "D10",
+    "tests/recipes/test_mini_an4.py::test_a_run_removes_what_killed_runs_left_and_keeps_a_live_writers_files",
+)
+def killed_runs_temps(tmp: Path) -> Row:
+    """Temporary files a killed run left (a half-extracted corpus, a WAV, an HDF5 file, a
+    shard, a CutSet) and one of a live writer, then `espnet3 create-dataset`."""
+    import re
+
+    from espnet3.utils.atomic import temp_name
+
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True).stdout.strip()  # fmt: skip
+    data_dir = tmp / "data"
+
+    def left_by(pid: str, target: Path, directory: bool = False) -> Path:
+        path = Path(re.sub(r"-\d+\.tmp$", f"-{pid}.tmp", temp_name(target)))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if directory:
+            (path / "an4").mkdir(parents=True)
+            (path / "an4" / "copy.bin").write_bytes(b"x" * 100_000)
+        else:
+            path.write_bytes(b"half")
+        return path
+
+    killed = [
+        left_by(gone, data_dir / "source", directory=True),
+        left_by(gone, data_dir / "wav" / "train" / "x.wav"),
+        left_by(gone, data_dir / "fbank" / "train" / "00000000.h5"),
+        left_by(gone, data_dir / "fbank" / "train" / "shards" / "00000.jsonl"),
+        left_by(gone, data_dir / "fbank" / "cuts_train.jsonl.gz"),
+    ]
+    live = left_by(str(os.getpid()), data_dir / "wav" / "train" / "y.wav")
+    with Clock() as clock:
+        subprocess.run(_create_dataset_cmd(ARCHIVE, data_dir), cwd=ROOT, check=True,
+                       capture_output=True)  # fmt: skip
+    left = sorted(p.name for p in data_dir.rglob("*.tmp"))
+    assert not any(p.exists() for p in killed) and left == [live.name]
+    return Row(
+        f"the run removes the {len(killed)} left by the dead process and keeps the live "
+        f"writer's ({len(left)} .tmp left)",
+        f"{clock.s:.1f} (whole run)",
+    )
+
+
 # --- hangs and error policy -----------------------------------------------------------------
 
 
@@ -1191,6 +1263,85 @@ def read_only_results(tmp: Path) -> Row:
         f"one error: '{said(first_line(err), tmp)[:140]}...'; {len(written)} files written",
         f"{clock.s:.2f}",
         jobs_left="0",
+    )
+
+
+@case(
+    "F7",
+    "tests/runner/test_async_local.py::test_an_async_call_in_a_get_client_block_uses_that_block",
+)
+def async_in_block(tmp: Path) -> Row:
+    """An async runner called inside `with get_client({"env": "local"})`, no global config."""
+    from espnet3.parallel import get_client
+
+    with get_client(LOCAL), Clock() as clock:
+        submission = _async(tmp)(range(10))
+        states = submission.wait(timeout=300, poll=0.2)
+    got = [i for i, _ in submission.collect()]
+    lost, dup = count_lost_and_duplicated(got, list(range(10)))
+    assert {s.state for s in states} == {"done"}
+    return Row(
+        f"the shards run on the block's env ({len(states)} shard processes, all done)",
+        f"{clock.s:.1f}",
+        lost=str(lost),
+        duplicated=str(dup),
+    )
+
+
+@case(
+    "F8",
+    "tests/runner/test_base_runner.py::test_item_timeout_given_per_call_is_checked_like_the_configs",
+)
+def item_timeout_per_call(tmp: Path) -> Row:
+    """`item_timeout=-1` and `item_timeout="x"` given to a runner and to a map."""
+    import runner_toys
+
+    from espnet3.errors import ConfigError
+    from espnet3.parallel import map_indexed
+
+    def runner_with(bad):
+        return lambda: runner_toys.ToyRunner(runner_toys.ToyProvider(TOY_CFG), item_timeout=bad)
+
+    with Clock() as clock:
+        said_lines = [first_line(refused(runner_with(bad), ConfigError)) for bad in (-1, "x")]
+        mapped = refused(lambda: list(map_indexed(str, [1], item_timeout=-1)), ConfigError)
+        said_lines.append(first_line(mapped))
+    assert all("positive number of seconds" in line for line in said_lines)
+    return Row(f"refused before anything runs: '{said_lines[0]}'", f"{clock.s:.3f}")
+
+
+@case(
+    "F9",
+    "tests/parallel/test_schedulers.py::test_dask_config_fallbacks_come_from_the_section_config_name_names",
+)
+def config_name_fallbacks(tmp: Path) -> Row:
+    """`options: {config_name: mycluster}` with walltime and a job-script-prologue only in the
+    Dask config's `jobqueue.mycluster` (1 h and another prologue in `jobqueue.slurm`)."""
+    import dask
+    import dask_jobqueue  # noqa: F401  (loads the jobqueue section of the Dask config)
+
+    from espnet3.parallel import ParallelConfig
+    from espnet3.parallel.jobqueue import worker_job_options
+    from espnet3.parallel.schedulers import ShardBatch, ShardTask, scheduler_for
+
+    slurm = {**dask.config.get("jobqueue.slurm"), "walltime": "01:00:00",
+             "job-script-prologue": ["module load slurm-default"]}  # fmt: skip
+    mine = {**slurm, "walltime": "00:20:00", "job-script-prologue": ["module load mycluster"]}
+    options = {"cores": 1, "memory": "1GB", "config_name": "mycluster"}
+    config = ParallelConfig.from_any({"env": "slurm", "security": "none", "options": options})
+    scheduler = scheduler_for("slurm")
+    with dask.config.set({"jobqueue.slurm": slurm, "jobqueue.mycluster": mine}):
+        _, worker = worker_job_options(config, scheduler, tmp / "logs")
+        batch = ShardBatch("ab", [ShardTask("s0", tmp / "s0.spec.json", tmp / "0")],
+                           ["python", "-m", "espnet3.runner.shard"], tmp, tmp / "logs", 1)  # fmt: skip
+        array = scheduler.array_files(tmp / "a.list", 1, batch, config)[".sh"]
+    extra = worker["worker_extra_args"]
+    lifetime = extra[extra.index("--lifetime") + 1]
+    assert lifetime == "1020s" and "module load mycluster" in array
+    return Row(
+        f"worker --lifetime {lifetime} (from mycluster's 20 min); the worker script and the "
+        "shard array script both run mycluster's prologue",
+        "-",
     )
 
 
