@@ -410,3 +410,23 @@ def test_the_guide_async_call_raises_an_item_error_of_the_items_type(local_paral
     with pytest.raises(ValueError, match="cannot decode value 3") as caught:
         ToyRunner(ToyProvider(CFG, {"fail_on": [3]}))(range(5))
     assert isinstance(caught.value, ItemError) and caught.value.index == 3
+
+
+def test_waiting_on_shards_polls_less_and_less_often(local_parallel, tmp_path, monkeypatch):
+    """wait() backs off (doubling its pause) instead of asking every scheduler each second;
+    the real status calls are counted, nothing is replaced."""
+    from espnet3.runner import jobs_dir
+
+    looks: list[float] = []
+    real_status = jobs_dir.status
+
+    def counted(directory):
+        looks.append(time.monotonic())
+        return real_status(directory)
+
+    submission = async_runner(tmp_path, {"sleep": 0.4}, async_shard_size=8)(range(8))
+    monkeypatch.setattr(jobs_dir, "status", counted)
+    states = jobs_dir.wait(submission.files, timeout=300, poll=0.1)
+    assert {s.state for s in states} == {"done"}
+    gaps = [b - a for a, b in zip(looks, looks[1:], strict=False)]
+    assert len(gaps) >= 3 and gaps[-1] > 3 * gaps[0], gaps
