@@ -94,6 +94,14 @@ class PidRunner(BaseRunner):
         return {"idx": idx, "pid": os.getpid(), "builds": BUILDS[os.getpid()]}
 
 
+class EnvRunner(BaseRunner):
+    """The value of the environment variable ``variable`` in the process that ran the item."""
+
+    @staticmethod
+    def forward(idx, *, dataset, model, variable="", **params):
+        return {"idx": idx, "value": os.environ.get(variable)}
+
+
 class SetRunner(BaseRunner):
     """Returns a ``set``, which JSON cannot encode."""
 

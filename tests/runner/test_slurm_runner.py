@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from runner_toys import (
     BrokenProvider,
+    EnvRunner,
     HazardRunner,
     LinesRunner,
     ToyProvider,
@@ -242,3 +243,27 @@ def test_a_cancelled_array_task_is_resumed_alone_by_the_next_call(slurm_parallel
     assert resumed.submitted == [f"split.{victim}"]
     assert {s.state for s in resumed.wait(timeout=300, poll=0.5)} == {"done"}
     assert [r["idx"] for r in resumed.merge()] == list(range(16))
+
+
+def test_shard_arrays_run_the_dask_configs_prologue_of_the_named_section(slurm_parallel, tmp_path):
+    """A job-script-prologue only in the Dask config (section ``config_name``), as worker jobs
+    get it, also runs before every shard of an array."""
+    import dask
+
+    mine = {
+        **dask.config.get("jobqueue.slurm"),
+        "job-script-prologue": ["export ESPNET3_MARK=from-mycluster"],
+    }
+    options = {**OPTIONS, "config_name": "mycluster"}
+    set_parallel({**slurm_parallel, "options": options})
+    with dask.config.set({"jobqueue.mycluster": mine}):
+        runner = EnvRunner(
+            ToyProvider(CFG, {"variable": "ESPNET3_MARK"}),
+            async_mode=True,
+            async_specs_dir=tmp_path / "specs",
+            async_result_dir=tmp_path / "results",
+            async_shard_size=3,
+        )
+        submission = runner(range(6))
+    assert summarize(submission.wait(timeout=300, poll=0.5)) == "2 done"
+    assert [r["value"] for _, r in submission.collect()] == ["from-mycluster"] * 6
