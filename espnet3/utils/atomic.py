@@ -102,7 +102,7 @@ def _replacing(path: str | os.PathLike) -> Iterator[tuple[int, str]]:
     except OSError as err:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
-        if err.filename is not None:
+        if err.filename is not None or err.errno is None:
             raise
         # os.write names no file: a full disk would say only "[Errno 28] No space left".
         raise type(err)(err.errno, err.strerror, path) from err
