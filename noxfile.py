@@ -177,7 +177,8 @@ def gpu_image(session: nox.Session) -> None:
     """Build the GPU image without a registry (Debian base, PyPI's CUDA torch) and its SIF;
     check torch's CUDA build, the identity and the ``--nv`` worker prefix in both.
 
-    Not part of CI: the build downloads and squashes several GB (containers/README.md).
+    `.ci/run` runs it after ``compose``, whose base and node image it reuses; the build
+    downloads and squashes several GB (containers/README.md).
     """
     session.run("bash", "slurm/compose/cluster.sh", "node-image", external=True)
     session.run(

@@ -24,9 +24,13 @@
 #   --no-sif              stop after the docker image
 #   --sif-only            only the SIF, from the docker image an earlier --no-sif run built
 #   --apptainer-image IMG run `apptainer build` in this docker image (when the host has none)
+#   --keep-tar            keep NAME.tar (docker save) after the SIF is built
 #
-# Outputs in containers/_build/: NAME.tar (docker save), NAME.sif and NAME.identity (the
-# identity as shell assignments), NAME = the tag with ':' and '/' replaced by '-'.
+# Outputs in containers/_build/: NAME.sif and NAME.identity (the identity as shell
+# assignments), NAME = the tag with ':' and '/' replaced by '-'; NAME.tar with --keep-tar.
+# The SIF step needs about three times the docker image's size free in the build directory
+# (the archive, Apptainer's unpacked copy and the SIF; measured in containers/README.md):
+# build.sh checks that first. ESPNET3_CONTAINER_BUILD_DIR moves all of it to another disk.
 set -euo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -37,7 +41,7 @@ die() { echo "build.sh: $*" >&2; exit 1; }
 log() { echo "build.sh: $*"; }
 
 variant=gpu debian=0 base="" tag="" extras="" ca_bundle="" torch_wheel="" image_id="" sif=1 docker=1
-wheelhouse=0
+wheelhouse=0 keep_tar=0
 apptainer_image=""
 while (($#)); do
     case $1 in
@@ -58,6 +62,7 @@ while (($#)); do
         --no-sif) sif=0 ;;
         --sif-only) docker=0 ;;
         --apptainer-image) apptainer_image=$2; shift ;;
+        --keep-tar) keep_tar=1 ;;
         -h | --help) sed -n '2,/^set -e/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
         *) die "unknown option '$1' (see --help)" ;;
     esac
@@ -74,6 +79,8 @@ created=$(date -u +%Y%m%dT%H%M%SZ)
 image_id=${image_id:-espnet3-$version-$revision-$created}
 tag=${tag:-espnet3:$version-$variant}
 name=$(echo "$tag" | tr ':/' '--')
+# The torch layer of the Debian build, tagged so that dropping the build's stage keeps it.
+torch_layer=${tag%:*}-torch-layer:${tag##*:}
 dockerfile=$HERE/Dockerfile
 ((debian)) && dockerfile=$HERE/Dockerfile.debian
 # The Debian GPU image takes torch from the package index: PyPI's default build is the CUDA one.
@@ -117,9 +124,11 @@ build_image() {
     log "docker build $tag ($variant${torch:+, $torch from the package index}, identity $image_id)"
     local previous
     previous=$(docker image inspect -f '{{.Id}}' "$tag" 2>/dev/null || true)
-    DOCKER_BUILDKIT=0 docker build -q -f "$dockerfile" -t "$tag" "${args[@]}" "$context" >/dev/null \
-        || die "docker build of $tag failed (rerun without -q to see why: docker build -f $dockerfile $context)"
+    DOCKER_BUILDKIT=0 docker build -f "$dockerfile" -t "$tag" "${args[@]}" "$context" \
+        >"$BUILD/docker-build-$name.log" 2>&1 \
+        || die "docker build of $tag failed: $(tail -n 3 "$BUILD/docker-build-$name.log") (all of it in $BUILD/docker-build-$name.log)"
     rm -rf "$context"
+    drop_build_stages
     # The image this tag named before (every build has a new identity, so a new image) would
     # stay behind untagged, several GB each time; the layers a rebuild reuses are kept.
     if [[ -n $previous && $previous != $(docker image inspect -f '{{.Id}}' "$tag") ]]; then
@@ -131,6 +140,36 @@ ESPNET3_REVISION=$revision
 ESPNET3_CREATED=$created
 ESPNET3_IMAGE_ID=$image_id
 IDENT
+}
+
+drop_build_stages() {
+    # The classic builder keeps a multi-stage build's venv stage as an untagged image (the final
+    # stage copies only /opt/venv out of it): 1.7 GB (CPU) or 0.5 GB (GPU) more disk on every
+    # build, for good. This build's torch layer is tagged, so that a rebuild does not download
+    # CUDA torch again; then the stages of this and of earlier builds go.
+    local stage layer id
+    stage=$(docker images -q --filter dangling=true --filter "label=org.espnet3.stage-of=$image_id")
+    if [[ -n $stage ]]; then
+        layer=$(docker history --no-trunc --format '{{.ID}} {{.CreatedBy}}' "$stage" \
+            | awk '/install-espnet3\.sh --torch/ {print $1; exit}')
+        [[ -z $layer || $layer == "<missing>" ]] || docker tag "$layer" "$torch_layer"
+    fi
+    for id in $(docker images -q --filter dangling=true); do
+        docker history --no-trunc --format '{{.CreatedBy}}' "$id" | grep -q 'install-espnet3\.sh' \
+            || continue
+        docker rmi "$id" >/dev/null 2>&1 || log "kept the untagged build stage $id: in use"
+    done
+}
+
+gb() { awk -v b="$1" 'BEGIN {printf "%.1f", b / 1e9}'; }
+
+check_free_space() {
+    # Measured: 2.7 times the image's size at the peak (containers/README.md).
+    local size need avail
+    size=$(docker image inspect -f '{{.Size}}' "$tag") || die "no docker image $tag"
+    need=$((size * 3))
+    avail=$(df -P -B1 "$BUILD" | awk 'NR == 2 {print $4}')
+    ((avail >= need)) || die "the SIF of $tag ($(gb "$size") GB) needs about $(gb "$need") GB free in $BUILD; there are $(gb "$avail") GB. Free space on that disk (old SIFs and archives in $BUILD; 'docker image prune') or set ESPNET3_CONTAINER_BUILD_DIR to a directory on a larger one"
 }
 
 mkdir -p "$BUILD"
@@ -145,22 +184,29 @@ else
 fi
 ((sif)) || { log "built $tag"; exit 0; }
 
+check_free_space
+# Apptainer's unpacked copy goes to the build directory too (not to /tmp, nor inside the
+# builder container's own layer), so the check above covers all of it.
+tmp=.apptainer-tmp
+rm -rf "${BUILD:?}/$tmp"
+mkdir -p "$BUILD/$tmp"
+trap 'rm -rf "${BUILD:?}/$tmp"; ((keep_tar)) || rm -f "$BUILD/$name.tar"' EXIT
 log "docker save $tag -> $BUILD/$name.tar"
 docker save -o "$BUILD/$name.tar" "$tag" || die "docker save $tag failed"
 cp "$HERE/espnet3.def" "$BUILD/espnet3.def"
 # ESPNET3_MKSQUASHFS_ARGS, e.g. "-comp gzip -Xcompression-level 1": faster, larger SIF.
-build_args=(${ESPNET3_MKSQUASHFS_ARGS:+--mksquashfs-args "$ESPNET3_MKSQUASHFS_ARGS"})
+build_args=(--disable-cache ${ESPNET3_MKSQUASHFS_ARGS:+--mksquashfs-args "$ESPNET3_MKSQUASHFS_ARGS"})
 build_args+=(--build-arg "ARCHIVE=$name.tar" --build-arg "ESPNET3_VERSION=$version"
             --build-arg "ESPNET3_REVISION=$revision" --build-arg "ESPNET3_CREATED=$created"
             --build-arg "ESPNET3_IMAGE_ID=$image_id")
 log "apptainer build $BUILD/$name.sif"
 if [[ -z $apptainer_image ]]; then
     command -v apptainer >/dev/null || die "no apptainer here: install it or pass --apptainer-image"
-    (cd "$BUILD" && apptainer build -F "${build_args[@]}" "$name.sif" espnet3.def) \
+    (cd "$BUILD" && APPTAINER_TMPDIR=$BUILD/$tmp apptainer build -F "${build_args[@]}" "$name.sif" espnet3.def) \
         || die "apptainer build of $name.sif failed"
 else
     docker run --rm --cap-add SYS_ADMIN --security-opt seccomp=unconfined --security-opt apparmor=unconfined \
-        -v "$BUILD:/build" -w /build --entrypoint apptainer "$apptainer_image" \
+        -e APPTAINER_TMPDIR=/build/$tmp -v "$BUILD:/build" -w /build --entrypoint apptainer "$apptainer_image" \
         build -F "${build_args[@]}" "$name.sif" espnet3.def >/dev/null \
         || die "apptainer build of $name.sif in $apptainer_image failed"
 fi

@@ -76,9 +76,10 @@ build() {
     wait "$node_pid" || die "docker build of $NODE_IMAGE failed: $(tail -n 5 "$BUILD/node-build.log")"
     log "SIF (apptainer build in $NODE_IMAGE)"
     # Light compression: the SIF is built on every run and read over a local volume.
-    ESPNET3_MKSQUASHFS_ARGS=${ESPNET3_MKSQUASHFS_ARGS:--comp gzip -Xcompression-level 1} bash "$REPO/containers/build.sh" "${image[@]}" --sif-only --apptainer-image "$NODE_IMAGE"
+    ESPNET3_MKSQUASHFS_ARGS=${ESPNET3_MKSQUASHFS_ARGS:--comp gzip -Xcompression-level 1} bash "$REPO/containers/build.sh" "${image[@]}" --sif-only --keep-tar --apptainer-image "$NODE_IMAGE"
     [[ -f $BUILD/$SIF_NAME.sif ]] || die "build.sh made no $BUILD/$SIF_NAME.sif"
     mismatch_image
+    rm -f "$BUILD/$SIF_NAME.tar"
 }
 
 mismatch_image() {
@@ -86,13 +87,15 @@ mismatch_image() {
     # from the saved docker archive like the SIF (unpacking a SIF inside a node container needs
     # device nodes Docker does not allow there).
     log "mismatched-identity SIF"
+    mkdir -p "$BUILD/.apptainer-tmp"
     docker run --rm --cap-add SYS_ADMIN --security-opt seccomp=unconfined \
-        --security-opt apparmor=unconfined -v "$BUILD:/build" -w /build \
-        --entrypoint apptainer "$NODE_IMAGE" build -F \
+        --security-opt apparmor=unconfined -e APPTAINER_TMPDIR=/build/.apptainer-tmp \
+        -v "$BUILD:/build" -w /build --entrypoint apptainer "$NODE_IMAGE" build -F --disable-cache \
         --mksquashfs-args "-comp gzip -Xcompression-level 1" \
         --build-arg "ARCHIVE=$SIF_NAME.tar" --build-arg "ESPNET3_IMAGE_ID=espnet3-forced-mismatch" \
         espnet3-mismatch.sif espnet3.def >"$BUILD/mismatch-build.log" 2>&1 \
         || die "apptainer build of the mismatched SIF failed: $(tail -n 5 "$BUILD/mismatch-build.log")"
+    rm -rf "$BUILD/.apptainer-tmp"
 }
 
 idle_nodes() { on ctl sinfo -h -N -o '%N %t' 2>/dev/null | awk '$2 == "idle" {print $1}' | sort -u; }
