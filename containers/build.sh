@@ -184,11 +184,12 @@ else
 fi
 ((sif)) || { log "built $tag"; exit 0; }
 
-check_free_space
 # Apptainer's unpacked copy goes to the build directory too (not to /tmp, nor inside the
-# builder container's own layer), so the check above covers all of it.
+# builder container's own layer), so the check below covers all of it. What a killed earlier
+# run left of this step is not counted as taken.
 tmp=.apptainer-tmp
-rm -rf "${BUILD:?}/$tmp"
+rm -rf "${BUILD:?}/$tmp" "$BUILD/$name.tar"
+check_free_space
 mkdir -p "$BUILD/$tmp"
 trap 'rm -rf "${BUILD:?}/$tmp"; ((keep_tar)) || rm -f "$BUILD/$name.tar"' EXIT
 log "docker save $tag -> $BUILD/$name.tar"
