@@ -168,8 +168,12 @@ def slurm(session: nox.Session) -> None:
 
 @nox.session
 def compose(session: nox.Session) -> None:
-    """Build the images and SIF, start the docker-compose SLURM cluster, run its tests."""
-    session.run("bash", "slurm/compose/cluster.sh", "ci", external=True)
+    """Build the images and SIF, start the docker-compose SLURM cluster, run its tests.
+
+    The tests run on this host, in the shared environment this session makes first.
+    """
+    env = {**_env_ready(session), "ESPNET3_PYTHON": str(BIN / "python")}
+    session.run("bash", "slurm/compose/cluster.sh", "ci", env=env, external=True)
 
 
 @nox.session(name="gpu-image")

@@ -25,9 +25,9 @@ NODE_IMAGE=espnet3/compose-node:latest
 TORCH_WHEEL=${ESPNET3_TORCH_WHEEL:-$(ls /opt/wheels/torch-2.13.0+cpu-cp311-*.whl 2>/dev/null | head -n1)}
 SIF_NAME=espnet3-0.1.0-cpu
 IDLE_TIMEOUT=${ESPNET3_COMPOSE_IDLE_TIMEOUT:-120}
-# The tests run on this host and need pytest and espnet3: nox's shared environment when present.
+# The tests run on this host and need pytest and espnet3: nox's shared environment
+# (`nox -s compose` makes it and sets ESPNET3_PYTHON).
 PYTHON=${ESPNET3_PYTHON:-$REPO/.nox/espnet3/bin/python}
-[[ -x $PYTHON ]] || PYTHON=python3
 
 export ESPNET3_BUILD_DIR=$BUILD ESPNET3_REPO_DIR=$REPO ESPNET3_NODE_IMAGE=$NODE_IMAGE
 
@@ -129,6 +129,8 @@ status() {
 
 run_tests() {
     status || die "the cluster is not up: run '$0 up' first"
+    "$PYTHON" -c 'import pytest, espnet3' 2>/dev/null \
+        || die "no Python with pytest and espnet3 at $PYTHON: run 'nox -s compose' (it makes one) or set ESPNET3_PYTHON"
     log "running tests/containers"
     (cd "$REPO" && ESPNET3_REQUIRE_COMPOSE=1 "$PYTHON" -m pytest tests/containers -m compose -q \
         -p no:cacheprovider) || die "compose tests failed"
