@@ -6,7 +6,9 @@ audio_key=..., text_key=...).to_eager()`` runs in this process and keeps each ro
 memory (``memory`` sources, which ``to_file`` cannot write). Ours leaves the audio in the
 dataset (each cut's source names its row, so the cuts can be saved and read anywhere); a third
 row, for information, also writes every row's audio to a file (``audio_dir``). Cluster
-start-up is not timed.
+start-up is not timed. A second table gives the cost of sharing those cuts: the manifest alone
+(as a plain ``CutSet`` writes it; espnet3 reads it) vs the returned cuts' own ``to_file`` and
+``save_lhotse``, which copy the audio so plain Lhotse reads it.
 
 Lhotse names a cut by the md5 of its audio bytes, ours by split and row, so the cuts are
 compared through that mapping: same rows, same durations, same texts.
@@ -93,6 +95,7 @@ def main() -> None:
             files_stats = repeat(lambda: ours_run(client, True), repeats=repeats)
         check_same_cuts(dataset, results["lhotse"], results["ours"])
         check_same_cuts(dataset, results["lhotse"], results["files"])
+        sharing = measure_sharing(results["ours"], root, repeats)
     finally:
         shutil.rmtree(root, ignore_errors=True)
 
@@ -117,6 +120,10 @@ def main() -> None:
             f"{lhotse_stats['median'] / files_stats['median']:.2f}x",
         ],
     ]
+    share_rows = [
+        [label, f"{stats['median']:.2f}", f"{stats['median'] / n * 1e3:.2f}", f"{size / n:.0f}"]
+        for label, (stats, size) in sharing.items()
+    ]
     report = "\n".join(
         [
             "## HF dataset -> Lhotse CutSet",
@@ -132,10 +139,65 @@ def main() -> None:
             "creation slows down for a while after files are deleted.",
             "",
             table(["method", "seconds", "utterances/s", "speed-up"], rows),
+            "",
+            "Saving the cuts of the first espnet3 row (audio in the dataset rows), median of "
+            f"{repeats} run(s) after one warm-up, each into a fresh directory. A plain `CutSet` "
+            "writes only the manifest, which needs `espnet3.data.row_source` to read; the "
+            "returned cuts' `to_file` (the guide's step 4) and `save_lhotse` also copy each "
+            "row's encoded bytes unchanged to a file next to the manifest, so Lhotse alone reads "
+            "them (`validate(read_data=True)` checked on the last save of each).",
+            "",
+            table(["saving", "seconds", "ms per utterance", "bytes per utterance"], share_rows),
         ]
     )
     print(report)
     write_section("hf_cutset", report)
+
+
+def measure_sharing(cuts, root: Path, repeats: int) -> dict[str, tuple[dict, int]]:
+    """Time and bytes of the manifest alone, ``cuts.to_file`` and ``save_lhotse``, each into
+    fresh paths."""
+    from lhotse import CutSet, validate
+
+    from espnet3.data.sharing import save_lhotse
+
+    targets = (root / f"shared{i}" for i in range(10**6))
+    last: dict[str, Path] = {}
+
+    def manifest_only():
+        last["manifest"] = next(targets) / "cuts.jsonl.gz"
+        last["manifest"].parent.mkdir()
+        CutSet(cuts).to_file(last["manifest"])
+
+    def to_file():
+        last["to_file"] = next(targets) / "cuts.jsonl.gz"
+        last["to_file"].parent.mkdir()
+        cuts.to_file(last["to_file"])
+
+    def saved():
+        last["saved"] = next(targets)
+        save_lhotse(cuts, last["saved"])
+
+    stats = {name: repeat(run, repeats=repeats) for name, run in
+             (("manifest", manifest_only), ("to_file", to_file), ("saved", saved))}  # fmt: skip
+    validate(CutSet.from_file(last["to_file"]), read_data=True)
+    validate(CutSet.from_file(last["saved"] / "cuts.jsonl.gz"), read_data=True)
+    return {
+        "`CutSet(cuts).to_file`: the manifest alone, audio left in the dataset rows (needs "
+        "espnet3 to read)": (stats["manifest"], last["manifest"].stat().st_size),
+        "`cuts.to_file`: audio copied next to the manifest (plain Lhotse reads it)": (
+            stats["to_file"],
+            _bytes(last["to_file"].parent),
+        ),
+        "`save_lhotse`: audio copied next to the manifests (plain Lhotse reads it)": (
+            stats["saved"],
+            _bytes(last["saved"]),
+        ),
+    }
+
+
+def _bytes(directory: Path) -> int:
+    return sum(p.stat().st_size for p in directory.rglob("*") if p.is_file())
 
 
 def check_same_cuts(dataset, lhotse_cuts, our_cuts) -> None:

@@ -7,10 +7,12 @@ Submodules are imported on use so that ``import espnet3.data`` stays cheap:
 
 A Hugging Face dataset becomes a ``CutSet`` without copying its audio: each cut's source names
 its dataset row, and reads back lazily wherever ``espnet3.data.row_source`` is imported (the
-converter and ``ESPnet3Dataset`` import it; a plain Lhotse reader imports it once). Audio the
-dataset cannot hold for the cuts (an in-memory dataset, changed samples) is written under a
-cache directory, named in a log line. Pass ``audio_dir`` to write the audio to files instead,
-when the cuts must outlive the dataset::
+converter and ``ESPnet3Dataset`` import it). Audio the dataset cannot hold for the cuts (an
+in-memory dataset, changed samples) is written under a cache directory, named in a log line
+(``ESPNET3_CACHE_DIR``, else under ``HF_DATASETS_CACHE``, ``HF_HOME``, ``XDG_CACHE_HOME`` or
+``~/.cache``). Pass ``audio_dir`` to write the audio to files instead, when the cuts must
+outlive the dataset; ``espnet3.data.sharing.save_lhotse`` saves cuts that Lhotse reads without
+espnet3 (it copies audio kept in dataset rows next to the manifests)::
 
     from espnet3.data.huggingface_utils import cutset_from_huggingface
     from espnet3.parallel import get_client

@@ -5,8 +5,10 @@
 in chunks on the Dask cluster (``client``, or the configured ``parallel:``; in this process
 when neither is set; :func:`convert_chunk` on each worker), and assemble the cuts in row order.
 Each cut's audio stays in its dataset row (a source naming the row) or, when asked, is written
-to a file; either way the result passes ``lhotse.validate``, survives ``cuts.to_file`` and
-reads back lazily in any process.
+to a file; either way the result passes ``lhotse.validate``. The result is a
+:class:`~espnet3.data.sharing.RowCutSet`: its ``to_file`` copies the audio kept in dataset rows
+beside the manifest, so Lhotse alone reads the file it writes (or use
+:func:`~espnet3.data.sharing.save_lhotse` for a directory of manifests).
 
 Example:
     >>> import tempfile, numpy as np, datasets
@@ -39,7 +41,15 @@ from espnet3.data.hf_open import (
     saved_location,
     select_split,
 )
-from espnet3.data.row_cuts import CACHE_ENV, RowLocator, audio_cache_dir, row_to_cut, utt_id
+from espnet3.data.row_cuts import (
+    CACHE_ENV,
+    RowLocator,
+    audio_cache_dir,
+    audio_cache_root,
+    row_to_cut,
+    utt_id,
+)
+from espnet3.data.sharing import RowCutSet
 from espnet3.errors import ConfigError, Espnet3Error, ItemError
 from espnet3.utils.atomic import atomic_write_jsonl
 from espnet3.utils.config import check_error_policy, check_positive
@@ -76,7 +86,7 @@ def cutset_from_huggingface(
     on_error: str = "raise",
     errors_path: str | os.PathLike | None = None,
     load_kwargs: Mapping[str, Any] | None = None,
-) -> CutSet:
+) -> RowCutSet:
     """Convert a Hugging Face dataset split into a ``CutSet``, one cut per row, in parallel.
 
     ``dataset_id`` is a loaded ``datasets.Dataset`` (or ``DatasetDict``, indexed by ``split``),
@@ -100,8 +110,8 @@ def cutset_from_huggingface(
       ``load_from_disk``). Nothing is copied, so this is the fast way;
     - without ``audio_dir``, audio the dataset cannot hold for the cuts (an in-memory
       dataset, changed samples, SPHERE files) is written under a cache directory, named in a
-      log line (:func:`~espnet3.data.row_cuts.audio_cache_dir`; ``ESPNET3_CACHE_DIR`` moves
-      it);
+      log line (:func:`~espnet3.data.row_cuts.audio_cache_root`: ``ESPNET3_CACHE_DIR``, else
+      under ``HF_DATASETS_CACHE``, ``HF_HOME``, ``XDG_CACHE_HOME`` or ``~/.cache``);
     - with ``audio_dir``, every row's audio is written there as a file (see
       :mod:`espnet3.data.row_cuts`), so the cuts no longer need the dataset;
     - audio given as a path to an existing file is used where it is, either way.
@@ -110,6 +120,10 @@ def cutset_from_huggingface(
     unchanged; set it ``False`` when ``data_info`` needs decoded values. ``on_error='skip'``
     drops bad rows and records ``{index, utt_id, error}`` in ``errors_path`` (JSONL);
     ``'raise'`` stops at the first bad row with an :class:`~espnet3.errors.ItemError` naming it.
+
+    Returns a :class:`~espnet3.data.sharing.RowCutSet`: in this process the cuts read the rows
+    directly, and ``cuts.to_file(path)`` copies that audio (encoded bytes unchanged) to a
+    directory beside ``path`` so that Lhotse reads the manifest without espnet3.
 
     Example:
         >>> with get_client({"env": "local", "n_workers": 2}) as client:   # doctest: +SKIP
@@ -261,13 +275,14 @@ def _report_cached(cuts: CutSet, cache_dir: str, where: str) -> None:
     )
     if cached:
         log.warning(
-            "wrote the audio of %d of %d rows of %s under %s (rows whose audio the dataset "
-            "cannot hold for the cuts: in memory, changed samples, or SPHERE); the cuts read "
-            "it from there: pass audio_dir=... or set %s to choose another directory",
+            "wrote the audio of %d of %d rows of %s under %s (chosen by %s; rows whose audio "
+            "the dataset cannot hold for the cuts: in memory, changed samples, or SPHERE); the "
+            "cuts read it from there: pass audio_dir=... or set %s to choose another directory",
             cached,
             len(cuts),
             where,
             cache_dir,
+            audio_cache_root()[1],
             CACHE_ENV,
         )
 
@@ -356,7 +371,7 @@ def _safe_id(row: Any, index: int, fields: Mapping[str, Callable], id_prefix: st
         return None
 
 
-def _assemble(by_chunk: dict[int, list[MonoCut]]) -> CutSet:
+def _assemble(by_chunk: dict[int, list[MonoCut]]) -> RowCutSet:
     cuts = [cut for position in sorted(by_chunk) for cut in by_chunk[position]]
     seen: set[str] = set()
     for cut in cuts:
@@ -366,7 +381,7 @@ def _assemble(by_chunk: dict[int, list[MonoCut]]) -> CutSet:
                 "or drop it to use row numbers"
             )
         seen.add(cut.id)
-    return CutSet.from_cuts(cuts)
+    return RowCutSet(cuts)
 
 
 def _describe(dataset_id: Any) -> str:

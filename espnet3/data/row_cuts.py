@@ -9,14 +9,18 @@ So a cut's source is one of:
 - a ``url`` source naming the dataset row (``locate_row`` given, no ``audio_dir``): encoded
   bytes stay in the dataset, nothing is copied (see :mod:`espnet3.data.row_source`). This
   holds for a ``data_info`` that returns the column's value, and for one that returns its
-  decoded ``["array"]`` unchanged (see :mod:`espnet3.data.row_audio`);
+  decoded ``["array"]`` unchanged (see :mod:`espnet3.data.row_audio`). Only a process that
+  imported ``espnet3.data.row_source`` reads it: to share the cuts, ``to_file`` of a
+  :class:`~espnet3.data.sharing.RowCutSet` and :func:`~espnet3.data.sharing.save_lhotse`
+  copy such audio next to the manifests;
 - a ``file`` source for a row that names an existing file, referenced where it is;
 - with ``audio_dir``, a ``file`` source written there as ``<row // 1000>/<utt_id>.<ext>``:
   encoded bytes unchanged in their own format, decoded samples (arrays, torchcodec decoders)
   and SPHERE audio (which Lhotse reads only through ``sph2pipe``) as 16-bit ``audio_format``
   (FLAC by default: lossless for 16-bit audio, about half the size of WAV);
 - without ``audio_dir``, audio that none of the above can reach (bytes of a dataset that
-  cannot be re-opened, samples, SPHERE files) is written under ``cache_dir`` when given, as
+  cannot be re-opened, samples, SPHERE files) is written under ``cache_dir`` when given (the
+  converter gives :func:`audio_cache_dir`, which honours ``HF_HOME`` and friends), as
   ``<row // 1000>/<utt_id>.<content hash>.<ext>``: the hash keeps two conversions of the same
   rows that give different audio (another ``data_info``) from overwriting each other.
 
@@ -54,8 +58,11 @@ from espnet3.data.row_source import row_url
 from espnet3.errors import Espnet3Error
 from espnet3.utils.atomic import atomic_write_bytes
 
-#: Environment variable naming the directory under which audio is cached (see audio_cache_dir).
+#: Environment variable naming the directory under which audio is cached (see audio_cache_root).
 CACHE_ENV = "ESPNET3_CACHE_DIR"
+#: Variables whose directory holds the cache's ``espnet3`` folder when CACHE_ENV is unset, in
+#: order of precedence: Hugging Face's dataset cache and home, then the XDG cache.
+_CACHE_PARENTS = ("HF_DATASETS_CACHE", "HF_HOME", "XDG_CACHE_HOME")
 #: soundfile format name -> file extension that Lhotse and soundfile recognise.
 _EXTENSIONS = {"nist": "sph", "wav": "wav", "flac": "flac", "ogg": "ogg", "mp3": "mp3"}
 
@@ -72,23 +79,43 @@ def utt_id(row: Any, index: int, fields: Mapping[str, Callable], id_prefix: str)
     return f"{id_prefix}{index:08d}"
 
 
+def audio_cache_root() -> tuple[Path, str]:
+    """The root of espnet3's audio cache, and what chose it (for the log line naming it).
+
+    The first that is set wins: ``$ESPNET3_CACHE_DIR``; ``$HF_DATASETS_CACHE/espnet3`` and
+    ``$HF_HOME/espnet3`` (the cached audio is a copy of dataset rows, so it goes to the disk
+    chosen for the datasets themselves, not to a small home quota); ``$XDG_CACHE_HOME/espnet3``;
+    ``~/.cache/espnet3``.
+
+    Example:
+        >>> root, chosen_by = audio_cache_root()
+        >>> chosen_by in (CACHE_ENV, *_CACHE_PARENTS, "the default ~/.cache")
+        True
+    """
+    if os.environ.get(CACHE_ENV):
+        root, chosen_by = os.environ[CACHE_ENV], CACHE_ENV
+    else:
+        chosen_by = next((name for name in _CACHE_PARENTS if os.environ.get(name)), None)
+        if chosen_by is None:
+            root, chosen_by = os.path.join("~", ".cache", "espnet3"), "the default ~/.cache"
+        else:
+            root = os.path.join(os.environ[chosen_by], "espnet3")
+    # Absolute: workers and readers may run with another working directory.
+    return Path(root).expanduser().resolve(), chosen_by
+
+
 def audio_cache_dir(key: str) -> Path:
     """Where audio goes when no ``audio_dir`` is given and its dataset cannot hold it.
 
-    ``$ESPNET3_CACHE_DIR/hf_audio/<key>``; without that variable the root is
-    ``$XDG_CACHE_HOME/espnet3``, else ``~/.cache/espnet3``. ``key`` is the dataset's
-    fingerprint, so each dataset's audio sits in a directory of its own. Cuts read their audio
-    from there: keep it as long as their manifests are in use.
+    ``<audio_cache_root()>/hf_audio/<key>``. ``key`` is the dataset's fingerprint, so each
+    dataset's audio sits in a directory of its own. Cuts read their audio from there: keep it
+    as long as their manifests are in use.
 
     Example:
         >>> audio_cache_dir("9f2c").parts[-2:]
         ('hf_audio', '9f2c')
     """
-    root = os.environ.get(CACHE_ENV) or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.join("~", ".cache"), "espnet3"
-    )
-    # Absolute: workers and readers may run with another working directory.
-    return Path(root).expanduser().resolve() / "hf_audio" / key
+    return audio_cache_root()[0] / "hf_audio" / key
 
 
 @dataclass(frozen=True)

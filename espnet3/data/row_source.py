@@ -10,7 +10,10 @@ source is a Lhotse ``url`` source naming the row::
 Lhotse opens ``url`` sources through its IO backend, and importing this module (which
 ``espnet3.data.hf_to_lhotse`` and ``espnet3.data.dataset`` do) puts
 :class:`DatasetRowIOBackend` in front of the backend that was in use. A process that reads such
-cuts with Lhotse alone needs ``import espnet3.data.row_source`` first. The dataset's
+cuts with Lhotse alone needs ``import espnet3.data.row_source`` first. To share cuts with
+readers that have only Lhotse, ``to_file`` of the cuts :func:`~espnet3.data.hf_to_lhotse.cutset_from_huggingface` returns
+(a :class:`~espnet3.data.sharing.RowCutSet`) and :func:`espnet3.data.sharing.save_lhotse` copy
+the rows' audio to files next to the manifest (this process's cuts keep reading the rows). The dataset's
 ``datasets`` fingerprint is part of the source: a dataset rewritten after the conversion is
 refused on read instead of giving another row's audio.
 

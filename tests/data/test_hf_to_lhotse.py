@@ -54,7 +54,9 @@ def test_to_file_round_trip_read_in_another_process(where, utterances, dask_clie
     cuts = cutset_from_huggingface(INFO, None, dataset, "train", dask_client, audio_dir=audio_dir)
     assert {c.recording.sources[0].type for c in cuts} == {"file" if audio_dir else "url"}
     manifest = tmp_path / "cuts.jsonl.gz"
-    cuts.to_file(manifest)
+    # As a plain CutSet writes them: sources naming dataset rows stay so (the returned
+    # RowCutSet's own to_file copies the audio to share it: test_share_plain_lhotse.py).
+    CutSet(cuts).to_file(manifest)
     assert CutSet.from_file(manifest).to_eager() == cuts
     script = (
         "import sys, hashlib, numpy as np; from lhotse import CutSet\n"

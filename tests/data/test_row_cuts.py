@@ -8,7 +8,7 @@ from hf_datasets import assert_same_audio, hf_dataset
 from lhotse import CutSet, validate
 
 from espnet3.data.huggingface_utils import cutset_from_huggingface
-from espnet3.data.row_cuts import CACHE_ENV, audio_cache_dir
+from espnet3.data.row_cuts import CACHE_ENV
 
 INFO = {"audio": "audio", "text": "text", "speaker": "speaker", "id": "utt"}
 
@@ -47,11 +47,3 @@ def test_in_memory_bytes_work_without_audio_dir(
     assert set(halved.ids) == set(cuts.ids)
     assert not {c.recording.sources[0].source for c in halved} & set(sources)
     assert_same_audio(CutSet.from_file(tmp_path / "cuts.jsonl.gz"), utterances)
-
-
-def test_the_cache_root_follows_the_environment(monkeypatch, tmp_path):
-    monkeypatch.setenv(CACHE_ENV, str(tmp_path / "mine"))
-    assert audio_cache_dir("abc") == tmp_path / "mine" / "hf_audio" / "abc"
-    monkeypatch.delenv(CACHE_ENV)
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
-    assert audio_cache_dir("abc") == tmp_path / "xdg" / "espnet3" / "hf_audio" / "abc"

@@ -1,3 +1,6 @@
+import os
+import stat
+
 import numpy as np
 import pytest
 from hf_datasets import hf_dataset
@@ -42,3 +45,16 @@ def test_share_as_lhotse_manifests_and_read_back(utterances, tmp_path):
     np.testing.assert_array_equal(
         np.rint(back[0]["speech"] * 32768).astype(np.int16), utterances[0]["samples"]
     )
+
+
+@pytest.mark.parametrize(("umask", "mode"), [(0o022, 0o755), (0o077, 0o700)])
+def test_a_shared_directory_gets_the_umasks_mode(utterances, tmp_path, umask, mode):
+    cuts = cutset_from_huggingface(
+        INFO, None, hf_dataset(utterances, "bytes"), "t", audio_dir=tmp_path / "audio"
+    )
+    previous = os.umask(umask)
+    try:
+        save_lhotse(cuts, tmp_path / "lhotse")
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE((tmp_path / "lhotse").stat().st_mode) == mode
