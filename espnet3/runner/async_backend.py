@@ -37,7 +37,7 @@ from typing import Any
 from espnet3.errors import SetupError
 from espnet3.parallel.client import placement
 from espnet3.runner import jobs_dir
-from espnet3.runner.class_path import class_path, stable_hash
+from espnet3.runner.class_path import class_paths, stable_hash
 from espnet3.runner.outcomes import as_units
 from espnet3.runner.provider import plain_config
 from espnet3.runner.resharding import reuse_finished_results
@@ -115,7 +115,7 @@ def submit_async(runner: Any, indices: Iterable[int]) -> AsyncSubmission:
     params = dict(getattr(provider, "params", None) or {})
     check_json("config", provider_config)
     check_json("params", params)
-    identity = (class_path(type(runner)), class_path(type(provider)), provider_config, params)
+    identity = (*class_paths(type(runner), type(provider)), provider_config, params)
     work = stable_hash(*identity, runner.batch_size)
     files, base = _call_files(runner, planned, work)
     setting = "output_dir" if runner.output_dir is not None else "async_result_dir/async_specs_dir"

@@ -5,7 +5,9 @@ builds the environment once and keeps it (each call returns a fresh dict of the 
 objects); on Dask workers the function returned by :meth:`build_worker_setup_fn` (also named
 :meth:`make_worker_setup_fn`) builds it once per worker. That function carries only the
 provider's class path, its plain config and its params, never a built model or dataset, so
-shipping it to a thousand workers costs a few bytes each.
+shipping it to a thousand workers costs a few bytes each. A provider class defined in the
+script being run (``__main__``) has no class path: the function carries the class itself, which
+Dask ships by value.
 
 Example:
     >>> class Squares(EnvironmentProvider):
@@ -20,12 +22,13 @@ Example:
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from espnet3.errors import ConfigError
-from espnet3.runner.class_path import class_path, load_class, stable_hash
+from espnet3.runner.class_path import class_ref, load_class, stable_hash
 
 
 class EnvironmentProvider:
@@ -85,6 +88,9 @@ class EnvironmentProvider:
     def make_worker_setup_fn(self) -> WorkerSetup:
         """A picklable zero-argument function that builds this environment in a worker.
 
+        It names the provider's class by path, or carries the class when it has none (defined
+        in ``__main__`` or inside a function), which Dask's pickling ships by value.
+
         Example:
             >>> import pickle
             >>> class One(EnvironmentProvider):
@@ -94,7 +100,7 @@ class EnvironmentProvider:
             >>> pickle.loads(pickle.dumps(setup))()       # doctest: +SKIP
             {'one': 1}
         """
-        return WorkerSetup(class_path(type(self)), self.plain_config, dict(self.params))
+        return WorkerSetup(class_ref(type(self)), self.plain_config, dict(self.params))
 
 
 def worker_setup_fn(provider: Any) -> Any:
@@ -122,21 +128,40 @@ def worker_setup_fn(provider: Any) -> Any:
 
 @dataclass(frozen=True)
 class WorkerSetup:
-    """Rebuilds a provider from its class path, config and params, and builds its environment.
+    """Rebuilds a provider from its class, config and params, and builds its environment.
 
-    Dask caches the result per worker process under :meth:`__dask_tokenize__`, which is
-    computed from the same three fields, so equal setups share one environment.
+    ``provider`` is the class path, or the class itself when it has none (defined in
+    ``__main__`` or inside a function; see :func:`~espnet3.runner.class_path.class_ref`). Dask
+    caches the result per worker process under :meth:`__dask_tokenize__`, which is computed
+    from the same three fields, so equal setups share one environment.
     """
 
-    provider: str
+    provider: str | type
     config: dict[str, Any]
     params: dict[str, Any]
 
     def __call__(self) -> dict[str, Any]:
-        return load_class(self.provider)(self.config, self.params).build_env_local()
+        cls = self.provider if isinstance(self.provider, type) else load_class(self.provider)
+        return cls(self.config, self.params).build_env_local()
 
     def __dask_tokenize__(self) -> str:
-        return stable_hash(self.provider, self.config, self.params)
+        return stable_hash(_class_identity(self.provider), self.config, self.params)
+
+
+#: Tells apart the classes shipped by value of different processes (see below).
+_THIS_PROCESS = uuid.uuid4().hex
+
+
+def _class_identity(provider: str | type) -> str:
+    """``provider`` as :meth:`WorkerSetup.__dask_tokenize__` hashes it.
+
+    A class shipped by value is named by this process and its ``id``: two scripts' own
+    ``PrepProvider`` on one shared cluster, or two local classes of one name, must not share
+    the environment a worker built for the other.
+    """
+    if isinstance(provider, str):
+        return provider
+    return f"{provider.__module__}:{provider.__qualname__}#{_THIS_PROCESS}-{id(provider)}"
 
 
 def plain_config(config: Any) -> dict[str, Any]:

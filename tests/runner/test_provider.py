@@ -10,6 +10,7 @@ from runner_toys import BUILDS, BrokenProvider, ToyProvider
 
 from espnet3.errors import ConfigError, ItemError
 from espnet3.parallel import get_client, parallel_map
+from espnet3.runner.class_path import class_path
 from espnet3.runner.provider import EnvironmentProvider, WorkerSetup
 
 
@@ -89,5 +90,8 @@ def test_bad_config_params_and_env_are_explained():
         ConfigError, match="ListEnv.build_env must return a dict of names to objects, got list"
     ):
         ListEnv().build_env_local()
-    with pytest.raises(ConfigError, match="inside a function, so worker processes cannot import"):
-        ListEnv().make_worker_setup_fn()
+    assert ListEnv().make_worker_setup_fn().provider is ListEnv  # Dask ships it by value
+    with pytest.raises(
+        ConfigError, match=r"ListEnv' \(defined in '[\w.]+' inside a function\) has no import path"
+    ):
+        class_path(ListEnv)  # what a detached shard job would need
