@@ -22,14 +22,13 @@ import gzip
 import json
 import os
 import shutil
-import tempfile
 import zlib
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 from espnet3.errors import ConfigError, ContractError, SetupError
-from espnet3.utils.atomic import atomic_write_text
+from espnet3.utils.atomic import atomic_path, atomic_write_text, temp_name
 
 #: Splits listed first, in this order; others follow by name.
 USUAL_SPLITS = ("train", "valid", "dev", "test")
@@ -130,51 +129,104 @@ def _is_cuts(path: Path) -> bool:
     return path.name.endswith(".jsonl.gz")
 
 
-def plot_durations(splits: Mapping[str, Any], path: str | os.PathLike) -> Path:
+def plot_durations(
+    splits: Mapping[str, Any], path: str | os.PathLike, title: str = "utterance durations"
+) -> Path:
     """Write a histogram of utterance durations per split (``{split: durations}``) as a PNG
-    (needs matplotlib)."""
+    (needs matplotlib: the ``plot`` extra), written atomically with the umask's mode.
+
+    All splits share the same bin edges, so their bars compare; each split is drawn as the
+    share of its own utterances per bin (a step outline), so a 10-utterance test split shows
+    beside a 10,000-utterance train split. The figure is titled ``title`` (also the PNG's
+    ``Title``).
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> png = pathlib.Path(tempfile.mkdtemp()) / "d.png"
+        >>> plot_durations({"train": [1.0, 2.5, 3.0], "test": [2.0]}, png, "data").read_bytes()[:4]
+        b'\\x89PNG'
+    """
     try:
         import matplotlib
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
+        import numpy as np
     except ImportError:
         raise SetupError(
-            "--plot needs matplotlib: pip install matplotlib (or espnet3[plot])"
+            "--plot needs matplotlib: pip install 'espnet3[plot]' (or pip install matplotlib)"
         ) from None
+    everything = [d for durations in splits.values() for d in durations]
+    edges = np.histogram_bin_edges(everything or [0.0], bins=30)
     figure, axes = plt.subplots(figsize=(7, 4))
     for split, durations in splits.items():
-        axes.hist(durations, bins=30, alpha=0.6, label=split)
+        weights = np.full(len(durations), 1 / len(durations)) if durations else None
+        axes.hist(
+            durations,
+            bins=edges,
+            weights=weights,
+            histtype="step",
+            linewidth=1.5,
+            label=f"{split} ({len(durations)})",
+        )
     axes.set_xlabel("duration (s)")
-    axes.set_ylabel("utterances")
+    axes.set_ylabel("share of the split's utterances")
+    axes.set_title(title)
     axes.legend()
     path = Path(path)
-    with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".png", delete=False) as tmp:
-        figure.savefig(tmp.name, dpi=100)
+    with atomic_path(path) as tmp:
+        figure.savefig(tmp, dpi=100, format="png", metadata={"Title": title})
     plt.close(figure)
-    os.replace(tmp.name, path)
     return path
 
 
 def export_kaldi(data_dir: str | os.PathLike, out_dir: str | os.PathLike) -> list[Path]:
     """Write one Kaldi data directory per split under ``out_dir`` with Lhotse's Kaldi export:
-    ``wav.scp``, ``segments``, ``text``, ``utt2spk``, ``utt2dur``, ``reco2dur``, plus
-    ``spk2utt``, sorted as Kaldi's tools and ESPnet's ``asr.sh`` expect. Each split directory
-    is written aside and renamed into place; an existing one is replaced whole.
+    ``wav.scp``, ``text``, ``utt2spk``, ``utt2dur``, plus ``spk2utt``, sorted as Kaldi's tools
+    and ESPnet's ``asr.sh`` expect. Each split directory is written aside and renamed into
+    place; an existing one is replaced whole.
+
+    ``segments`` and ``reco2dur`` (which Kaldi keeps together: both are keyed by recording)
+    are written only when utterances are parts of longer recordings. When every utterance is
+    its whole recording, ``wav.scp`` is keyed by utterance id and there is no ``segments``,
+    so ``asr.sh`` copies the audio as it is instead of cutting segments out of it.
 
     Every utterance needs a speaker, and (Kaldi's rule) its id must start with it.
+
+    Example:
+        >>> import tempfile, pathlib, numpy as np, soundfile as sf
+        >>> d = pathlib.Path(tempfile.mkdtemp())
+        >>> sf.write(d / "a.wav", np.zeros(8000, np.int16), 16000)
+        >>> _ = (d / "test.tsv").write_text("spk1-a\\ta.wav\\tHELLO\\tspk1\\n")
+        >>> [split.name for split in export_kaldi(d, d / "kaldi")]
+        ['test']
+        >>> sorted(p.name for p in (d / "kaldi" / "test").iterdir())
+        ['spk2utt', 'text', 'utt2dur', 'utt2spk', 'wav.scp']
     """
     from lhotse.kaldi import export_to_kaldi
 
     out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(
+            f"export target {str(out)!r} is a file, not a directory: give a directory as OUT "
+            "(a new one, or one whose split directories may be replaced)"
+        )
     out.mkdir(parents=True, exist_ok=True)
     written = []
     for split, cuts in load_splits(data_dir).items():
         _check_kaldi_ids(split, cuts)
         recordings, supervisions, _ = cuts.decompose()
-        staging = Path(tempfile.mkdtemp(dir=out, prefix=f".{split}."))
+        whole = _whole_recordings(recordings, supervisions)
+        if whole:
+            recordings, supervisions = _keyed_by_utterance(recordings, supervisions)
+        # os.mkdir, not mkdtemp: the directory gets the umask's mode, as the files in it do.
+        staging = Path(temp_name(out / split))
+        os.mkdir(staging)
         try:
             export_to_kaldi(recordings, supervisions, staging)
+            if whole:
+                (staging / "segments").unlink()
+                (staging / "reco2dur").unlink()
             speakers: dict[str, list[str]] = {}
             for sup in sorted(supervisions, key=lambda s: s.id):
                 speakers.setdefault(sup.speaker, []).append(sup.id)
@@ -190,6 +242,34 @@ def export_kaldi(data_dir: str | os.PathLike, out_dir: str | os.PathLike) -> lis
             shutil.rmtree(staging, ignore_errors=True)
         written.append(out / split)
     return written
+
+
+def _whole_recordings(recordings: Any, supervisions: Any) -> bool:
+    """Whether every utterance is all of its single-channel recording (one per recording,
+    from 0 to within a sample of its end)."""
+    per_recording: dict[str, list[Any]] = {}
+    for sup in supervisions:
+        per_recording.setdefault(sup.recording_id, []).append(sup)
+    for recording in recordings:
+        sups = per_recording.get(recording.id, [])
+        if recording.num_channels != 1 or len(sups) != 1:
+            return False
+        sample = 1 / recording.sampling_rate
+        if sups[0].start >= sample or abs(sups[0].duration - recording.duration) >= sample:
+            return False
+    return True
+
+
+def _keyed_by_utterance(recordings: Any, supervisions: Any) -> tuple[Any, Any]:
+    """Recordings renamed to their (only) utterance's id, so ``wav.scp`` is keyed by it."""
+    from lhotse import RecordingSet, SupervisionSet
+    from lhotse.utils import fastcopy
+
+    utterance_of = {sup.recording_id: sup.id for sup in supervisions}
+    return (
+        RecordingSet.from_recordings(fastcopy(r, id=utterance_of[r.id]) for r in recordings),
+        SupervisionSet.from_segments(fastcopy(s, recording_id=s.id) for s in supervisions),
+    )
 
 
 def _check_kaldi_ids(split: str, cuts: Any) -> None:

@@ -3,7 +3,8 @@
 Everything espnet3 writes (manifests, results, specs) goes through these helpers: the data is
 written to a temporary file in the same directory, flushed to disk, then renamed over the
 target, which POSIX makes atomic. A crash leaves at most a stray ``.tmp`` file, never a
-half-written target.
+half-written target. A new file gets the mode ``open()`` gives under the umask (not a
+temporary file's private 0o600); a replaced file keeps its mode.
 
 Example:
     >>> import tempfile, pathlib
@@ -23,6 +24,7 @@ import os
 import re
 import shutil
 import socket
+import stat
 import time
 from collections.abc import Iterable, Iterator
 from typing import IO, Any
@@ -90,6 +92,18 @@ def _create_temp(path: str) -> tuple[int, str]:
     raise FileExistsError(f"could not create a temporary file beside {path!r}")
 
 
+def _keep_mode(path: str, tmp: str) -> None:
+    """Give ``tmp`` the mode of the file ``path`` it replaces, so rewriting a file someone made
+    group-writable (or private) keeps it so; a new file keeps the umask's mode it was made
+    with."""
+    try:
+        mode = stat.S_IMODE(os.stat(path).st_mode)
+    except FileNotFoundError:
+        return
+    if stat.S_IMODE(os.stat(tmp).st_mode) != mode:
+        os.chmod(tmp, mode)
+
+
 @contextlib.contextmanager
 def _replacing(path: str | os.PathLike) -> Iterator[tuple[int, str]]:
     """A new temporary file beside ``path``: its descriptor (the block closes it) and name.
@@ -98,6 +112,7 @@ def _replacing(path: str | os.PathLike) -> Iterator[tuple[int, str]]:
     fd, tmp = _create_temp(path)
     try:
         yield fd, tmp
+        _keep_mode(path, tmp)
         os.replace(tmp, path)
     except OSError as err:
         with contextlib.suppress(FileNotFoundError):
