@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from espnet3.errors import Espnet3Error
+from espnet3.utils.progress import unfinished
 
 EXIT_ERROR = 1
 EXIT_INTERRUPTED = 130
@@ -76,8 +77,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     logging.basicConfig(format="espnet3: %(levelname)s: %(message)s")
     logging.getLogger("tornado.application").addFilter(not_a_sync_cancel_race)
-    # Dask sets its loggers to INFO; only the root handler's level keeps them quiet.
-    logging.getLogger().handlers[0].setLevel(logging.DEBUG if args.debug else logging.WARNING)
+    # Dask sets its loggers to INFO; only the root handler's level keeps them quiet. Progress,
+    # and where the work runs, are said at INFO (see espnet3.utils.progress).
+    handler = logging.getLogger().handlers[0]
+    handler.setLevel(logging.DEBUG if args.debug else logging.INFO)
+    if not args.debug:
+        handler.addFilter(warnings_and_progress)
+    logging.getLogger("espnet3.progress").setLevel(logging.INFO)
     try:
         return args.func(args)
     except Espnet3Error as err:
@@ -88,12 +94,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         if args.debug:
             raise
-        print("espnet3: interrupted; finished work is kept, run again to resume", file=sys.stderr)
+        came = "; ".join(unfinished())
+        print(
+            "espnet3: interrupted; finished work is kept, run again to resume"
+            + (f" ({came})" if came else ""),
+            file=sys.stderr,
+        )
         return EXIT_INTERRUPTED
     except BrokenPipeError:  # output piped into a reader that stopped early (| head)
         # Point stdout at /dev/null so that the flush at exit does not fail once more.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+
+
+def warnings_and_progress(record: logging.LogRecord) -> bool:
+    """A logging filter: warnings and errors, and the INFO lines of ``espnet3.progress``."""
+    return record.levelno >= logging.WARNING or record.name == "espnet3.progress"
 
 
 def not_a_sync_cancel_race(record: logging.LogRecord) -> bool:

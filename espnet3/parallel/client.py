@@ -26,6 +26,9 @@ from espnet3.parallel.identity import check_worker_identities, process_identity
 from espnet3.parallel.worker_env import SetupFn, build_env, setup_key
 
 log = logging.getLogger(__name__)
+#: Where the work runs and why, once per block: beside the progress lines (the command line
+#: shows both).
+where_log = logging.getLogger("espnet3.progress")
 
 _CONFIG: ParallelConfig = ParallelConfig()
 
@@ -42,25 +45,37 @@ class DeferredCluster:
         self.config, self.setup_fn = config, setup_fn
         self.client: Any = None
         self.setup_key: str | None = None
+        #: Seconds of work the block's maps ran here, measured as not worth a cluster.
+        self.ran_here = 0.0
         self._stack = contextlib.ExitStack()
 
     @property
     def started(self) -> bool:
         return self.client is not None
 
-    def start(self) -> Any:
-        """Start the cluster (as :func:`get_client` does) and return its client."""
+    def start(self, remaining: float) -> Any:
+        """Start the cluster (as :func:`get_client` does) for ``remaining`` seconds of work
+        measured here, and return its client."""
         if self.client is None:
-            log.info(
-                "the remaining work is worth a cluster: starting parallel.env '%s'", self.config.env
-            )
+            why = f"remaining work about {remaining:.0f} s > {WORTH_A_CLUSTER_SECONDS:g} s"
             self.client, self.setup_key = self._stack.enter_context(
-                _cluster_client(self.config, self.setup_fn)
+                _cluster_client(self.config, self.setup_fn, why)
             )
         return self.client
 
-    def close(self) -> None:
-        self._stack.close()
+    def __enter__(self) -> DeferredCluster:
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        """Close the cluster if started, seeing the block's exception (Ctrl-C: at once)."""
+        if exc_info[0] is None and not self.started and self.ran_here:
+            where_log.info(
+                "ran in process: the work, about %.1f s, was not worth a cluster (more than "
+                "%g s of it is)",
+                self.ran_here,
+                WORTH_A_CLUSTER_SECONDS,
+            )
+        self._stack.__exit__(*exc_info)
 
 
 #: Measured here: starting 2 local workers, their first imports of torch and lhotse, and
@@ -230,15 +245,14 @@ def get_client(
             yield None
         return
     if start == "when_worth_it":
-        deferred = DeferredCluster(cfg, setup_fn)
-        try:
-            with _opened(OpenClient(None, setup_fn, cfg, deferred=deferred)):
-                yield None
-        finally:
-            deferred.close()
+        with (
+            DeferredCluster(cfg, setup_fn) as deferred,
+            _opened(OpenClient(None, setup_fn, cfg, deferred=deferred)),
+        ):
+            yield None
         return
     with (
-        _cluster_client(cfg, setup_fn) as (client, key),
+        _cluster_client(cfg, setup_fn, "parallel.start: now") as (client, key),
         _opened(OpenClient(client, setup_fn, cfg, key)),
     ):
         yield client
@@ -246,13 +260,15 @@ def get_client(
 
 @contextlib.contextmanager
 def _cluster_client(
-    cfg: ParallelConfig, setup_fn: SetupFn | None
+    cfg: ParallelConfig, setup_fn: SetupFn | None, why: str
 ) -> Iterator[tuple[Any, str | None]]:
-    """The cluster of ``cfg`` and a client, ready, checked and set up; closed on exit."""
+    """The cluster of ``cfg`` and a client, ready, checked and set up; closed on exit. ``why``
+    it starts goes into the line that says so."""
     from distributed import Client
 
     with (
         _signals_exit(),
+        contextlib.ExitStack() as teardown,  # left last: the quiet of an interrupt ends here
         _started(cfg) as cluster,
         Client(cluster) as client,
         cfg.scheduler.supervise(cluster, client, cfg) as supervised,  # batch jobs: watched
@@ -263,6 +279,10 @@ def _cluster_client(
             client.register_plugin(QuietShutdownPlugin())
         if not supervised:
             wait_until_ready(cluster, client, cfg)
+            workers = f"{len(client.scheduler_info()['workers'])} {cfg.env} worker(s)"
+        else:
+            workers = f"{cfg.env}, {cfg.n_workers} worker(s) asked for"
+        where_log.info("cluster started: %s (%s)", workers, why)
         if cfg.container is not None:  # workers in another image fail far from the cause
             _check_identities(client)
         key = setup_key(setup_fn)
@@ -270,7 +290,17 @@ def _cluster_client(
             from espnet3.parallel.worker_plugin import SetupPlugin
 
             client.register_plugin(SetupPlugin(setup_fn, key))
-        yield client, key
+        try:
+            yield client, key
+        except (KeyboardInterrupt, SystemExit):
+            # Ctrl-C or SIGTERM: the user waits for one line, not for a graceful close
+            # (workers finish their task for up to 4 s, then log about the scheduler gone).
+            teardown.enter_context(_logging_off())
+            if cfg.scheduler.on_this_host:
+                from espnet3.parallel.schedulers.local import kill_worker_processes
+
+                kill_worker_processes(cluster)
+            raise
 
 
 def build_client(config: Any = None) -> Any:
@@ -359,6 +389,17 @@ def _signals_exit() -> Iterator[None]:
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, signal.SIG_DFL if handler is None else handler)
+
+
+@contextlib.contextmanager
+def _logging_off() -> Iterator[None]:
+    """No log records at all in the block (distributed's about the cluster it sees closing)."""
+    previous = logging.root.manager.disable
+    logging.disable(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        logging.disable(previous)
 
 
 @contextlib.contextmanager

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 from espnet3.errors import ItemError, SetupError
 from espnet3.parallel.worker_env import SetupFn, bind_env, build_env, setup_key
 from espnet3.utils.config import check_positive, check_seconds
+from espnet3.utils.progress import progress
 
 if TYPE_CHECKING:
     from espnet3.parallel.client import Placement
@@ -52,7 +53,9 @@ def parallel_map(
         >>> parallel_map(lambda x, k: x + k, [1, 2], k=10)
         [11, 12]
     """
-    results = dict(_task_errors(map_indexed(func, items, client, setup_fn, **kwargs)))
+    results = dict(
+        _counted(func, items, _task_errors(map_indexed(func, items, client, setup_fn, **kwargs)))
+    )
     return [results[i] for i in range(len(results))]
 
 
@@ -72,8 +75,21 @@ def parallel_for(
         >>> list(parallel_for(str.upper, ["a", "b"]))
         ['A', 'B']
     """
-    for _, result in _task_errors(map_indexed(func, items, client, setup_fn, **kwargs)):
+    pairs = _task_errors(map_indexed(func, items, client, setup_fn, **kwargs))
+    for _, result in _counted(func, items, pairs):
         yield result
+
+
+def _counted(
+    func: Callable, items: Iterable[Any], pairs: Iterator[tuple[int, Any]]
+) -> Iterator[tuple[int, Any]]:
+    """``pairs``, counted for the user (:mod:`espnet3.utils.progress`)."""
+    total = len(items) if hasattr(items, "__len__") else None  # type: ignore[arg-type]
+    what = getattr(func, "__qualname__", type(func).__name__)
+    with progress(total, what) as bar:
+        for pair in pairs:
+            bar.update()
+            yield pair
 
 
 def map_indexed(
@@ -199,6 +215,7 @@ def _until_worth_a_cluster(
         try:
             item = next(source)
         except StopIteration:
+            where.deferred.ran_here += spent
             return
         if call is None:
             call = with_timeout(bind_env(func, build_env(fn), kwargs), item_timeout)
@@ -209,7 +226,7 @@ def _until_worth_a_cluster(
         yield done, result
         done += 1
     deferred = where.deferred
-    client = deferred.start()
+    client = deferred.start(left)
     key = deferred.setup_key if inherited else setup_key(fn)
     rest = source if total is None else _Counted(source, total - done)
     yield from dask_for(

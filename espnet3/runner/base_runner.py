@@ -45,7 +45,6 @@ import itertools
 import logging
 import math
 import os
-import sys
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -59,6 +58,7 @@ from espnet3.runner.shard_plan import plan_shards, shard_dir, shards_root
 from espnet3.runner.shard_run import call_hook
 from espnet3.utils.atomic import atomic_write_jsonl
 from espnet3.utils.config import check_error_policy, check_positive, check_seconds
+from espnet3.utils.progress import progress
 
 log = logging.getLogger(__name__)
 
@@ -282,7 +282,8 @@ class BaseRunner:
         if not sized:  # a generator of indices: no length for chunk sizing or the bar
             units = iter(units)
         failures: list[dict[str, Any]] = []
-        progress = _progress(len(indices) if sized else None)  # type: ignore[arg-type]
+        total = len(indices) if sized else None  # type: ignore[arg-type]
+        bar = progress(total, type(self).__name__)
         try:
             for outcome in backend.outcomes(
                 type(self).forward, self.provider, units, self.item_timeout, where
@@ -291,14 +292,15 @@ class BaseRunner:
                     if self.on_error == "raise":
                         raise outcome.to_error()
                     failures += outcome.records()
-                    progress.update(len(outcome.indices))
+                    bar.update(len(outcome.indices))
                     continue
                 for unit, result in outcome:
-                    progress.update(len(unit) if isinstance(unit, list) else 1)
+                    bar.update(len(unit) if isinstance(unit, list) else 1)
                     if result is not None:
                         yield unit, result
+            bar.close()
         finally:
-            progress.close()
+            bar.close(finished=False)
             if self.on_error == "skip":
                 atomic_write_jsonl(self.errors_path, failures)
                 if failures:
@@ -327,10 +329,3 @@ class _Units:
             return
         while batch := list(itertools.islice(checked, self.batch_size)):
             yield batch
-
-
-def _progress(total: int | None) -> Any:
-    """A tqdm bar on an interactive terminal; a silent stand-in in logs and pipes."""
-    from tqdm import tqdm
-
-    return tqdm(total=total, unit="item", disable=not sys.stderr.isatty())

@@ -48,7 +48,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from espnet3.errors import IncompleteError
-from espnet3.parallel.client import Placement
+from espnet3.parallel.client import DeferredCluster, Placement
 from espnet3.parallel.mapping import with_timeout
 from espnet3.runner.outcomes import ItemFailure, as_units, find_utt_id
 from espnet3.runner.provider import worker_setup_fn
@@ -84,8 +84,12 @@ def run_sharded(
     try:
         timeout = runner.item_timeout or where.config.item_timeout
         works = [shard_work(runner, shard, timeout) for shard, _ in claims]
+        name = type(runner).__name__
+        log.info("%s: %d of %d shard(s) to run in %s", name, len(works), len(shards), root)
         if works:
+            started = time.monotonic()
             execute(runner, works, where)
+            log.info("%s: %d shard(s) done in %.1f s", name, len(works), time.monotonic() - started)
     finally:
         for _, claim in claims:
             claim.release()
@@ -154,9 +158,9 @@ def on_dask(runner: BaseRunner, works: list[ShardWork], where: Placement) -> Non
             _on_cluster(runner, works, client)
         return
     if where.deferred is not None:
-        works = _until_worth_a_cluster(runner, works)
+        works, remaining = _until_worth_a_cluster(runner, works, where.deferred)
         if works:
-            _on_cluster(runner, works, where.deferred.start())
+            _on_cluster(runner, works, where.deferred.start(remaining))
         return
     if where.client is None:
         in_process(runner, works, where)
@@ -175,20 +179,24 @@ def _run_here(runner: BaseRunner, work: ShardWork, env: dict[str, Any]) -> None:
     run_shard(type(runner), work, env, wrap=lambda call: with_timeout(call, work.item_timeout))
 
 
-def _until_worth_a_cluster(runner: BaseRunner, works: list[ShardWork]) -> list[ShardWork]:
+def _until_worth_a_cluster(
+    runner: BaseRunner, works: list[ShardWork], deferred: DeferredCluster
+) -> tuple[list[ShardWork], float]:
     """Run shards here, timing them, while the rest is not worth starting the cluster; the
-    shards left for the cluster."""
+    shards left for the cluster and the seconds they are estimated to take."""
     from espnet3.parallel.client import WORTH_A_CLUSTER_SECONDS
 
     env = runner.provider.build_env_local()
     spent = 0.0
     for done, work in enumerate(works):
-        if done and spent / done * (len(works) - done) > WORTH_A_CLUSTER_SECONDS:
-            return works[done:]
+        remaining = spent / done * (len(works) - done) if done else 0.0
+        if remaining > WORTH_A_CLUSTER_SECONDS:
+            return works[done:], remaining
         started = time.perf_counter()
         _run_here(runner, work, env)
         spent += time.perf_counter() - started
-    return []
+    deferred.ran_here += spent
+    return [], 0.0
 
 
 def _on_cluster(runner: BaseRunner, works: list[ShardWork], client: Any) -> None:

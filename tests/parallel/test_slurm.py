@@ -21,6 +21,7 @@ from espnet3.errors import ConfigError, Espnet3Error
 from espnet3.parallel import ParallelConfig, get_client, parallel_map
 from espnet3.parallel.jobs import JobFailedError
 from espnet3.parallel.schedulers.slurm import SLURM
+from tests.timing import python_start_seconds
 
 pytestmark = pytest.mark.slurm
 
@@ -45,9 +46,14 @@ def active_jobs(job_ids) -> set[str]:
     return set(out.stdout.split()) & {str(j) for j in job_ids}
 
 
-def wait_until_gone(job_ids, seconds: float = 10.0) -> set[str]:
-    deadline = time.monotonic() + seconds
-    while (left := active_jobs(job_ids)) and time.monotonic() < deadline:
+def wait_until_gone(job_ids) -> set[str]:
+    """Ids among ``job_ids`` still queued after a wait relative to this machine's speed now."""
+    deadline = None
+    while left := active_jobs(job_ids):
+        if deadline is None:  # measured only when they are not gone at once
+            deadline = time.monotonic() + 5 * python_start_seconds()
+        elif time.monotonic() > deadline:
+            break
         time.sleep(0.5)
     return left
 

@@ -10,6 +10,7 @@ import gzip
 import io
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -23,6 +24,7 @@ import torch
 
 from tests.archives import big_archive
 from tests.conftest import MINI_AN4_ARCHIVE
+from tests.timing import python_start_seconds
 
 REPO = Path(__file__).resolve().parents[2]
 RECIPE = REPO / "recipes" / "mini_an4" / "asr"
@@ -333,8 +335,13 @@ def test_sigint_during_features_then_rerun_completes_without_redoing_shards(
     assert len(ids) == len(set(ids)) == 4 + 5 * 200
 
 
-def test_ctrl_c_on_local_workers_prints_one_line_quickly(mini_an4_archive, tmp_path):
-    """Ctrl-C reaches the whole foreground process group: parent and local workers alike."""
+@pytest.mark.parametrize("reaches", ["group", "parent"])
+def test_ctrl_c_on_local_workers_prints_one_line_quickly(mini_an4_archive, tmp_path, reaches):
+    """Ctrl-C from a terminal reaches the whole foreground process group (parent and local
+    workers alike); ``kill -INT`` reaches the parent only. Either way: one line, exit 130,
+    no worker left, and no graceful close (that waits 4 s per worker)."""
+    import psutil
+
     archive = big_archive(mini_an4_archive, tmp_path / "big.tar", copies=200)
     data_dir = tmp_path / "data"
     cmd = [
@@ -343,20 +350,33 @@ def test_ctrl_c_on_local_workers_prints_one_line_quickly(mini_an4_archive, tmp_p
         f"create_dataset.archive={archive}", "create_dataset.sha256=null",
         f"data_dir={data_dir}", "stages.0.args.shard_size=10",
     ]  # fmt: skip
+    baseline = python_start_seconds()  # measured before: the run ends a few seconds later
     proc = subprocess.Popen(
         cmd, cwd=REPO, stderr=subprocess.PIPE, text=True, start_new_session=True
     )
     shards = data_dir / "fbank" / "train" / "shards"
     while proc.poll() is None and not (shards.is_dir() and len(list(shards.iterdir())) >= 2):
         time.sleep(0.05)
+    children = psutil.Process(proc.pid).children(recursive=True)
+    assert len(children) >= 2, "the 2 local workers should be running by now"
     started = time.monotonic()
-    os.killpg(proc.pid, signal.SIGINT)
-    _, stderr = proc.communicate(timeout=60)
-    assert time.monotonic() - started < 2.0
-    assert proc.returncode == 130
-    assert stderr.splitlines() == [
-        "espnet3: interrupted; finished work is kept, run again to resume"
-    ]
+    (os.killpg if reaches == "group" else os.kill)(proc.pid, signal.SIGINT)
+    _, stderr = proc.communicate(timeout=120)
+    took = time.monotonic() - started
+    assert proc.returncode == 130, stderr
+    *said, last = stderr.splitlines()
+    # Where the work ran (and any progress line), then one line saying how far it came.
+    assert said and all(line.startswith("espnet3: INFO: ") for line in said), stderr
+    assert "cluster started: 2 local worker(s) (parallel.start: now)" in said[0]
+    assert re.fullmatch(
+        r"espnet3: interrupted; finished work is kept, run again to resume "
+        r"\(FbankRunner: \d+ of \d+ items done\)",
+        last,
+    ), stderr
+    _, alive = psutil.wait_procs(children, timeout=2 * baseline)
+    assert not alive, [" ".join(p.cmdline()) for p in alive]
+    # Idle: about 0.3 s against a baseline of about 1.5 s (a graceful close took 4.7 s).
+    assert took < 2 * baseline, f"{took:.2f} s to stop, baseline {baseline:.2f} s"
 
 
 def test_offline_download_suggests_a_local_archive(tmp_path):
@@ -525,3 +545,32 @@ def test_a_run_removes_what_killed_runs_left_and_keeps_a_live_writers_files(
     assert [p for p in killed if p.exists()] == []
     assert live.exists()
     assert sorted(p.name for p in data_dir.rglob("*.tmp")) == [live.name]
+
+
+def test_a_batch_log_shows_progress_and_where_the_work_ran(mini_an4_archive, tmp_path):
+    """stderr a file, as a SLURM ``.out`` is: progress lines as the work goes (every 0.2 s
+    here, 30 s by default), and once per block where the work ran and why."""
+    log_file = tmp_path / "slurm-1.out"
+    with open(log_file, "w") as out:
+        proc = subprocess.run(
+            [sys.executable, "-m", "espnet3", "create-dataset", str(RECIPE),
+             "--config", str(RECIPE / "conf" / "local.yaml"),
+             f"create_dataset.archive={mini_an4_archive}", f"data_dir={tmp_path / 'data'}"],
+            stdout=out, stderr=out, cwd=REPO,
+            env={**os.environ, "ESPNET3_PROGRESS_SECONDS": "0.2"},
+        )  # fmt: skip
+    text = log_file.read_text()
+    assert proc.returncode == 0, text
+    assert "\r" not in text and "it/s" not in text  # no terminal bar in a file
+    lines = text.splitlines()
+    where = [line for line in lines if "cluster started: " in line or "ran in process: " in line]
+    assert where, text
+    assert all(
+        re.fullmatch(r"espnet3: INFO: cluster started: 2 local worker\(s\) \(remaining work "
+                     r"about \d+ s > 5 s\)", line)
+        or re.fullmatch(r"espnet3: INFO: ran in process: the work, about [\d.]+ s, was not "
+                        r"worth a cluster \(more than 5 s of it is\)", line)
+        for line in where
+    ), where  # fmt: skip
+    ended = [line for line in lines if re.fullmatch(r"espnet3: INFO: \w+: (\d+)/\1 items .*", line)]
+    assert {line.split(":")[2].strip() for line in ended} >= {"FbankRunner"}, text

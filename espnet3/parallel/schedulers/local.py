@@ -7,7 +7,7 @@ Example:
     >>> from espnet3.parallel.config import ParallelConfig
     >>> opts = LOCAL.cluster_options(ParallelConfig(env="local", n_workers=2))
     >>> opts["host"], opts["n_workers"], opts["dashboard_address"], "security" in opts
-    ('127.0.0.1', 2, '127.0.0.1:0', False)
+    ('127.0.0.1', 2, '127.0.0.1:0', True)
 """
 
 from __future__ import annotations
@@ -152,6 +152,29 @@ def listen_host(options: Mapping[str, Any]) -> str:
     return LOOPBACK
 
 
+def kill_worker_processes(cluster: Any) -> None:
+    """Kill the worker processes of a local ``cluster`` at once (SIGKILL), for an interrupt.
+
+    Closing the cluster would let each worker finish its task for up to 4 s and then log
+    about the scheduler gone. Each nanny is first told the exit is wanted, so that it does
+    not start a new worker; closing the cluster afterwards only tidies up. Workers in this
+    process (``processes: false``) have no process of their own and are left to that close.
+
+    Example:
+        >>> from distributed import LocalCluster
+        >>> with LocalCluster(n_workers=1, processes=True) as cluster:  # doctest: +SKIP
+        ...     kill_worker_processes(cluster)
+    """
+    from distributed import Nanny
+
+    for server in list(cluster.workers.values()):
+        pid = server.pid if isinstance(server, Nanny) else None
+        if pid is not None:
+            server.close_gracefully(reason="espnet3-interrupted")
+            with contextlib.suppress(ProcessLookupError):  # it has just ended on its own
+                os.kill(pid, signal.SIGKILL)
+
+
 def _process_state(record: Mapping[str, Any]) -> tuple[str, str]:
     """A local shard: running while its process lives, pending while its launcher does."""
     pid = record.get("job_id")
@@ -211,4 +234,4 @@ def _environ_restored() -> Iterator[None]:
         os.environ.update(before)
 
 
-__all__ = ["LOCAL", "Local", "LocalCuda", "SCHEDULERS", "listen_host"]
+__all__ = ["LOCAL", "Local", "LocalCuda", "SCHEDULERS", "kill_worker_processes", "listen_host"]
