@@ -574,3 +574,19 @@ def test_a_batch_log_shows_progress_and_where_the_work_ran(mini_an4_archive, tmp
     ), where  # fmt: skip
     ended = [line for line in lines if re.fullmatch(r"espnet3: INFO: \w+: (\d+)/\1 items .*", line)]
     assert {line.split(":")[2].strip() for line in ended} >= {"FbankRunner"}, text
+
+
+def test_shards_hold_about_shard_seconds_of_audio(mini_an4_archive, tmp_path):
+    """Not a fixed count of utterances: 1004 short training utterances make a few files."""
+    archive = big_archive(mini_an4_archive, tmp_path / "big.tar", copies=200)
+    data_dir = tmp_path / "data"
+    create_dataset(
+        data_dir, archive, "create_dataset.sha256=null", "stages.0.args.shard_seconds=300"
+    )
+    summary = json.loads((data_dir / "fbank" / "summary.json").read_text())
+    assert summary["settings"]["shard_seconds"] == 300 and summary["settings"]["shard_size"] is None
+    train = summary["splits"]["train"]
+    seconds = train["frames"] / 100  # 10 ms frames
+    files = sorted((data_dir / "fbank" / "train" / "shards").glob("*.jsonl"))
+    assert abs(len(files) - seconds / 300) <= 1, (len(files), seconds)
+    assert 1 < len(files) < train["utterances"] / 10

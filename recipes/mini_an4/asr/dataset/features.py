@@ -137,12 +137,17 @@ def compute_features(
     splits: Iterable[str] = SPLITS,
     num_mel_bins: int = 80,
     min_duration: float = 0.1,
-    shard_size: int = 100,
+    shard_seconds: float = 600.0,
+    shard_size: int | None = None,
 ) -> dict[str, Any]:
     """Compute the features of ``splits``; return (and write) the summary.
 
-    Finished shards are kept; features computed with other settings are an error rather
-    than silently mixed.
+    A shard (one HDF5 file, one runner batch) holds about ``shard_seconds`` of audio, the
+    utterances per shard following from the mean duration of up to
+    :data:`DURATION_SAMPLE` utterances spread over the split (so a shared file system sees a
+    few large files, whatever the corpus); ``shard_size`` fixes the count instead. Finished
+    shards are kept; features computed with other settings are an error rather than silently
+    mixed.
     """
     data_dir, out_dir = Path(data_dir).resolve(), Path(out_dir).resolve()
     if not out_dir.is_relative_to(data_dir):
@@ -150,6 +155,7 @@ def compute_features(
     settings = {
         "num_mel_bins": num_mel_bins,
         "min_duration": min_duration,
+        "shard_seconds": None if shard_size else shard_seconds,
         "shard_size": shard_size,
     }
     _check_settings(out_dir / "settings.json", settings)
@@ -200,8 +206,9 @@ def _compute_split(
     cuts file is not the one the last run wrote (``cuts_bytes``: its size then), or when the
     data directory was moved since (``moved_from``: where it was; the finished shards' paths
     are moved along)."""
-    size = settings["shard_size"]
-    uids = Dataset(split, data_dir).uids()
+    dataset = Dataset(split, data_dir)
+    uids = dataset.uids()
+    size = settings["shard_size"] or _utterances_per_shard(dataset, settings["shard_seconds"])
     n = len(uids)
     shards = [list(range(start, min(start + size, n))) for start in range(0, n, size)]
     shard_dir = out_dir / split / "shards"
@@ -240,6 +247,24 @@ def _compute_split(
         "frames": sum(c["features"]["num_frames"] for c in cuts),
         "feature_dim": settings["num_mel_bins"],
     }
+
+
+#: Utterances whose durations size the shards of a split (spread over it; headers only).
+DURATION_SAMPLE = 100
+
+
+def _utterances_per_shard(dataset: Dataset, shard_seconds: float) -> int:
+    """Utterances per shard for about ``shard_seconds`` of audio, from a sample's mean
+    duration: the same for the same split, so reruns find the same shards."""
+    import soundfile
+
+    n = len(dataset)
+    if n == 0:
+        return 1
+    sample = sorted({k * n // DURATION_SAMPLE for k in range(min(n, DURATION_SAMPLE))})
+    entries = [dataset.entries[k] for k in sample]
+    mean = sum(soundfile.info(dataset.data_dir / e.wav).duration for e in entries) / len(entries)
+    return max(1, round(shard_seconds / max(mean, 1e-3)))
 
 
 def _current_shard(
