@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.cli_errors import one_line_error
+
 REPO = Path(__file__).resolve().parents[1]
 RECIPE = REPO / "recipes" / "mini_an4" / "asr"
 WORKER = re.compile(r"^(tcp|tls)://127\.0\.0\.1:\d+ ")
@@ -18,14 +20,6 @@ def espnet3(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "espnet3", *args], capture_output=True, text=True, cwd=REPO
     )
-
-
-def one_line_error(proc: subprocess.CompletedProcess) -> str:
-    assert proc.returncode == 1, proc.stderr
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("espnet3: error: "), proc.stderr
-    assert "Traceback" not in proc.stderr
-    return lines[0]
 
 
 @pytest.mark.parametrize(

@@ -14,6 +14,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from tests.cli_errors import one_line_error
+
 REPO = Path(__file__).resolve().parents[2]
 RECIPE = REPO / "recipes" / "mini_an4" / "asr"
 
@@ -27,13 +29,6 @@ def espnet3(*args: str, umask: int | None = None) -> subprocess.CompletedProcess
         cwd=REPO,
         preexec_fn=None if umask is None else lambda: os.umask(umask),
     )
-
-
-def one_line_error(proc: subprocess.CompletedProcess) -> str:
-    assert proc.returncode == 1, proc.stderr
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("espnet3: error: "), proc.stderr
-    return lines[0]
 
 
 def prepared(data_dir: Path) -> Path:
