@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from espnet3.errors import Espnet3Error
+from espnet3.utils.progress import log as progress_log
 from espnet3.utils.progress import unfinished
 
 EXIT_ERROR = 1
@@ -83,7 +84,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler.setLevel(logging.DEBUG if args.debug else logging.INFO)
     if not args.debug:
         handler.addFilter(warnings_and_progress)
-    logging.getLogger("espnet3.progress").setLevel(logging.INFO)
+    progress_log.setLevel(logging.INFO)
     try:
         return args.func(args)
     except Espnet3Error as err:
@@ -109,7 +110,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def warnings_and_progress(record: logging.LogRecord) -> bool:
     """A logging filter: warnings and errors, and the INFO lines of ``espnet3.progress``."""
-    return record.levelno >= logging.WARNING or record.name == "espnet3.progress"
+    return record.levelno >= logging.WARNING or record.name == progress_log.name
 
 
 def not_a_sync_cancel_race(record: logging.LogRecord) -> bool:

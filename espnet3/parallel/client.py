@@ -25,10 +25,10 @@ from espnet3.parallel.config import START_MODES, ParallelConfig
 from espnet3.parallel.identity import check_worker_identities, process_identity
 from espnet3.parallel.worker_env import SetupFn, build_env, setup_key
 
+# Where the work runs and why, once per block: said beside the progress lines.
+from espnet3.utils.progress import log as progress_log
+
 log = logging.getLogger(__name__)
-#: Where the work runs and why, once per block: beside the progress lines (the command line
-#: shows both).
-where_log = logging.getLogger("espnet3.progress")
 
 _CONFIG: ParallelConfig = ParallelConfig()
 
@@ -69,7 +69,7 @@ class DeferredCluster:
     def __exit__(self, *exc_info: Any) -> None:
         """Close the cluster if started, seeing the block's exception (Ctrl-C: at once)."""
         if exc_info[0] is None and not self.started and self.ran_here:
-            where_log.info(
+            progress_log.info(
                 "ran in process: the work, about %.1f s, was not worth a cluster (more than "
                 "%g s of it is)",
                 self.ran_here,
@@ -282,7 +282,7 @@ def _cluster_client(
             workers = f"{len(client.scheduler_info()['workers'])} {cfg.env} worker(s)"
         else:
             workers = f"{cfg.env}, {cfg.n_workers} worker(s) asked for"
-        where_log.info("cluster started: %s (%s)", workers, why)
+        progress_log.info("cluster started: %s (%s)", workers, why)
         if cfg.container is not None:  # workers in another image fail far from the cause
             _check_identities(client)
         key = setup_key(setup_fn)
