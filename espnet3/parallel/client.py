@@ -15,7 +15,6 @@ import contextlib
 import copy
 import logging
 import signal
-import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,7 +25,9 @@ from espnet3.parallel.identity import check_worker_identities, process_identity
 from espnet3.parallel.worker_env import SetupFn, build_env, setup_key
 
 # Where the work runs and why, once per block: said beside the progress lines.
+from espnet3.utils.logging_utils import logging_off
 from espnet3.utils.progress import log as progress_log
+from espnet3.utils.signals import deferred, handled, raise_deferred
 
 log = logging.getLogger(__name__)
 
@@ -268,7 +269,6 @@ def _cluster_client(
 
     with (
         _signals_exit(),
-        contextlib.ExitStack() as teardown,  # left last: the quiet of an interrupt ends here
         _started(cfg) as cluster,
         Client(cluster) as client,
         cfg.scheduler.supervise(cluster, client, cfg) as supervised,  # batch jobs: watched
@@ -290,17 +290,7 @@ def _cluster_client(
             from espnet3.parallel.worker_plugin import SetupPlugin
 
             client.register_plugin(SetupPlugin(setup_fn, key))
-        try:
-            yield client, key
-        except (KeyboardInterrupt, SystemExit):
-            # Ctrl-C or SIGTERM: the user waits for one line, not for a graceful close
-            # (workers finish their task for up to 4 s, then log about the scheduler gone).
-            teardown.enter_context(_logging_off())
-            if cfg.scheduler.on_this_host:
-                from espnet3.parallel.schedulers.local import kill_worker_processes
-
-                kill_worker_processes(cluster)
-            raise
+        yield client, key
 
 
 def build_client(config: Any = None) -> Any:
@@ -340,17 +330,44 @@ def build_client(config: Any = None) -> Any:
 
 @contextlib.contextmanager
 def _started(cfg: ParallelConfig) -> Iterator[Any]:
-    """The cluster of ``cfg``, closed on exit; then a batch run's unused log directory goes."""
+    """The cluster of ``cfg``, closed on exit; then a batch run's unused log directory goes.
+
+    Ctrl-C or SIGTERM in the block stops the workers at once: the user waits for one line,
+    not for a graceful close (workers finish their task for up to 4 s, then log about the
+    scheduler gone). Logging stays off until the cluster is closed.
+    """
     from espnet3.parallel.housekeeping import apply_defaults
     from espnet3.parallel.jobqueue import discard_unused_logs
 
     apply_defaults()
     cluster = cfg.scheduler.start_cluster(cfg)
     try:
-        with cluster:
+        try:
             yield cluster
+        except (KeyboardInterrupt, SystemExit):
+            with logging_off():
+                cfg.scheduler.stop_workers_now(cluster)
+                _close(cluster, cfg)
+            raise
+        finally:
+            _close(cluster, cfg)  # after an interrupt: already closed, returns at once
     finally:
         discard_unused_logs(cluster)
+
+
+def _close(cluster: Any, cfg: ParallelConfig) -> None:
+    """Close ``cluster`` to the end, even through Ctrl-C: an interrupted close stays
+    "closing", and distributed then waits 10 s for it at exit. A signal in the close stops
+    the workers at once, and is acted on once the close is done."""
+    quiet = contextlib.ExitStack()
+
+    def stop_now() -> None:
+        quiet.enter_context(logging_off())
+        cfg.scheduler.stop_workers_now(cluster)
+
+    with quiet, deferred(on_first=stop_now) as caught:
+        cluster.close()
+    raise_deferred(caught)
 
 
 def _check_identities(client: Any) -> None:
@@ -369,37 +386,15 @@ def _signals_exit() -> Iterator[None]:
     SIGTERM raises ``SystemExit(143)``; later SIGTERMs are ignored until the block is left, so
     they cannot cut that cleanup short. SIGINT raises ``KeyboardInterrupt`` even though
     importing dask_jobqueue replaced Python's handler with a bare ``sys.exit()`` (exit status
-    0); a SIGINT the parent ignored (``nohup``) stays ignored. Only the main thread may set
-    handlers; elsewhere both signals keep their meaning.
+    0). A signal already ignored stays ignored; only the main thread may set handlers.
     """
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
 
     def exit_once(signum: int, frame: Any) -> None:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         raise SystemExit(128 + signum)
 
-    handlers: dict[int, Any] = {signal.SIGTERM: exit_once}
-    if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
-        handlers[signal.SIGINT] = signal.default_int_handler
-    previous = {signum: signal.signal(signum, handler) for signum, handler in handlers.items()}
-    try:
+    with handled({signal.SIGTERM: exit_once, signal.SIGINT: signal.default_int_handler}):
         yield
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, signal.SIG_DFL if handler is None else handler)
-
-
-@contextlib.contextmanager
-def _logging_off() -> Iterator[None]:
-    """No log records at all in the block (distributed's about the cluster it sees closing)."""
-    previous = logging.root.manager.disable
-    logging.disable(logging.CRITICAL)
-    try:
-        yield
-    finally:
-        logging.disable(previous)
 
 
 @contextlib.contextmanager

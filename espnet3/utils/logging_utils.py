@@ -70,6 +70,22 @@ _FIELDS = _RunFields()
 
 
 @contextlib.contextmanager
+def logging_off() -> Iterator[None]:
+    """No log records at all in the block (e.g. distributed's about a cluster closing).
+
+    Example:
+        >>> with logging_off():
+        ...     logging.getLogger("espnet3").error("not shown")
+    """
+    previous = logging.root.manager.disable
+    logging.disable(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        logging.disable(previous)
+
+
+@contextlib.contextmanager
 def log_stage(name: str) -> Iterator[None]:
     """Label every line logged inside the block with stage ``name``."""
     token = _STAGE.set(name)

@@ -430,3 +430,20 @@ def test_waiting_on_shards_polls_less_and_less_often(local_parallel, tmp_path, m
     assert {s.state for s in states} == {"done"}
     gaps = [b - a for a, b in zip(looks, looks[1:], strict=False)]
     assert len(gaps) >= 3 and gaps[-1] > 3 * gaps[0], gaps
+
+
+def test_a_call_with_no_items_submits_nothing_and_the_cli_says_so(local_parallel, tmp_path):
+    submission = async_runner(tmp_path)([])
+    assert list(submission) == [] and list(submission.collect()) == []
+
+    def cli(*args):
+        specs = str(tmp_path / "specs")
+        command = [sys.executable, "-m", "espnet3", "jobs", *args[:1], specs, *args[1:]]
+        return subprocess.run(command, capture_output=True, text=True)
+
+    assert (cli("status").returncode, cli("status").stdout) == (0, "no shards\n")
+    printed = cli("collect")
+    assert (printed.returncode, printed.stdout, printed.stderr) == (0, "", "")
+    saved = cli("collect", "--output", str(tmp_path / "results.jsonl"))
+    assert saved.stdout.startswith("0 result(s) written")
+    assert (tmp_path / "results.jsonl").read_text() == ""

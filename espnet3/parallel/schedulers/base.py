@@ -194,6 +194,13 @@ class Scheduler:
         path.mkdir(parents=True, exist_ok=True)
         return path.resolve()
 
+    def stop_workers_now(self, cluster: Any) -> None:
+        """On Ctrl-C or SIGTERM: end the workers at once, before ``cluster`` is closed.
+
+        Closing alone lets workers finish their task and log about the scheduler gone;
+        batch jobs are cancelled by the close, so the default does nothing.
+        """
+
     # ----- jobs ----------------------------------------------------------------------------
     def job_states(self, job_ids: Sequence[str]) -> dict[str, JobState] | None:
         """The state of each job, asked in one call; ``None`` when espnet3 cannot ask."""

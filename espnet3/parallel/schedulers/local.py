@@ -15,9 +15,11 @@ from __future__ import annotations
 import contextlib
 import copy
 import os
+import shlex
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -27,6 +29,8 @@ from espnet3.errors import ConfigError, Espnet3Error
 from espnet3.parallel.schedulers.base import Scheduler, ShardBatch, keywords
 from espnet3.parallel.security import LOOPBACK, check_exposure, temporary_tls_options, wants_tls
 from espnet3.utils.atomic import atomic_write_json
+from espnet3.utils.logging_utils import logging_off
+from espnet3.utils.signals import deferred, raise_deferred
 
 if TYPE_CHECKING:
     from espnet3.parallel.config import ParallelConfig
@@ -63,10 +67,18 @@ class Local(Scheduler):
         return options
 
     def start_cluster(self, config: ParallelConfig) -> Any:
-        with _environ_restored(), _children_ignore_sigint():
+        with _environ_restored(), deferred() as caught, _spawned_ignoring_sigint():
             cluster = super().start_cluster(config)
+        if caught:  # Ctrl-C or SIGTERM came while the workers started: stop them, then act
+            with logging_off():
+                self.stop_workers_now(cluster)
+                cluster.close()
+            raise_deferred(caught)
         check_exposure(cluster, config)
         return cluster
+
+    def stop_workers_now(self, cluster: Any) -> None:
+        kill_worker_processes(cluster)
 
     def submit_shards(self, batch: ShardBatch, config: ParallelConfig) -> dict[str, Any]:
         """Start one detached launcher that runs the shards, ``max_running`` at a time.
@@ -197,22 +209,32 @@ def _alive(pid: int, needle: str) -> bool:
 
 
 @contextlib.contextmanager
-def _children_ignore_sigint() -> Iterator[None]:
-    """Start local workers with Ctrl-C ignored: the parent alone handles it, and shuts them down.
+def _spawned_ignoring_sigint() -> Iterator[None]:
+    """Processes ``multiprocessing`` spawns in the block ignore SIGINT from their first step.
 
     Ctrl-C reaches every process of the terminal's foreground group; each worker would print
-    its own KeyboardInterrupt traceback around the parent's one line. An ignored SIGINT is
-    inherited by the worker processes (workers a nanny restarts later are covered by
-    :class:`~espnet3.parallel.worker_plugin.QuietShutdownPlugin`).
+    its own KeyboardInterrupt traceback around the parent's one line, and the parent alone
+    shuts them down. An ignored signal is the one disposition a new program inherits, and
+    the parent must not ignore it itself (one sent to it alone would be lost), so workers
+    are started through a shell script, in a private temporary directory, that ignores
+    SIGINT and runs the same Python. Workers a nanny restarts later are covered by
+    :class:`~espnet3.parallel.worker_plugin.QuietShutdownPlugin`.
     """
     if threading.current_thread() is not threading.main_thread():
-        yield
+        yield  # another thread's spawns must not change underneath it
         return
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
+    from multiprocessing import spawn
+
+    python = os.fsdecode(spawn.get_executable())
+    with tempfile.TemporaryDirectory(prefix="espnet3-spawn-") as folder:  # mode 0700
+        wrapper = Path(folder, "python")
+        wrapper.write_text(f"#!/bin/sh\ntrap '' INT\nexec {shlex.quote(python)} \"$@\"\n")
+        wrapper.chmod(0o700)
+        spawn.set_executable(str(wrapper))
+        try:
+            yield
+        finally:
+            spawn.set_executable(python)
 
 
 @contextlib.contextmanager
