@@ -137,8 +137,24 @@ def lint(session: nox.Session) -> None:
 
 @nox.session
 def local(session: nox.Session) -> None:
-    """The suite on the sequential (in-process) backend."""
+    """The suite on the sequential (in-process) backend, then the docstrings' examples.
+
+    The examples run in a pytest of their own over ``espnet3/`` only (``--doctest-modules`` on
+    ``tests/`` would import every helper script there); ``nox -s local -- ARGS`` passes ARGS
+    to the suite's run, not to theirs.
+    """
     _pytest(session, "-m", OWN_SESSIONS, ESPNET3_TEST_PARALLEL="none")
+    session.run(
+        str(BIN / "python"),
+        "-m",
+        "pytest",
+        "-m",
+        OWN_SESSIONS,
+        "--doctest-modules",
+        "espnet3",
+        env=_env_ready(session),
+        external=True,
+    )
 
 
 @nox.session

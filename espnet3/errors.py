@@ -158,6 +158,21 @@ class ItemError(Espnet3Error):
             return ItemError(message, index, worker_traceback)
 
 
+def add_note(exc: BaseException, note: str) -> None:
+    """Attach ``note`` to ``exc`` (:pep:`678`; tracebacks show it on Python 3.11 and later).
+
+    Example:
+        >>> err = ValueError("bad sample rate")
+        >>> add_note(err, "espnet3: raised by item 3 of the map")
+        >>> err.__notes__
+        ['espnet3: raised by item 3 of the map']
+    """
+    if hasattr(exc, "add_note"):
+        exc.add_note(note)
+    else:  # Python 3.10: kept where 3.11 keeps it, for code that reads __notes__
+        exc.__notes__ = [*getattr(exc, "__notes__", []), note]
+
+
 @functools.cache
 def _item_error_class(cause: type | None) -> type[ItemError]:
     if (

@@ -1,7 +1,7 @@
 """``espnet3 cluster check CONFIG``: start the configured cluster, probe it, shut it down.
 
-One task is sent to each worker; each reports its host, process, SLURM job and the image
-identity and package versions of :func:`espnet3.parallel.identity.process_identity`. The
+One task is sent to each worker; each reports its host, process, batch job (the id its
+scheduler gives it, :func:`espnet3.parallel.schedulers.job_here`) and the image identity and package versions of :func:`espnet3.parallel.identity.process_identity`. The
 workers are then compared with this process (as a run with a container does before any
 work), and the cluster is shut down, cancelling its jobs.
 
@@ -51,12 +51,13 @@ def probe_worker() -> dict[str, Any]:
         ['dask', 'distributed', 'espnet3']
     """
     from espnet3.parallel.identity import process_identity
+    from espnet3.parallel.schedulers import job_here
 
     return {
         **process_identity(),
         "host": socket.gethostname(),
         "pid": str(os.getpid()),
-        "slurm_job": os.environ.get("SLURM_JOB_ID", "-"),
+        "job": job_here() or "-",
     }
 
 
@@ -67,14 +68,16 @@ def check_cluster(parallel: Any) -> list[dict[str, Any]]:
     """
     from espnet3.parallel import ParallelConfig, get_client
     from espnet3.parallel.identity import check_worker_identities
+    from espnet3.parallel.schedulers import schedulers
 
     # Every worker must answer, not just the few a run needs to start.
     config = ParallelConfig.from_any(parallel)
     config = ParallelConfig.from_any({**config.to_dict(), "min_workers": config.n_workers})
     if config.is_sequential:
+        clusters = [env for env, scheduler in schedulers().items() if not scheduler.sequential]
         raise Espnet3Error(
             f"parallel.env is {config.env!r}: there is no cluster to check; set parallel.env "
-            "to local, slurm, ..."
+            f"to one of {', '.join(clusters)}"
         )
     with get_client(config) as client:
         workers = sorted(client.scheduler_info()["workers"])
@@ -104,7 +107,7 @@ def _check(args: argparse.Namespace) -> int:
     reports = check_cluster(config.get("parallel"))
     env = config.parallel.env
     print(f"env {env}: {len(reports)} worker(s) connected, one task each")
-    keys = ("worker", "host", "pid", "slurm_job", "image", "python", "espnet3", "dask", "torch")
+    keys = ("worker", "host", "pid", "job", "image", "python", "espnet3", "dask", "torch")
     rows = [keys, *[tuple(str(r.get(k, "")) for k in keys) for r in reports]]
     widths = [max(len(row[i]) for row in rows) for i in range(len(keys))]
     for row in rows:

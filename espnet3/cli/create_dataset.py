@@ -13,7 +13,7 @@ its ``conf/training.yaml`` (or ``--config``) over its template's defaults, and t
 
 Example:
     >>> report = create_dataset(load_recipe_config("recipes/mini_an4/asr"))   # doctest: +SKIP
-    >>> [d["steps"] for d in report["datasets"]][0]
+    >>> [d["steps"] for d in report["datasets"]][0]   # doctest: +SKIP
     ['prepare_source', 'build']
 """
 
@@ -26,7 +26,7 @@ from typing import Any
 from espnet3.cli.recipe_config import load_recipe_config
 from espnet3.cli.recipe_refs import resolve_object
 from espnet3.errors import ConfigError
-from espnet3.utils.config import as_mapping, check_keys, to_plain
+from espnet3.utils.checks import as_mapping, check_keys, to_plain
 
 STAGE_KEYS = ("name", "func", "args")
 
@@ -60,21 +60,20 @@ def add_parser(subparsers: Any) -> None:
 
 def create_dataset(config: Any) -> dict[str, Any]:
     """Run the builders and then the stages of ``config``; return what each step did."""
-    from espnet3.parallel import get_client, set_parallel
+    from espnet3.parallel import get_client, use_parallel
     from espnet3.systems.base.system import BaseSystem
 
     system = BaseSystem(config)
     stages = [_stage(entry, i, system.recipe_dir) for i, entry in enumerate(_stages(config))]
-    set_parallel(system.parallel)
-    try:
-        # Maps make the recipe packages imported here importable on the workers. The cluster
-        # starts only once a map's remaining work is worth it (parallel.start: now starts it
-        # at once), so a small run is never slower than a sequential one.
-        with get_client(start=system.parallel.start or "when_worth_it"):
-            datasets = system.prepare_datasets()
-            results = {name: func(**args) for name, func, args in stages}
-    finally:
-        set_parallel(None)
+    # Maps make the recipe packages imported here importable on the workers. The cluster
+    # starts only once a map's remaining work is worth it (parallel.start: now starts it at
+    # once), so a small run is never slower than a sequential one.
+    with (
+        use_parallel(system.parallel),
+        get_client(start=system.parallel.start or "when_worth_it"),
+    ):
+        datasets = system.prepare_datasets()
+        results = {name: func(**args) for name, func, args in stages}
     return {"datasets": datasets, "stages": results}
 
 

@@ -34,7 +34,7 @@ def add_parser(subparsers: Any) -> None:
         "status",
         _status,
         "state of every shard (done, failed, running, pending, missing)",
-        "Print the state of every shard in DIR; asks SLURM once for all of them. "
+        "Print the state of every shard in DIR; asks the scheduler once for all of them. "
         "Exit status 1 when a shard failed.",
     )
     collect = _action(

@@ -26,7 +26,7 @@ import argparse
 from typing import Any
 
 from espnet3.errors import ConfigError
-from espnet3.utils.config import as_mapping, check_keys
+from espnet3.utils.checks import as_mapping, check_keys
 
 RUN_KEYS = ("runner", "provider", "provider_config", "params", "indices", "output", "runner_args")
 
@@ -51,7 +51,7 @@ def add_parser(subparsers: Any) -> None:
 def run_from_config(config: Any) -> Any:
     """Apply the ``run:`` runner of ``config``; return ``[(index, result)]`` (or the submission)."""
     from espnet3.cli.recipe_refs import resolve_object
-    from espnet3.parallel import get_client, set_parallel
+    from espnet3.parallel import get_client, use_parallel
 
     section = as_mapping(config.get("run"), "run")
     check_keys(section, RUN_KEYS, "run")
@@ -66,15 +66,11 @@ def run_from_config(config: Any) -> Any:
     indices = section.get("indices")
     if indices is None:
         indices = range(len(provider.build_env_local()["dataset"]))
-    set_parallel(config.get("parallel"))
-    try:
-        # Maps make the recipe packages imported here importable on the workers.
-        with get_client():
-            if runner.async_mode:
-                return runner(list(indices))
-            return list(runner.iter(list(indices)))
-    finally:
-        set_parallel(None)
+    # Maps make the recipe packages imported here importable on the workers.
+    with use_parallel(config.get("parallel")), get_client():
+        if runner.async_mode:
+            return runner(list(indices))
+        return list(runner.iter(list(indices)))
 
 
 def _main(args: argparse.Namespace) -> int:

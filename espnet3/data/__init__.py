@@ -6,9 +6,10 @@ Submodules are imported on use so that ``import espnet3.data`` stays cheap:
 ``espnet3.data.sharing``.
 
 A Hugging Face dataset becomes a ``CutSet`` without copying its audio: each cut's source names
-its dataset row, and reads back lazily wherever ``espnet3.data.row_source`` is imported (the
-converter and ``ESPnet3Dataset`` import it). Audio the dataset cannot hold for the cuts (an
-in-memory dataset, changed samples) is written under a cache directory, named in a log line
+its dataset row, and reads back lazily wherever ``espnet3.data.row_source.install()`` ran (the
+converter and ``ESPnet3Dataset`` run it when a cut names a row; importing changes nothing).
+Audio the dataset cannot hold for the cuts (an in-memory dataset, changed samples) is written
+under a cache directory, named in a log line
 (``ESPNET3_CACHE_DIR``, else under ``HF_DATASETS_CACHE``, ``HF_HOME``, ``XDG_CACHE_HOME`` or
 ``~/.cache``). Pass ``audio_dir`` to write the audio to files instead, when the cuts must
 outlive the dataset; ``espnet3.data.sharing.save_lhotse`` saves cuts that Lhotse reads without

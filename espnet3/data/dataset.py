@@ -90,8 +90,11 @@ class ESPnet3Dataset:
         """Utterance ids in index order.
 
         Example:
-            >>> ESPnet3Dataset("data/test.tsv").uids()[:2]   # doctest: +SKIP
-            ["fash-an251-b", "fash-an253-b"]
+            >>> import tempfile, pathlib
+            >>> tsv = pathlib.Path(tempfile.mkdtemp()) / "test.tsv"
+            >>> _ = tsv.write_text("fash-an251-b\\tan251.wav\\tyes\\nfash-an253-b\\tan253.wav\\tno\\n")
+            >>> ESPnet3Dataset(tsv).uids()
+            ['fash-an251-b', 'fash-an253-b']
         """
         return self._reader.uids()
 

@@ -49,10 +49,11 @@ from espnet3.data.row_cuts import (
     row_to_cut,
     utt_id,
 )
+from espnet3.data.row_source import install
 from espnet3.data.sharing import RowCutSet
 from espnet3.errors import ConfigError, Espnet3Error, ItemError
 from espnet3.utils.atomic import atomic_write_jsonl
-from espnet3.utils.config import check_error_policy, check_positive
+from espnet3.utils.checks import check_error_policy, check_positive
 
 log = logging.getLogger(__name__)
 
@@ -136,6 +137,8 @@ def cutset_from_huggingface(
     fields = resolve_fields(data_info)
     _check_arguments(on_error, rows_per_chunk, dataset_length)
     source = _Source.open(dataset_id, split, load_kwargs, raw_audio, dataset_length, audio_dir)
+    if source.locate_row is not None:
+        install()  # the cuts may read their audio from the dataset rows, here too
     options = {
         "fields": fields,
         "audio_dir": None if audio_dir is None else str(Path(audio_dir).resolve()),

@@ -26,6 +26,7 @@ from espnet3.data.hf_open import open_split
 from espnet3.data.kaldi_feats import FEATS_SCP, KaldiFeats, is_feats_dir
 from espnet3.data.manifests import is_kaldi_dir, read_manifest
 from espnet3.data.row_items import convert_to_dataset
+from espnet3.data.row_source import install_for
 from espnet3.errors import ConfigError
 
 #: The file a directory of Lhotse cuts holds.
@@ -66,6 +67,7 @@ class CutReader:
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         cut = self.cuts[index]
+        install_for(cut)  # here, not at __init__: a DataLoader worker may get the reader pickled
         audio = cut.load_audio()
         speech = audio[0] if audio.shape[0] == 1 else audio.T
         supervisions = cut.supervisions

@@ -106,8 +106,12 @@ def read_feats(entry: str, utt_id: str = "") -> np.ndarray:
     """The float32 matrix a ``feats.scp`` entry (``ark_path:offset[range]``) names.
 
     Example:
-        >>> read_feats("/data/fbank/raw_fbank.1.ark:17", "u1")   # doctest: +SKIP
-        array([[...]], dtype=float32)
+        >>> import tempfile, pathlib, numpy as np, kaldiio
+        >>> ark = pathlib.Path(tempfile.mkdtemp()) / "raw_fbank.1.ark"
+        >>> kaldiio.save_ark(str(ark), {"u1": np.ones((2, 3))})   # a double matrix
+        >>> read_feats(f"{ark}:3", "u1")   # its data starts after "u1 "
+        array([[1., 1., 1.],
+               [1., 1., 1.]], dtype=float32)
     """
     import kaldiio
 

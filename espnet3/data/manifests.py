@@ -42,9 +42,16 @@ def read_manifest(path: str | os.PathLike) -> list[dict]:
     """Rows of a JSONL or TSV manifest file, or of a Kaldi data directory.
 
     Example:
-        >>> read_manifest("data/train/utt2spk")   # doctest: +SKIP
+        >>> import tempfile, pathlib
+        >>> d = pathlib.Path(tempfile.mkdtemp())
+        >>> _ = (d / "train.tsv").write_text("u1\\tu1.wav\\thello\\n")
+        >>> [row["utt_id"] for row in read_manifest(d / "train.tsv")]
+        ['u1']
+        >>> _ = (d / "utt2spk").write_text("u1 spk1\\n")
+        >>> read_manifest(d / "utt2spk")
         Traceback (most recent call last):
-        espnet3.errors.Espnet3Error: ...
+        ...
+        espnet3.errors.Espnet3Error: .../utt2spk is not a manifest: give a .jsonl or .tsv file, or a Kaldi directory with wav.scp and text (or feats.scp)
     """
     path = Path(path)
     if path.name == "wav.scp" and path.is_file():  # the file names the directory to read

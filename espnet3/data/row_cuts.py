@@ -9,8 +9,8 @@ So a cut's source is one of:
 - a ``url`` source naming the dataset row (``locate_row`` given, no ``audio_dir``): encoded
   bytes stay in the dataset, nothing is copied (see :mod:`espnet3.data.row_source`). This
   holds for a ``data_info`` that returns the column's value, and for one that returns its
-  decoded ``["array"]`` unchanged (see :mod:`espnet3.data.row_audio`). Only a process that
-  imported ``espnet3.data.row_source`` reads it: to share the cuts, ``to_file`` of a
+  decoded ``["array"]`` unchanged (see :mod:`espnet3.data.row_audio`). Only a process where
+  :func:`espnet3.data.row_source.install` ran reads it: to share the cuts, ``to_file`` of a
   :class:`~espnet3.data.sharing.RowCutSet` and :func:`~espnet3.data.sharing.save_lhotse`
   copy such audio next to the manifests;
 - a ``file`` source for a row that names an existing file, referenced where it is;

@@ -6,16 +6,19 @@ source is a Lhotse ``url`` source naming the row::
 
     hf-row:<dataset>|<split>|<load_kwargs as JSON>|<fingerprint>|<column>|<row>.<extension>
 
-(each part percent-encoded), which survives ``to_file`` and reads back lazily in any process:
-Lhotse opens ``url`` sources through its IO backend, and importing this module (which
-``espnet3.data.hf_to_lhotse`` and ``espnet3.data.dataset`` do) puts
-:class:`DatasetRowIOBackend` in front of the backend that was in use. A process that reads such
-cuts with Lhotse alone needs ``import espnet3.data.row_source`` first. To share cuts with
-readers that have only Lhotse, ``to_file`` of the cuts :func:`~espnet3.data.hf_to_lhotse.cutset_from_huggingface` returns
+(each part percent-encoded), which survives ``to_file`` and reads back lazily in any process
+where :func:`install` ran: Lhotse opens ``url`` sources through its IO backend, and
+:func:`install` puts :class:`DatasetRowIOBackend` in front of the backend in use (once per
+process). Importing this module changes nothing; espnet3 installs it where such cuts are made
+or read: :func:`~espnet3.data.hf_to_lhotse.cutset_from_huggingface` when its cuts name rows,
+and :class:`~espnet3.data.dataset.ESPnet3Dataset` when it loads a cut that does
+(:func:`install_for`). A process that reads such cuts with Lhotse alone calls
+``espnet3.data.row_source.install()`` first. To share cuts with readers that have only Lhotse,
+``to_file`` of the cuts :func:`~espnet3.data.hf_to_lhotse.cutset_from_huggingface` returns
 (a :class:`~espnet3.data.sharing.RowCutSet`) and :func:`espnet3.data.sharing.save_lhotse` copy
-the rows' audio to files next to the manifest (this process's cuts keep reading the rows). The dataset's
-``datasets`` fingerprint is part of the source: a dataset rewritten after the conversion is
-refused on read instead of giving another row's audio.
+the rows' audio to files next to the manifest (this process's cuts keep reading the rows). The
+dataset's ``datasets`` fingerprint is part of the source: a dataset rewritten after the
+conversion is refused on read instead of giving another row's audio.
 
 Example:
     >>> url = row_url(Reference("/data/an4", "train"), "9f2c", "audio", 7, "flac")
@@ -30,9 +33,11 @@ from __future__ import annotations
 import io
 import json
 import os
+import threading
 from typing import Any
 from urllib.parse import quote, unquote
 
+from lhotse import AudioSource
 from lhotse.serialization import (
     CompositeIOBackend,
     IOBackend,
@@ -45,6 +50,7 @@ from espnet3.errors import ConfigError, Espnet3Error
 
 SCHEME = "hf-row:"
 _COLUMNS: dict[tuple[Reference, str], Any] = {}  # per process: one audio column, opened once
+_INSTALLING = threading.Lock()  # two DataLoader threads' first reads would wrap twice
 
 
 def row_url(reference: Reference, fingerprint: str, column: str, row: int, extension: str) -> str:
@@ -129,13 +135,53 @@ class DatasetRowIOBackend(IOBackend):
 
 
 def install() -> None:
-    """Put :class:`DatasetRowIOBackend` in front of Lhotse's current IO backend (once)."""
-    current = get_current_io_backend()
-    if isinstance(current, CompositeIOBackend) and any(
-        isinstance(backend, DatasetRowIOBackend) for backend in current.backends
-    ):
+    """Put :class:`DatasetRowIOBackend` in front of Lhotse's current IO backend; once: a
+    backend that already has it is left as it is.
+
+    Example:
+        >>> from lhotse.serialization import get_current_io_backend
+        >>> install()
+        >>> backend = get_current_io_backend()
+        >>> install()
+        >>> get_current_io_backend() is backend, type(backend.backends[0]).__name__
+        (True, 'DatasetRowIOBackend')
+    """
+    with _INSTALLING:
+        current = get_current_io_backend()
+        if isinstance(current, CompositeIOBackend) and any(
+            isinstance(backend, DatasetRowIOBackend) for backend in current.backends
+        ):
+            return
+        set_current_io_backend(CompositeIOBackend([DatasetRowIOBackend(), current]))
+
+
+def names_row(source: AudioSource) -> bool:
+    """Whether ``source`` is a :func:`row_url` (audio read from a dataset row).
+
+    Example:
+        >>> names_row(AudioSource("url", [0], "hf-row:%2Fdata%2Fan4|train||9f2c|audio|7.flac"))
+        True
+        >>> names_row(AudioSource("file", [0], "/data/an4/u1.flac"))
+        False
+    """
+    return source.type == "url" and source.source.startswith(SCHEME)
+
+
+def install_for(cut: Any) -> None:
+    """:func:`install` if loading ``cut``'s audio reads a dataset row, so that a process that
+    reads only other audio keeps Lhotse's backend as it was.
+
+    Example:
+        >>> from lhotse import MonoCut, Recording
+        >>> source = AudioSource("file", [0], "/data/an4/u1.flac")
+        >>> recording = Recording("u1", [source], 16000, 16000, 1.0)
+        >>> install_for(MonoCut("u1", 0.0, 1.0, 0, recording=recording))   # changes nothing
+    """
+    tracks = getattr(cut, "tracks", None)
+    if tracks is not None:  # a MixedCut: the cuts it mixes
+        for track in tracks:
+            install_for(track.cut)
         return
-    set_current_io_backend(CompositeIOBackend([DatasetRowIOBackend(), current]))
-
-
-install()
+    recording = getattr(cut, "recording", None)
+    if recording is not None and any(names_row(source) for source in recording.sources):
+        install()

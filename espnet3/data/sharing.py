@@ -41,8 +41,7 @@ from lhotse.utils import fastcopy
 from espnet3.data.audio import to_int16
 from espnet3.data.input_kinds import LHOTSE_CUTS
 from espnet3.data.row_cuts import file_stem
-from espnet3.data.row_source import SCHEME as ROW_SCHEME
-from espnet3.data.row_source import read_row_audio
+from espnet3.data.row_source import names_row, read_row_audio
 from espnet3.errors import Espnet3Error
 from espnet3.utils.atomic import remove_stale_temps, temp_name
 
@@ -130,13 +129,13 @@ class _AudioCopier:
 
     def native(self, recording: Recording, position: int) -> Recording:
         """``recording`` with each of its dataset-row sources replaced by a copied file."""
-        if not any(_names_row(source) for source in recording.sources):
+        if not any(names_row(source) for source in recording.sources):
             return recording
         stem = file_stem(recording.id)
         several = len(recording.sources) > 1
         sources = [
             self._copied(source, f"{position // 1000:05d}/{stem}{f'.{k}' if several else ''}")
-            if _names_row(source)
+            if names_row(source)
             else source
             for k, source in enumerate(recording.sources)
         ]
@@ -148,10 +147,6 @@ class _AudioCopier:
         (self.staging / relative).parent.mkdir(parents=True, exist_ok=True)
         (self.staging / relative).write_bytes(read_row_audio(source.source))
         return fastcopy(source, type="file", source=str(self.final / relative))
-
-
-def _names_row(source: AudioSource) -> bool:
-    return source.type == "url" and source.source.startswith(ROW_SCHEME)
 
 
 class RowCutSet(CutSet):
@@ -205,7 +200,7 @@ class RowCutSet(CutSet):
         self._share(path, CutSet.to_yaml)
 
     def _share(self, path: str | os.PathLike, write: Callable[[CutSet, Any], None]) -> None:
-        if not any(_names_row(s) for cut in self for s in cut.recording.sources):
+        if not any(names_row(s) for cut in self for s in cut.recording.sources):
             write(self, path)
             return
         target = _local_manifest(path)

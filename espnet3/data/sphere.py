@@ -32,8 +32,11 @@ def read_sphere_header(path: str | os.PathLike) -> dict[str, int | str]:
     """Return the header fields of a SPHERE file, plus ``header_size``.
 
     Example:
-        >>> read_sphere_header("cen8-fcaw-b.sph")["sample_rate"]   # doctest: +SKIP
-        16000
+        >>> import tempfile, pathlib
+        >>> path = pathlib.Path(tempfile.mkdtemp()) / "cen8-fcaw-b.sph"
+        >>> _ = path.write_bytes(b"NIST_1A\\n   1024\\nsample_rate -i 16000\\nend_head\\n".ljust(1024))
+        >>> read_sphere_header(path)
+        {'header_size': 1024, 'sample_rate': 16000}
     """
     with open(path, "rb") as f:
         head = f.read(1024)
@@ -59,9 +62,13 @@ def read_sphere(path: str | os.PathLike) -> tuple[np.ndarray, int]:
     """Return ``(samples, sample_rate)``: int16 samples, shape ``(n,)`` or ``(n, channels)``.
 
     Example:
-        >>> samples, rate = read_sphere("an251-fash-b.sph")   # doctest: +SKIP
-        >>> samples.dtype, rate   # doctest: +SKIP
-        (dtype('int16'), 16000)
+        >>> import tempfile, pathlib
+        >>> path = pathlib.Path(tempfile.mkdtemp()) / "stereo.sph"
+        >>> header = b"NIST_1A\\n   1024\\nsample_rate -i 8000\\nchannel_count -i 2\\nend_head\\n"
+        >>> _ = path.write_bytes(header.ljust(1024) + np.array([1, 2, 3, 4], "<i2").tobytes())
+        >>> samples, rate = read_sphere(path)   # no sample_byte_format: little-endian
+        >>> samples.tolist(), samples.dtype.name, rate
+        ([[1, 2], [3, 4]], 'int16', 8000)
     """
     header = read_sphere_header(path)
     coding = str(header.get("sample_coding", "pcm"))

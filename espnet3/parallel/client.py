@@ -1,4 +1,6 @@
-"""``get_client`` and the process-wide parallel configuration.
+"""The cluster's life: ``get_client`` starts it (now, or when the work is worth it), checks
+and sets up its workers, and closes it, at once on Ctrl-C. What is open is recorded in
+:mod:`.context`; where work runs is decided by :mod:`.placement`.
 
 Example:
     >>> with get_client({"env": "local", "n_workers": 2}) as client:   # doctest: +SKIP
@@ -12,26 +14,21 @@ Example:
 from __future__ import annotations
 
 import contextlib
-import copy
 import logging
 import signal
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterator
 from typing import Any
 
 from espnet3.errors import ConfigError, Espnet3Error
 from espnet3.parallel.config import START_MODES, ParallelConfig
+from espnet3.parallel.context import OpenClient, get_parallel_config, opened
 from espnet3.parallel.identity import check_worker_identities, process_identity
 from espnet3.parallel.worker_env import SetupFn, build_env, setup_key
-
-# Where the work runs and why, once per block: said beside the progress lines.
 from espnet3.utils.logging_utils import logging_off
-from espnet3.utils.progress import log as progress_log
+from espnet3.utils.progress import log as progress_log  # where work ran, beside progress
 from espnet3.utils.signals import deferred, handled, raise_deferred
 
 log = logging.getLogger(__name__)
-
-_CONFIG: ParallelConfig = ParallelConfig()
 
 
 class DeferredCluster:
@@ -53,6 +50,10 @@ class DeferredCluster:
     @property
     def started(self) -> bool:
         return self.client is not None
+
+    def worth_it(self, seconds: float) -> bool:
+        """Whether ``seconds`` of work left is worth starting the cluster for."""
+        return seconds > WORTH_A_CLUSTER_SECONDS
 
     def start(self, remaining: float) -> Any:
         """Start the cluster (as :func:`get_client` does) for ``remaining`` seconds of work
@@ -83,126 +84,6 @@ class DeferredCluster:
 #: closing them cost about 2.6 s, so a cluster pays off only for more work than about twice
 #: that (benchmarks/RESULTS.md, mini_an4).
 WORTH_A_CLUSTER_SECONDS = 5.0
-
-
-@dataclass(frozen=True, eq=False)  # identity: nested blocks may look alike
-class OpenClient:
-    """One open :func:`get_client` block: its client (``None`` when sequential) and setup."""
-
-    client: Any
-    setup_fn: SetupFn | None = None
-    #: The parallel config the block was opened with (its item_timeout, for instance).
-    config: ParallelConfig = field(default_factory=ParallelConfig)
-    #: Cluster runs: the key under which each worker's plugin built the environment.
-    setup_key: str | None = None
-    #: Sequential runs: the environment built in this process on enter.
-    env: Mapping[str, Any] = field(default_factory=dict)
-    #: A block whose cluster starts only when the work is worth it.
-    deferred: DeferredCluster | None = None
-
-    @property
-    def live_client(self) -> Any:
-        """The block's client now (a deferred cluster's once started; else ``None``)."""
-        return self.deferred.client if self.deferred is not None else self.client
-
-    @property
-    def live_setup_key(self) -> str | None:
-        return self.deferred.setup_key if self.deferred is not None else self.setup_key
-
-
-_OPEN: list[OpenClient] = []
-
-
-def set_parallel(config: Any) -> ParallelConfig:
-    """Make ``config`` (mapping, DictConfig, YAML path, config or ``None``) the default.
-
-    The value is validated and copied; later changes to the caller's object have no effect.
-
-    Example:
-        >>> set_parallel({"env": "none"}).env
-        'none'
-    """
-    global _CONFIG
-    _CONFIG = ParallelConfig.from_any(config)
-    return get_parallel_config()
-
-
-def get_parallel_config() -> ParallelConfig:
-    """A copy of the config set by :func:`set_parallel` (sequential when never set).
-
-    Example:
-        >>> get_parallel_config().is_sequential
-        True
-    """
-    return copy.deepcopy(_CONFIG)
-
-
-def open_client(client: Any = None) -> OpenClient | None:
-    """The innermost open :func:`get_client` block (of ``client``, when given), or ``None``.
-
-    A map given a client that a block opened runs with that block's ``setup_fn``.
-    """
-    if client is None:
-        return _OPEN[-1] if _OPEN else None
-    return next((entry for entry in reversed(_OPEN) if entry.live_client is client), None)
-
-
-@dataclass(frozen=True)
-class Placement:
-    """Where a map or a runner call runs. :func:`placement` is the one place that decides."""
-
-    #: The open :func:`get_client` block the work runs under, if any.
-    block: OpenClient | None
-    #: That block's config, else the process-wide one (:func:`set_parallel`).
-    config: ParallelConfig
-
-    @property
-    def client(self) -> Any:
-        """The open block's client (``None``: no block, a sequential one, or a deferred
-        cluster not started yet)."""
-        return self.block.live_client if self.block else None
-
-    @property
-    def sequential(self) -> bool:
-        """In this process: a sequential block is open, or none is and none is configured."""
-        if self.block is None:
-            return self.config.is_sequential
-        return self.block.client is None and self.block.deferred is None
-
-    @property
-    def deferred(self) -> DeferredCluster | None:
-        """The block's cluster while it is not started yet (maps then decide)."""
-        deferred = self.block.deferred if self.block else None
-        return deferred if deferred is not None and not deferred.started else None
-
-    @property
-    def needs_cluster(self) -> bool:
-        """No block is open but a cluster is configured: one is started for the call."""
-        return self.block is None and not self.config.is_sequential
-
-
-def placement(client: Any = None) -> Placement:
-    """Where work given ``client`` (``None``: none given) runs: an open block wins over the
-    process-wide config.
-
-    Example:
-        >>> with get_client({"env": "none"}):
-        ...     placement().sequential
-        True
-    """
-    block = open_client(client)
-    return Placement(block, block.config if block else get_parallel_config())
-
-
-def active_client() -> Any:
-    """The client of the innermost open :func:`get_client`, or ``None`` (none open, or sequential).
-
-    Example:
-        >>> active_client() is None
-        True
-    """
-    current = open_client()
-    return current.live_client if current else None
 
 
 @contextlib.contextmanager
@@ -242,19 +123,19 @@ def get_client(
             cfg.container.image,
         )
     if cfg.is_sequential:
-        with _opened(OpenClient(None, setup_fn, config=cfg, env=build_env(setup_fn))):
+        with opened(OpenClient(None, setup_fn, config=cfg, env=build_env(setup_fn))):
             yield None
         return
     if start == "when_worth_it":
         with (
             DeferredCluster(cfg, setup_fn) as deferred,
-            _opened(OpenClient(None, setup_fn, cfg, deferred=deferred)),
+            opened(OpenClient(None, setup_fn, cfg, deferred=deferred)),
         ):
             yield None
         return
     with (
         _cluster_client(cfg, setup_fn, "parallel.start: now") as (client, key),
-        _opened(OpenClient(client, setup_fn, cfg, key)),
+        opened(OpenClient(client, setup_fn, cfg, key)),
     ):
         yield client
 
@@ -395,15 +276,6 @@ def _signals_exit() -> Iterator[None]:
 
     with handled({signal.SIGTERM: exit_once, signal.SIGINT: signal.default_int_handler}):
         yield
-
-
-@contextlib.contextmanager
-def _opened(entry: OpenClient) -> Iterator[None]:
-    _OPEN.append(entry)
-    try:
-        yield
-    finally:
-        _OPEN.remove(entry)
 
 
 def wait_until_ready(cluster: Any, client: Any, cfg: ParallelConfig) -> None:

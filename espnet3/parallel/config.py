@@ -13,21 +13,20 @@ from __future__ import annotations
 import copy
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from espnet3.errors import ConfigError, did_you_mean
 from espnet3.parallel.container import ContainerSpec
 from espnet3.parallel.schedulers import Scheduler, scheduler_for
-from espnet3.utils.config import check_keys, check_positive, check_seconds
+from espnet3.parallel.schedulers.settings import ParallelSettings
+from espnet3.utils.checks import check_keys, check_positive, check_seconds
 
-SEQUENTIAL_ENVS = ("none", "sequential")
 SECURITY_MODES = ("auto", "tls", "none")
 
 #: Keys of the ``parallel:`` section and what they mean (for error messages and docs).
 KNOWN_KEYS = {
-    "env": "where workers run: a scheduler of espnet3.parallel.schedulers (none, local, slurm ...)",
+    "env": "where workers run: an env of espnet3.parallel.schedulers (none, local, a batch scheduler ...)",
     "n_workers": "number of Dask workers (a batch job holds options.processes of them)",
     "options": "keyword arguments of the cluster class",
     "container": "run each worker inside a container image",
@@ -43,28 +42,13 @@ KNOWN_KEYS = {
 START_MODES = ("now", "when_worth_it")
 
 
-@dataclass(frozen=True)
-class ParallelConfig:
-    """A validated, immutable ``parallel:`` section.
+class ParallelConfig(ParallelSettings):
+    """A validated, immutable ``parallel:`` section (its fields: :class:`ParallelSettings`).
 
     Build it with :meth:`from_any`; the caller's mapping is deep-copied, never mutated.
     ``options`` is validated by the scheduler of ``env``
     (:func:`~espnet3.parallel.schedulers.scheduler_for`), against its cluster class.
     """
-
-    env: str = "none"
-    n_workers: int = 1
-    options: Mapping[str, Any] = field(default_factory=dict)
-    container: ContainerSpec | None = None
-    security: str = "auto"
-    min_workers: int = 1
-    startup_timeout: float = 600.0
-    log_dir: str | None = None
-    item_timeout: float | None = None
-    #: ``now``, ``when_worth_it``, or ``None``: the caller's default (see ``get_client``).
-    start: str | None = None
-    #: Shard locks whose holder cannot be checked are taken over instead of refused.
-    allow_overwrite_lock: bool = False
 
     @property
     def scheduler(self) -> Scheduler:
@@ -74,7 +58,7 @@ class ParallelConfig:
     @property
     def is_sequential(self) -> bool:
         """True when work runs in this process, with no Dask at all."""
-        return self.env in SEQUENTIAL_ENVS
+        return self.scheduler.sequential
 
     @classmethod
     def from_any(cls, config: Any) -> ParallelConfig:
@@ -84,7 +68,7 @@ class ParallelConfig:
         """
         if config is None:
             return cls()
-        if isinstance(config, ParallelConfig):  # a copy: the caller may still change its dicts
+        if isinstance(config, ParallelSettings):  # a copy: the caller may still change its dicts
             return cls._from_dict(config.to_dict())
         if isinstance(config, (str, os.PathLike)):
             config = _load_yaml(Path(config))
@@ -98,8 +82,17 @@ class ParallelConfig:
         check_keys(data, KNOWN_KEYS, "parallel")
         env = str(data.get("env") or "none").lower()
         scheduler = scheduler_for(env)  # raises for an unknown env, listing the supported ones
-        n_default = (os.cpu_count() or 1) if env == "local" else 1
-        n_workers = _positive_int("n_workers", data.get("n_workers", n_default))
+        options = data.get("options") or {}
+        if not isinstance(options, Mapping):
+            raise ConfigError(
+                f"parallel.options must be a mapping of cluster arguments, "
+                f"got {type(options).__name__}"
+            )
+        # First: a missing package is the first thing to fix.
+        options = scheduler.check_options(env, options)
+        n_workers = _positive_int(
+            "n_workers", data["n_workers"] if "n_workers" in data else scheduler.default_workers()
+        )
         min_workers = _positive_int("min_workers", data.get("min_workers", 1))
         if min_workers > n_workers:
             raise ConfigError(
@@ -111,14 +104,6 @@ class ParallelConfig:
             raise ConfigError(
                 f"parallel.startup_timeout must be a positive number of seconds, got {timeout!r}"
             )
-        options = data.get("options") or {}
-        if not isinstance(options, Mapping):
-            raise ConfigError(
-                f"parallel.options must be a mapping of cluster arguments, "
-                f"got {type(options).__name__}"
-            )
-        # First: a missing package is the first thing to fix.
-        options = scheduler.check_options(env, options)
         security = _security(data.get("security"))
         if security != "none" and not scheduler.temporary_tls:
             raise ConfigError(
@@ -126,7 +111,9 @@ class ParallelConfig:
                 f"certificate, so security: {security} cannot be honoured: use a batch-scheduler "
                 f"env, or set parallel.security: none only on a network you trust"
             )
-        container = ContainerSpec.from_any(data.get("container"))
+        container = ContainerSpec.from_any(
+            data.get("container"), job_variables=scheduler.job_variables
+        )
         if container is not None and "python" in options:
             raise ConfigError(
                 "parallel.options.python and parallel.container are both set: the container "
@@ -147,22 +134,6 @@ class ParallelConfig:
             start=_start(data.get("start")),
             allow_overwrite_lock=_flag("allow_overwrite_lock", data.get("allow_overwrite_lock")),
         )
-
-    def to_dict(self) -> dict[str, Any]:
-        """A plain, deep-copied dict that :meth:`from_any` turns back into an equal config."""
-        return {
-            "env": self.env,
-            "n_workers": self.n_workers,
-            "options": copy.deepcopy(dict(self.options)),
-            "container": self.container.to_dict() if self.container else None,
-            "security": self.security,
-            "min_workers": self.min_workers,
-            "startup_timeout": self.startup_timeout,
-            "log_dir": self.log_dir,
-            "item_timeout": self.item_timeout,
-            "start": self.start,
-            "allow_overwrite_lock": self.allow_overwrite_lock,
-        }
 
 
 def _positive_int(name: str, value: Any) -> int:
@@ -228,4 +199,4 @@ def _load_yaml(path: Path) -> dict[str, Any]:
     return _to_plain_dict(load_yaml(path))
 
 
-__all__ = ["ParallelConfig", "SEQUENTIAL_ENVS", "SECURITY_MODES"]
+__all__ = ["ParallelConfig", "SECURITY_MODES", "START_MODES"]

@@ -6,27 +6,32 @@ A :class:`ContainerSpec` turns into the argv that runs a command inside the imag
 
 Apptainer/Singularity run with ``--cleanenv`` by default, so nothing of the submitting shell
 leaks into the image; what a job needs is forwarded explicitly: ``CUDA_VISIBLE_DEVICES``,
-``SLURM_*``, ``DASK_*`` and ``MALLOC_*`` (allocator tuning), read in the job when they exist,
-and the configured ``env``.
+``DASK_*`` and ``MALLOC_*`` (allocator tuning) and the variables the scheduler gives its jobs
+(:attr:`ContainerSpec.job_variables`, set from the config's scheduler), read in the job when
+they exist, and the configured ``env``.
 
 Example:
-    >>> spec = ContainerSpec.from_any({"image": "/images/espnet3.sif", "gpus": True,
+    >>> import pathlib, tempfile
+    >>> sif = pathlib.Path(tempfile.mkdtemp()) / "espnet3.sif"
+    >>> sif.touch()  # from_any checks that the image exists
+    >>> spec = ContainerSpec.from_any({"image": str(sif), "gpus": True,
     ...                                "binds": ["/data"], "cleanenv": False})
-    >>> spec.exec_prefix(check_image=False)
-    ['apptainer', 'exec', '--nv', '--env', 'PYTHONNOUSERSITE=1', '-B', '/data', '/images/espnet3.sif']
+    >>> spec.exec_prefix(check_image=False)[:-1]   # then str(sif)
+    ['apptainer', 'exec', '--nv', '--env', 'PYTHONNOUSERSITE=1', '-B', '/data']
 """
 
 from __future__ import annotations
 
 import os
+import re
 import shlex
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from espnet3.errors import ConfigError, did_you_mean
-from espnet3.utils.config import check_keys
+from espnet3.utils.checks import check_keys
 
 HPC_RUNTIMES = ("apptainer", "singularity")
 WORKSTATION_RUNTIMES = ("docker", "podman")
@@ -47,16 +52,31 @@ KNOWN_KEYS = {
 #: home directory would shadow the image's packages.
 FIXED_ENV = {"PYTHONNOUSERSITE": "1"}
 
-#: Variables forwarded into a clean environment when the job has them (a POSIX ERE).
-FORWARDED = "CUDA_VISIBLE_DEVICES|SLURM_[A-Za-z0-9_]+|DASK_[A-Za-z0-9_]+|MALLOC_[A-Z_]+"
+#: Variables forwarded into a clean environment when the job has them, whatever the
+#: scheduler: names, and prefixes (ending in ``_``) of names.
+FORWARDED = ("CUDA_VISIBLE_DEVICES", "DASK_", "MALLOC_")
+_VARIABLE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
-def _forward_script(prefix: str) -> str:
+def forwarded_pattern(variables: Sequence[str]) -> str:
+    """A POSIX ERE matching the names ``variables`` gives: ``X_`` matches every ``X_...``.
+
+    Example:
+        >>> forwarded_pattern(["CUDA_VISIBLE_DEVICES", "DASK_"])
+        'CUDA_VISIBLE_DEVICES|DASK_[A-Za-z0-9_]+'
+    """
+    for name in variables:
+        if not _VARIABLE.fullmatch(name):
+            raise ValueError(f"{name!r} is not an environment variable name or prefix")
+    return "|".join(f"{v}[A-Za-z0-9_]+" if v.endswith("_") else v for v in variables)
+
+
+def _forward_script(prefix: str, variables: Sequence[str]) -> str:
     # Values exist only when the job runs, so a small sh loop exports each present one under
     # the runtime's prefix (APPTAINERENV_X becomes X inside even with --cleanenv), then execs
     # the rest of the argv.
     return (
-        f"for v in $(env | grep -oE '^({FORWARDED})='); do v=${{v%=}}; "
+        f"for v in $(env | grep -oE '^({forwarded_pattern(variables)})='); do v=${{v%=}}; "
         f'eval "export {prefix}$v=\\"\\${{$v}}\\""; done; exec "$@"'
     )
 
@@ -76,10 +96,14 @@ class ContainerSpec:
     env: Mapping[str, str] = field(default_factory=dict)
     cleanenv: bool = True
     extra_args: tuple[str, ...] = ()
+    #: The variables the scheduler gives its jobs, forwarded besides :data:`FORWARDED` (not a
+    #: key of the section: ``ParallelConfig`` sets it from the scheduler of ``env``).
+    job_variables: tuple[str, ...] = ()
 
     @classmethod
-    def from_any(cls, value: Any) -> ContainerSpec | None:
-        """Validate a mapping (or ``None`` = no container) into a spec.
+    def from_any(cls, value: Any, job_variables: Sequence[str] = ()) -> ContainerSpec | None:
+        """Validate a mapping (or ``None`` = no container) into a spec, forwarding
+        ``job_variables`` too.
 
         Example:
             >>> ContainerSpec.from_any({"runtime": "podman", "image": "espnet3:0.1.0-gpu"}).runtime
@@ -89,8 +113,10 @@ class ContainerSpec:
             ...
             espnet3.errors.ConfigError: parallel.container: unknown key 'imgae' (did you mean 'image'?); known keys: runtime, image, gpus, binds, env, cleanenv, extra_args
         """
-        if value is None or isinstance(value, ContainerSpec):
-            return value
+        if value is None:
+            return None
+        if isinstance(value, ContainerSpec):
+            return replace(value, job_variables=tuple(job_variables))
         if not isinstance(value, Mapping):
             raise ConfigError(
                 f"parallel.container must be a mapping (runtime, image, ...), got {value!r}"
@@ -127,10 +153,12 @@ class ContainerSpec:
             env=_env(value.get("env") or {}),
             cleanenv=_flag("cleanenv", value.get("cleanenv", True)),
             extra_args=_strings("extra_args", value.get("extra_args") or ()),
+            job_variables=tuple(job_variables),
         )
 
     def to_dict(self) -> dict[str, Any]:
-        """A plain dict that :meth:`from_any` turns back into an equal spec."""
+        """A plain dict that :meth:`from_any` (given the same ``job_variables``) turns back
+        into an equal spec."""
         return {
             "runtime": self.runtime,
             "image": self.image,
@@ -188,9 +216,12 @@ class ContainerSpec:
         """The ``python`` command of a job script: the image's python behind :meth:`exec_prefix`.
 
         Example:
-            >>> spec = ContainerSpec.from_any({"image": "/i/e.sif", "cleanenv": False})
-            >>> spec.worker_python(check_image=False)
-            'apptainer exec --env PYTHONNOUSERSITE=1 /i/e.sif python'
+            >>> import pathlib, tempfile
+            >>> sif = pathlib.Path(tempfile.mkdtemp()) / "e.sif"
+            >>> sif.touch()
+            >>> spec = ContainerSpec.from_any({"image": str(sif), "cleanenv": False})
+            >>> spec.worker_python(check_image=False).replace(str(sif), "e.sif")
+            'apptainer exec --env PYTHONNOUSERSITE=1 e.sif python'
         """
         return shlex.join([*self.exec_prefix(extra_binds, check_image), "python"])
 
@@ -208,7 +239,8 @@ class ContainerSpec:
         if not self.cleanenv:
             return argv
         prefix = f"{self.runtime.upper()}ENV_"
-        return ["sh", "-c", _forward_script(prefix), "espnet3-forward-env", *argv]
+        script = _forward_script(prefix, [*FORWARDED, *self.job_variables])
+        return ["sh", "-c", script, "espnet3-forward-env", *argv]
 
     def _docker_prefix(self, image: str, binds: list[str], env: dict[str, str]) -> list[str]:
         # Host network: the worker reaches a scheduler on loopback; same uid: files it writes
@@ -259,4 +291,4 @@ def _env(value: Any) -> dict[str, str]:
     return {name: str(v) for name, v in value.items()}
 
 
-__all__ = ["ContainerSpec", "RUNTIMES", "FORWARDED"]
+__all__ = ["ContainerSpec", "RUNTIMES", "FORWARDED", "forwarded_pattern"]

@@ -29,16 +29,15 @@ import itertools
 import logging
 import math
 import time
-import traceback
 import uuid
 import weakref
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from espnet3.errors import ConfigError, Espnet3Error, ItemError
-from espnet3.parallel.worker_env import SetupFn, bind_env, process_env
+from espnet3.parallel.chunk_task import ItemRaised, run_chunk, running_items
+from espnet3.parallel.worker_env import SetupFn
 
 log = logging.getLogger(__name__)
 
@@ -56,80 +55,6 @@ WATCH_SECONDS = 1.0
 
 #: What ``on_lost(index, item, reason)`` returns is yielded for an item that was lost.
 OnLost = Callable[[int, Any, str], Any]
-
-
-@dataclass(frozen=True)
-class ItemRaised:
-    """Item ``index`` of a chunk raised: its exception (when it can travel) and traceback."""
-
-    index: int
-    error: BaseException | None
-    description: str
-    worker_traceback: str
-
-
-def run_chunk(
-    func: Callable,
-    start: int,
-    items: list[Any],
-    setup: tuple[str | None, SetupFn | None],
-    kwargs: Mapping[str, Any],
-) -> tuple[list[Any], float] | ItemRaised:
-    """Run one chunk on a worker: its results and the seconds they took, or the item that raised.
-
-    ``setup`` is the ``(key, setup_fn)`` pair naming this worker's environment.
-    """
-    from distributed import get_worker
-
-    from espnet3.parallel.mapping import add_note
-
-    call = bind_env(func, process_env(*setup), kwargs)
-    key = get_worker().get_current_task()
-    t0 = time.perf_counter()
-    results = []
-    try:
-        for offset, item in enumerate(items):
-            RUNNING_ITEMS[key] = (start + offset, time.monotonic())  # for _overdue to see
-            try:
-                results.append(call(item))
-            except Exception as exc:
-                add_note(exc, f"espnet3: raised by item {start + offset} of the map")
-                description = f"{type(exc).__name__}: {exc}"
-                tb = traceback.format_exc()
-                return ItemRaised(start + offset, _sendable(exc), description, tb)
-    finally:
-        RUNNING_ITEMS.pop(key, None)
-    return results, time.perf_counter() - t0
-
-
-#: In a worker process: the item each running chunk (by task key) is at, and since when.
-RUNNING_ITEMS: dict[str, tuple[int, float]] = {}
-
-
-def running_items() -> dict[str, tuple[int, float]]:
-    """On a worker: ``{task key: (index, seconds it has run)}`` of the items running now."""
-    now = time.monotonic()
-    return {key: (index, now - since) for key, (index, since) in RUNNING_ITEMS.items()}
-
-
-def _sendable(exc: BaseException) -> BaseException | None:
-    """``exc`` if it survives a trip to the client, else without its chained exceptions.
-
-    One link of the ``__cause__``/``__context__`` chain that cannot be unpickled there (a
-    library's exception with required arguments) would make the whole exception unreadable.
-    ``None`` when even ``exc`` alone cannot travel (its description and traceback still do).
-    """
-    from distributed.protocol import pickle
-
-    for attempt in range(2):
-        if attempt:
-            exc.__cause__ = exc.__context__ = None
-        try:
-            pickle.loads(pickle.dumps(exc))
-            return exc
-        except Exception:
-            continue
-    return None
 
 
 class ChunkSizer:
@@ -227,6 +152,10 @@ class _Chunk(NamedTuple):
     items: list[Any]
     attempt: int = 0  # > 0: a lone item retried after its chunk failed
 
+    @property
+    def span(self) -> str:
+        return f"items {self.start}..{self.start + len(self.items) - 1}"
+
 
 #: Attempts of a lone item before it is lost: a worker can also die of something else (the
 #: OOM killer acting on another process, a node going away), so an item gets a second chance.
@@ -257,193 +186,225 @@ def dask_for(
     An item that raised becomes an :class:`ItemError` whose ``__cause__`` is its exception.
     Items are numbered from ``first_index`` (the rest of a map begun in this process).
     """
-    from distributed import wait
+    yield from ChunkedMap(
+        func,
+        items,
+        client,
+        setup,
+        kwargs,
+        chunk_size=chunk_size,
+        max_in_flight=max_in_flight,
+        item_timeout=item_timeout,
+        on_lost=on_lost,
+        first_index=first_index,
+    ).run()
 
-    slots = max(sum(client.nthreads().values()), 1)
-    sizer = ChunkSizer(chunk_size, slots, len(items) if hasattr(items, "__len__") else None)
-    source, next_index = iter(items), first_index
-    run_id = uuid.uuid4().hex[:8]
-    running: dict[Any, _Running] = {}
-    retries: deque[_Chunk] = deque()  # the items of failed chunks, one by one
 
-    def submit(chunk: _Chunk) -> None:
-        if chunk.start == first_index and not chunk.attempt:
+class ChunkedMap:
+    """One map on a cluster: the chunks out, the items still to send and those to retry alone.
+
+    Example (on an open client)::
+
+        dict(ChunkedMap(len, ["a", "bb"], client, (None, None), {}, chunk_size=1).run())
+        # {0: 1, 1: 2}
+    """
+
+    def __init__(
+        self,
+        func: Callable,
+        items: Iterable[Any],
+        client: Any,
+        setup: tuple[str | None, SetupFn | None],
+        kwargs: Mapping[str, Any],
+        *,
+        chunk_size: int | None = None,
+        max_in_flight: int | None = None,
+        item_timeout: float | None = None,
+        on_lost: OnLost | None = None,
+        first_index: int = 0,
+    ):
+        self.func, self.client, self.setup, self.kwargs = func, client, setup, kwargs
+        self.item_timeout, self.on_lost = item_timeout, on_lost
+        slots = max(sum(client.nthreads().values()), 1)
+        total = len(items) if hasattr(items, "__len__") else None
+        self.sizer = ChunkSizer(chunk_size, slots, total)
+        self.max_in_flight = max_in_flight or max(2 * slots, 4)
+        self.source: Iterator[Any] | None = iter(items)  # None once it is used up
+        self.first_index = self.next_index = first_index
+        self.run_id = uuid.uuid4().hex[:8]  # keeps its task keys apart from other maps'
+        self.running: dict[Any, _Running] = {}  # future -> its chunk
+        self.retries: deque[_Chunk] = deque()  # the items of failed chunks, one by one
+
+    def run(self) -> Iterator[tuple[int, Any]]:
+        """Yield ``(index, result)`` as chunks complete; what is still out is cancelled when
+        the map stops early (an error, an abandoned generator)."""
+        try:
+            while self._submit_more():
+                for future in self._wait():
+                    yield from self._settle(future, self.running.pop(future).chunk)
+                for future, culprit in self._overdue():
+                    yield from self._stop(future, culprit)
+        except (KeyboardInterrupt, SystemExit):
+            self.running.clear()  # the cluster is shutting down: cancelling would only log warnings
+            raise
+        finally:
+            if self.running:
+                with contextlib.suppress(Exception):
+                    self.client.cancel(list(self.running))
+
+    def _submit_more(self) -> bool:
+        """Submit chunks up to the bound on those in flight; whether any chunk is out."""
+        # Items retried alone run one at a time, once the chunks out before have settled:
+        # a worker that dies then takes no innocent item down with it, even while the
+        # cluster is one worker short (a dead worker's replacement is still starting).
+        isolating = self.retries or any(e.chunk.attempt for e in self.running.values())
+        bound = 1 if isolating else self.max_in_flight
+        while len(self.running) < bound and (chunk := self._next_chunk()) is not None:
+            self._submit(chunk)
+        return bool(self.running)
+
+    def _next_chunk(self) -> _Chunk | None:
+        """An item to retry alone, else the next items of the source; None when all are sent."""
+        if self.retries:
+            return self.retries.popleft()
+        if self.source is None:
+            return None
+        batch = list(itertools.islice(self.source, self.sizer.next_size()))
+        if not batch:
+            self.source = None
+            return None
+        chunk = _Chunk(self.next_index, batch)
+        self.next_index += len(batch)
+        return chunk
+
+    def _submit(self, chunk: _Chunk) -> None:
+        if chunk.start == self.first_index and not chunk.attempt:
             from espnet3.parallel.recipe_imports import share_recipe_packages
 
-            share_recipe_packages(client)
-            check_loadable(client, (func, setup, kwargs))
+            share_recipe_packages(self.client)
+            check_loadable(self.client, (self.func, self.setup, self.kwargs))
+        key = f"espnet3-chunk-{self.run_id}-{chunk.start}-{len(chunk.items)}-{chunk.attempt}"
+        args = (run_chunk, self.func, chunk.start, chunk.items, self.setup, self.kwargs)
         try:
-            key = f"espnet3-chunk-{run_id}-{chunk.start}-{len(chunk.items)}-{chunk.attempt}"
-            args = (run_chunk, func, chunk.start, chunk.items, setup, kwargs)
-            future = client.submit(*args, key=key, pure=False)
+            future = self.client.submit(*args, key=key, pure=False)
         except Exception as exc:  # the task is serialised here: pickling errors of all kinds
             cause = exc.__cause__ or exc
             raise ConfigError(
-                f"items {chunk.start}..{chunk.start + len(chunk.items) - 1} cannot be sent to "
-                f"the workers: {type(cause).__name__}: {cause}: the function, its keyword "
-                "arguments and the items must pickle; build objects that do not (models, open "
-                "files, locks) in setup_fn, once per worker"
+                f"{chunk.span} cannot be sent to the workers: {type(cause).__name__}: {cause}: "
+                "the function, its keyword arguments and the items must pickle; build objects "
+                "that do not (models, open files, locks) in setup_fn, once per worker"
             ) from exc
-        running[future] = _Running(chunk, time.monotonic(), False)
+        self.running[future] = _Running(chunk, time.monotonic(), False)
 
-    def next_chunk() -> _Chunk | None:
-        nonlocal next_index
-        if retries:
-            return retries.popleft()
-        batch = list(itertools.islice(source, sizer.next_size()))
-        if not batch:
-            return None
-        chunk, next_index = _Chunk(next_index, batch), next_index + len(batch)
-        return chunk
+    def _wait(self) -> Iterable[Any]:
+        """The futures that complete within :data:`WATCH_SECONDS` (perhaps none)."""
+        from distributed import wait
 
-    limit = max_in_flight or max(2 * slots, 4)
-    exhausted = False
-    try:
-        while True:
-            # Items retried alone run one at a time, once the chunks out before have settled:
-            # a worker that dies then takes no innocent item down with it, even while the
-            # cluster is one worker short (a dead worker's replacement is still starting).
-            isolating = retries or any(e.chunk.attempt for e in running.values())
-            while not exhausted and len(running) < (1 if isolating else limit):
-                chunk = next_chunk()
-                if chunk is None:
-                    exhausted = True
-                    break
-                submit(chunk)
-            if not running:
-                if retries:
-                    exhausted = False
-                    continue
-                return
-            try:
-                done, _ = wait(list(running), timeout=WATCH_SECONDS, return_when="FIRST_COMPLETED")
-            except TimeoutError:  # nothing finished in this look: see what overran
-                done = set()
-            for future in done:
-                entry = running.pop(future)
-                yield from _settle(future, entry.chunk, sizer, retries, on_lost)
-                exhausted = exhausted and not retries
-            for future, culprit in _overdue(client, running, sizer, item_timeout):
-                entry = running.pop(future)
-                stop_task(client, future)
-                reason = f"it ran longer than item_timeout={item_timeout:g} s per item"
-                yield from _timed_out(entry.chunk, culprit, reason, retries, on_lost)
-                exhausted = exhausted and not retries
-    except (KeyboardInterrupt, SystemExit):
-        running.clear()  # the cluster is being shut down; cancelling would only log warnings
-        raise
-    finally:
-        # An error or an abandoned generator: queued chunks must not run.
-        if running:
-            with contextlib.suppress(Exception):
-                client.cancel(list(running))
+        try:
+            return wait(list(self.running), WATCH_SECONDS, return_when="FIRST_COMPLETED").done
+        except TimeoutError:  # nothing finished in this look: see what overran
+            return ()
 
+    def _settle(self, future: Any, chunk: _Chunk) -> Iterable[tuple[int, Any]]:
+        """The pairs a completed chunk yields; raises the :class:`ItemError` of an item that
+        raised."""
+        try:
+            outcome = future.result()
+        except Espnet3Error:  # the worker already said what failed (its setup, its arguments)
+            raise
+        except Exception as exc:  # the worker died, or a result could not be sent back
+            return self._lost(chunk, f"{type(exc).__name__}: {exc}")
+        if isinstance(outcome, ItemRaised):
+            raise ItemError(
+                f"item {outcome.index} failed: {outcome.description}",
+                index=outcome.index,
+                worker_traceback=outcome.worker_traceback,
+            ) from outcome.error
+        results, seconds = outcome
+        self.sizer.observe(len(results), seconds)
+        return enumerate(results, chunk.start)
 
-def _settle(
-    future: Any, chunk: _Chunk, sizer: ChunkSizer, retries: deque, on_lost: OnLost | None
-) -> Iterator[tuple[int, Any]]:
-    try:
-        outcome = future.result()
-    except Espnet3Error:  # the worker already said what failed (its setup, its arguments)
-        raise
-    except Exception as exc:  # the worker died, or a result could not be sent back
-        yield from _lost(chunk, f"{type(exc).__name__}: {exc}", retries, on_lost)
-        return
-    if isinstance(outcome, ItemRaised):
-        raise ItemError(
-            f"item {outcome.index} failed: {outcome.description}",
-            index=outcome.index,
-            worker_traceback=outcome.worker_traceback,
-        ) from outcome.error
-    results, seconds = outcome
-    sizer.observe(len(results), seconds)
-    yield from enumerate(results, chunk.start)
+    def _lost(self, chunk: _Chunk, reason: str) -> list[tuple[int, Any]]:
+        """Retry a failed chunk's items one by one; a lone item that failed is lost: the pair
+        ``on_lost`` makes of it, else its :class:`ItemError` raised."""
+        if len(chunk.items) > 1 or not chunk.attempt:
+            log.warning("%s failed (%s): retrying them one by one", chunk.span, reason)
+            self.retries.extend(_Chunk(chunk.start + i, [x], 1) for i, x in enumerate(chunk.items))
+            return []
+        if chunk.attempt < ISOLATED_ATTEMPTS:
+            self.retries.append(chunk._replace(attempt=chunk.attempt + 1))
+            return []
+        if self.on_lost is None:
+            raise ItemError(
+                f"item {chunk.start} was lost: {reason} (it failed alone too, so it is the "
+                "item's doing: a crash in a C extension, memory, a result that cannot be pickled)",
+                index=chunk.start,
+            )
+        return [(chunk.start, self.on_lost(chunk.start, chunk.items[0], reason))]
 
-
-def _lost(
-    chunk: _Chunk, reason: str, retries: deque, on_lost: OnLost | None
-) -> Iterator[tuple[int, Any]]:
-    """Retry a failed chunk's items one by one; a lone item that failed is lost."""
-    if len(chunk.items) > 1 or not chunk.attempt:
-        first, last = chunk.start, chunk.start + len(chunk.items) - 1
-        log.warning("items %d..%d failed (%s): retrying them one by one", first, last, reason)
-        retries.extend(_Chunk(chunk.start + i, [x], 1) for i, x in enumerate(chunk.items))
-        return
-    if chunk.attempt < ISOLATED_ATTEMPTS:
-        retries.append(chunk._replace(attempt=chunk.attempt + 1))
-        return
-    if on_lost is None:
-        raise ItemError(
-            f"item {chunk.start} was lost: {reason} (it failed alone too, so it is the item's "
-            "doing: a crash in a C extension, memory, a result that cannot be pickled)",
-            index=chunk.start,
+    def _stop(self, future: Any, culprit: int | None) -> list[tuple[int, Any]]:
+        """Stop a chunk that overran: the item seen running too long is lost at once and the
+        rest of the chunk runs again; when no item was seen, the chunk is retried item by item."""
+        chunk = self.running.pop(future).chunk
+        stop_task(self.client, future)
+        reason = f"it ran longer than item_timeout={self.item_timeout:g} s per item"
+        if culprit is None:
+            return self._lost(chunk, reason)
+        offset = culprit - chunk.start
+        before, after = chunk.items[:offset], chunk.items[offset + 1 :]
+        self.retries.extend(
+            _Chunk(start, part, chunk.attempt)
+            for start, part in ((chunk.start, before), (culprit + 1, after))
+            if part
         )
-    yield chunk.start, on_lost(chunk.start, chunk.items[0], reason)
+        return self._lost(_Chunk(culprit, [chunk.items[offset]], ISOLATED_ATTEMPTS), reason)
 
+    def _overdue(self) -> list[tuple[Any, int | None]]:
+        """Chunks to stop, each with the item seen running past ``item_timeout`` (or None);
+        warns once, naming the item, about chunks far slower than usual.
 
-def _timed_out(
-    chunk: _Chunk, culprit: int | None, reason: str, retries: deque, on_lost: OnLost | None
-) -> Iterator[tuple[int, Any]]:
-    """A chunk stopped for overrunning: the item seen running too long is lost at once, the
-    rest of the chunk runs again; when no item was seen, the chunk is retried item by item."""
-    if culprit is None:
-        yield from _lost(chunk, reason, retries, on_lost)
-        return
-    offset = culprit - chunk.start
-    before, after = chunk.items[:offset], chunk.items[offset + 1 :]
-    retries.extend(
-        _Chunk(start, part, chunk.attempt)
-        for start, part in ((chunk.start, before), (culprit + 1, after))
-        if part
-    )
-    lone = _Chunk(culprit, [chunk.items[offset]], ISOLATED_ATTEMPTS)
-    yield from _lost(lone, reason, retries, on_lost)
-
-
-def _overdue(
-    client: Any, running: dict[Any, _Running], sizer: ChunkSizer, item_timeout: float | None
-) -> list[tuple[Any, int | None]]:
-    """Chunks to stop, each with the item seen running past ``item_timeout`` (or None); warns
-    once, naming the item, about chunks far slower than usual.
-
-    Workers are asked which item each chunk is at only when a chunk has been out longer than
-    ``item_timeout`` or is about to be warned about.
-    """
-    now, overdue, suspects, stalled = time.monotonic(), [], [], []
-    for future, entry in list(running.items()):
-        elapsed, n = now - entry.since, len(entry.chunk.items)
-        # The clock starts at submission: allow for one usual chunk queued ahead on the thread.
-        ahead = (sizer.per_item or 0.0) * n + TARGET_TASK_SECONDS
-        if item_timeout is not None and elapsed > item_timeout * n + ahead:
-            overdue.append((future, None))
-        elif item_timeout is not None and elapsed > item_timeout:
-            suspects.append(future)
-        elif not entry.warned and sizer.per_item is not None:
-            usual = max(sizer.per_item * n, TARGET_TASK_SECONDS)
-            if elapsed > max(STALL_SECONDS, STALL_FACTOR * usual):
-                stalled.append((future, entry, elapsed, usual))
-    at: dict[str, tuple[int, float]] = {}
-    if suspects or stalled or overdue:
-        with contextlib.suppress(Exception):  # a worker that does not answer names nothing
-            for items in client.run(running_items).values():
-                at.update(items)
-    overdue = [(future, at[future.key][0] if future.key in at else None) for future, _ in overdue]
-    overdue += [
-        (future, at[future.key][0])
-        for future in suspects
-        if future.key in at and at[future.key][1] > item_timeout
-    ]
-    if stalled:
-        for future, entry, elapsed, usual in stalled:
-            first, last = entry.chunk.start, entry.chunk.start + len(entry.chunk.items) - 1
-            what = f"item {at[future.key][0]}" if future.key in at else f"items {first}..{last}"
+        Workers are asked which item each chunk is at only when a chunk has been out longer
+        than ``item_timeout`` or is about to be warned about.
+        """
+        timeout, per_item = self.item_timeout, self.sizer.per_item
+        now, late, suspects, stalled = time.monotonic(), [], [], []
+        for future, entry in self.running.items():
+            elapsed, n = now - entry.since, len(entry.chunk.items)
+            if timeout is not None and elapsed > timeout:
+                # The clock starts at submission: allow for one usual chunk queued ahead.
+                ahead = (per_item or 0.0) * n + TARGET_TASK_SECONDS
+                (late if elapsed > timeout * n + ahead else suspects).append(future)
+            elif not entry.warned and per_item is not None:
+                usual = max(per_item * n, TARGET_TASK_SECONDS)
+                if elapsed > max(STALL_SECONDS, STALL_FACTOR * usual):
+                    stalled.append((future, elapsed, usual))
+        at = running_items_on(self.client) if late or suspects or stalled else {}
+        for future, elapsed, usual in stalled:
+            entry = self.running[future]
+            what = f"item {at[future.key][0]}" if future.key in at else entry.chunk.span
             log.warning(
                 "%s has run for %.0f s, %.0fx the usual %.2f s: it may hang; set "
                 "parallel.item_timeout (or item_timeout=) to give up on such items",
                 *(what, elapsed, elapsed / usual, usual),
             )
-            running[future] = entry._replace(warned=True)
-    return overdue
+            self.running[future] = entry._replace(warned=True)
+        return [(f, at[f.key][0] if f.key in at else None) for f in late] + [
+            (f, at[f.key][0]) for f in suspects if f.key in at and at[f.key][1] > timeout
+        ]
+
+
+def running_items_on(client: Any) -> dict[str, tuple[int, float]]:
+    """:func:`running_items` of every worker, together (empty when a worker does not answer).
+
+    Example (on an open client)::
+
+        running_items_on(client)   # {'espnet3-chunk-3f2a9c01-0-50-0': (7, 0.4)}
+    """
+    at: dict[str, tuple[int, float]] = {}
+    with contextlib.suppress(Exception):
+        for items in client.run(running_items).values():
+            at.update(items)
+    return at
 
 
 def stop_task(client: Any, future: Any) -> None:

@@ -34,16 +34,14 @@ import time
 import weakref
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from espnet3.errors import ConfigError, Espnet3Error
 from espnet3.parallel.housekeeping import worker_exports
 from espnet3.parallel.jobs import JobWatcher
+from espnet3.parallel.schedulers.base import Scheduler
+from espnet3.parallel.schedulers.settings import ParallelSettings
 from espnet3.parallel.security import temporary_tls_options, wants_tls
-
-if TYPE_CHECKING:
-    from espnet3.parallel.config import ParallelConfig
-    from espnet3.parallel.schedulers.batch import BatchScheduler
 
 log = logging.getLogger(__name__)
 
@@ -74,18 +72,19 @@ class _Run:
             )
 
 
-def start_jobqueue_cluster(config: ParallelConfig, scheduler: BatchScheduler) -> Any:
-    """Build the dask-jobqueue cluster of ``config`` and submit the jobs of ``config.n_workers``
-    workers."""
+def start_jobqueue_cluster(config: ParallelSettings, scheduler: Scheduler) -> Any:
+    """Build the dask-jobqueue cluster of ``config`` (``scheduler``'s cluster class) and submit
+    the jobs of ``config.n_workers`` workers."""
     log_dir = scheduler.log_dir(config, Path.cwd() / "exp" / "dask-jobs", per_run=True)
     log.info("worker job logs of this run: %s", log_dir)
     scheduler_options, options = worker_job_options(config, scheduler, log_dir)
-    job_cls = scheduler.job_cls
-    run = _Run(config.env, JobWatcher(scheduler), log_dir)
     cluster_cls = scheduler.load()
+    run = _Run(config.env, JobWatcher(scheduler), log_dir)
     try:
         cluster = cluster_cls(
-            scheduler_options=scheduler_options, job_cls=_tracked(job_cls, run), **options
+            scheduler_options=scheduler_options,
+            job_cls=_tracked(cluster_cls.job_cls, run),
+            **options,
         )
     except (TypeError, ValueError) as exc:  # e.g. no cores at all
         discard_unused_logs(log_dir)
@@ -99,12 +98,12 @@ def start_jobqueue_cluster(config: ParallelConfig, scheduler: BatchScheduler) ->
 
 
 def worker_job_options(
-    config: ParallelConfig, scheduler: BatchScheduler, log_dir: Path
+    config: ParallelSettings, scheduler: Scheduler, log_dir: Path
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """The ``scheduler_options`` and job options of the dask-jobqueue cluster of ``config``,
     whose job logs go to ``log_dir`` (and TLS files beside it, see :func:`tls_dir`)."""
     options = dict(config.options)
-    job_cls = scheduler.job_cls
+    job_cls = scheduler.load().job_cls  # the dask-jobqueue job class the cluster submits
     scheduler_options = dict(options.pop("scheduler_options", None) or {})
     # The dashboard shows task code and data: keep it off, or on loopback when asked for.
     scheduler_options.setdefault("dashboard", False)
@@ -145,7 +144,7 @@ def discard_unused_logs(where: Any) -> None:
             log_dir.rmdir()
 
 
-def tls_dir(config: ParallelConfig, log_dir: Path) -> Path:
+def tls_dir(config: ParallelSettings, log_dir: Path) -> Path:
     """Where a run's temporary TLS files go: ``.tls`` beside the runs' log directories (in
     the ``log_directory`` the user named), on the filesystem the jobs share."""
     return (log_dir if config.options.get("log_directory") else log_dir.parent) / ".tls"
@@ -220,7 +219,7 @@ def parse_walltime(text: str) -> int:
 
 @contextlib.contextmanager
 def supervise_jobs(
-    cluster: Any, client: Any, config: ParallelConfig, scheduler: BatchScheduler
+    cluster: Any, client: Any, config: ParallelSettings, scheduler: Scheduler
 ) -> Iterator[bool]:
     """Wait for workers while watching their jobs, keep the jobs of ``n_workers`` workers
     running, cancel all on exit.
@@ -250,7 +249,7 @@ def supervise_jobs(
 
 
 def _wait_for_workers(
-    cluster: Any, client: Any, run: _Run, config: ParallelConfig, never_starts: Mapping[str, str]
+    cluster: Any, client: Any, run: _Run, config: ParallelSettings, never_starts: Mapping[str, str]
 ) -> None:
     deadline = time.monotonic() + config.startup_timeout
     while True:

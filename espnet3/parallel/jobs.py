@@ -1,6 +1,7 @@
-"""Batch jobs as espnet3 sees them: their states, watching a run's jobs, cancelling them.
+"""Batch jobs as espnet3 handles them: watching a run's jobs, explaining failures, cancelling.
 
-One :class:`JobWatcher` tracks every job of a run and asks the scheduler about all of them in a
+A job's state is a :class:`~espnet3.parallel.schedulers.job_state.JobState`, as its scheduler
+reports it. One :class:`JobWatcher` tracks every job of a run and asks the scheduler about all of them in a
 single call (its scheduler's :meth:`~espnet3.parallel.schedulers.base.Scheduler.job_states`),
 backing off (1, 2, 4, 8 ... then every 60 s) so a thousand jobs do not hammer it. A job that
 ends badly becomes a :class:`JobFailedError` carrying its id, state, reason and the tail of
@@ -24,81 +25,12 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from espnet3.errors import Espnet3Error
-
-if TYPE_CHECKING:
-    from espnet3.parallel.schedulers.base import Scheduler
+from espnet3.parallel.schedulers.base import Scheduler
+from espnet3.parallel.schedulers.job_state import JobState
 
 log = logging.getLogger(__name__)
-
-PENDING_STATES = frozenset(
-    {"PENDING", "CONFIGURING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED", "RESV_DEL_HOLD"}
-)
-RUNNING_STATES = frozenset(
-    {"RUNNING", "COMPLETING", "STAGE_OUT", "SIGNALING", "SUSPENDED", "STOPPED", "RESIZING"}
-)
-#: Finished, but not because the job's command succeeded.
-FAILED_STATES = frozenset(
-    {
-        "FAILED",
-        "CANCELLED",
-        "TIMEOUT",
-        "NODE_FAIL",
-        "OUT_OF_MEMORY",
-        "BOOT_FAIL",
-        "DEADLINE",
-        "PREEMPTED",
-        "REVOKED",
-        "SPECIAL_EXIT",
-    }
-)
-UNKNOWN = "UNKNOWN"
-
-
-@dataclass(frozen=True)
-class JobState:
-    """One job as the scheduler reports it.
-
-    ``state`` is the scheduler's own word in upper case (``PENDING``, ``RUNNING``, ``FAILED``
-    ...; ``UNKNOWN`` when the scheduler no longer knows the job). ``exit_code``, ``stdout`` and
-    ``stderr`` are filled only by a scheduler's ``job_details``.
-
-    Example:
-        >>> JobState("12", "FAILED", "NonZeroExitCode").is_failed
-        True
-        >>> JobState("13", "PENDING", "Resources").is_finished
-        False
-    """
-
-    job_id: str
-    state: str
-    reason: str = ""
-    exit_code: str = ""
-    stdout: str = ""
-    stderr: str = ""
-
-    @property
-    def is_pending(self) -> bool:
-        return self.state in PENDING_STATES
-
-    @property
-    def is_finished(self) -> bool:
-        """Ended for good (or forgotten by the scheduler): it will not run again."""
-        return not (self.is_pending or self.state in RUNNING_STATES)
-
-    @property
-    def is_failed(self) -> bool:
-        """Ended without the job's command succeeding (cancelled, timed out, failed ...)."""
-        return self.state in FAILED_STATES
-
-    def describe(self) -> str:
-        """``job 12 FAILED (NonZeroExitCode, exit code 1:0)``."""
-        details = [self.reason] if self.reason else []
-        if self.exit_code and self.exit_code != "0:0":
-            details.append(f"exit code {self.exit_code}")
-        return f"job {self.job_id} {self.state}" + (f" ({', '.join(details)})" if details else "")
 
 
 def cancel_jobs(job_ids: Iterable[str], command: str) -> None:
@@ -248,11 +180,6 @@ class JobWatcher:
                 waited,
                 tracked.job.reason or "no reason given",
             )
-
-
-def state_word(state: str) -> str:
-    """The state word of a scheduler's state field: ``"CANCELLED by 0"`` is ``CANCELLED``."""
-    return (state.split() or [UNKNOWN])[0].upper()
 
 
 def run_quietly(cmd: list[str]) -> str | None:

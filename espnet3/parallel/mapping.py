@@ -19,18 +19,16 @@ from __future__ import annotations
 import logging
 import signal
 import threading
-import time
 import traceback
 from collections.abc import Callable, Iterable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from espnet3.errors import ItemError, SetupError
+from espnet3.errors import ItemError, add_note
+from espnet3.parallel.dask_map import dask_for
+from espnet3.parallel.placement import Placement, placement
 from espnet3.parallel.worker_env import SetupFn, bind_env, build_env, setup_key
-from espnet3.utils.config import check_positive, check_seconds
+from espnet3.utils.checks import check_positive, check_seconds
 from espnet3.utils.progress import progress
-
-if TYPE_CHECKING:
-    from espnet3.parallel.client import Placement
 
 log = logging.getLogger(__name__)
 
@@ -129,131 +127,66 @@ def map_indexed(
     check_positive("chunk_size", chunk_size)
     check_positive("max_in_flight", max_in_flight)
     item_timeout = check_seconds("item_timeout", item_timeout)
-    from espnet3.parallel.client import get_client, placement
-
-    where = placement(client)
-    current = where.block
-    if client is None and where.needs_cluster:  # started for this call only
-        with get_client(None, setup_fn):
-            yield from map_indexed(
-                func,
-                items,
-                chunk_size=chunk_size,
-                max_in_flight=max_in_flight,
-                item_timeout=item_timeout,
-                on_lost=on_lost,
-                **kwargs,
-            )
-        return
-    if item_timeout is None:
-        item_timeout = where.config.item_timeout
-    inherited = current is not None and setup_fn is None
-    if client is None and where.deferred is not None:
-        yield from _until_worth_a_cluster(
-            func, items, where, setup_fn, kwargs, item_timeout, chunk_size, max_in_flight, on_lost
-        )
-        return
-    if current is not None:
-        client = current.live_client
-    if client is None:
-        env = current.env if inherited else build_env(setup_fn)
-        call = with_timeout(bind_env(func, env, kwargs), item_timeout)
-        yield from enumerate(_apply(call, 0, items))
-        return
-    if getattr(client, "status", None) != "running":
-        raise SetupError(
-            f"the client given to this map is not running (status "
-            f"{getattr(client, 'status', None)!r}): pass the client of an open get_client() "
-            "block, or none to use the configured cluster"
-        )
-    if inherited:
-        setup_fn, key = current.setup_fn, current.live_setup_key
-    else:
-        key = setup_key(setup_fn)
-    from espnet3.parallel.dask_map import dask_for
-
-    yield from dask_for(
+    yield from map_on(
+        placement(client),
         func,
         items,
-        client,
-        (key, setup_fn),
-        chunk_size,
-        max_in_flight,
-        kwargs,
+        setup_fn,
+        chunk_size=chunk_size,
+        max_in_flight=max_in_flight,
         item_timeout=item_timeout,
         on_lost=on_lost,
+        **kwargs,
     )
 
 
-def _until_worth_a_cluster(
+def map_on(
+    where: Placement,
     func: Callable,
     items: Iterable[Any],
-    where: Placement,
-    setup_fn: SetupFn | None,
-    kwargs: dict[str, Any],
-    item_timeout: float | None,
-    chunk_size: int | None,
-    max_in_flight: int | None,
-    on_lost: Any,
+    setup_fn: SetupFn | None = None,
+    *,
+    chunk_size: int | None = None,
+    max_in_flight: int | None = None,
+    item_timeout: float | None = None,
+    on_lost: Callable[[int, Any, str], Any] | None = None,
+    **kwargs: Any,
 ) -> Iterator[tuple[int, Any]]:
-    """Run items here, timing them, until the rest is measured to be worth a cluster; then
-    start the block's deferred cluster and map the rest on it (numbered on from here)."""
-    from espnet3.parallel.client import WORTH_A_CLUSTER_SECONDS
-    from espnet3.parallel.dask_map import dask_for
+    """:func:`map_indexed` where ``where`` (a :func:`~espnet3.parallel.placement.placement`
+    answer) says; a map under an open block without a ``setup_fn`` of its own uses the
+    block's.
 
-    inherited = setup_fn is None
-    fn = where.block.setup_fn if inherited else setup_fn
-    total = len(items) if hasattr(items, "__len__") else None
-    source, done, spent, first = iter(items), 0, 0.0, 0.0
-    call = None
-    while True:
-        if done:
-            per_item = (spent - first) / (done - 1) if done > 1 else first
-            left = (total - done) * per_item if total is not None else spent
-            if (done > 1 or first > WORTH_A_CLUSTER_SECONDS) and left > WORTH_A_CLUSTER_SECONDS:
-                break
-        try:
-            item = next(source)
-        except StopIteration:
-            where.deferred.ran_here += spent
-            return
-        if call is None:
-            call = with_timeout(bind_env(func, build_env(fn), kwargs), item_timeout)
-        started = time.perf_counter()
-        result = next(_apply(call, done, [item]))
-        took = time.perf_counter() - started
-        spent, first = spent + took, first or took
-        yield done, result
-        done += 1
-    deferred = where.deferred
-    client = deferred.start(left)
-    key = deferred.setup_key if inherited else setup_key(fn)
-    rest = source if total is None else _Counted(source, total - done)
-    yield from dask_for(
-        func,
-        rest,
-        client,
-        (key, fn),
-        chunk_size,
-        max_in_flight,
-        kwargs,
-        item_timeout=item_timeout,
-        on_lost=on_lost,
-        first_index=done,
-    )
+    Example:
+        >>> from espnet3.parallel.placement import placement
+        >>> list(map_on(placement(), pow, [2, 3], exp=2))
+        [(0, 4), (1, 9)]
+    """
+    block = where.block
+    inherited = block is not None and setup_fn is None
+    fn = block.setup_fn if inherited else setup_fn
+    if item_timeout is None:
+        item_timeout = where.config.item_timeout
 
+    def here() -> Callable[[int, Any], Any]:
+        env = block.env if inherited and block.env is not None else build_env(fn)
+        return _noted(with_timeout(bind_env(func, env, kwargs), item_timeout))
 
-class _Counted:
-    """The rest of an iterator whose length is known (so chunks can be sized)."""
+    def there(client: Any, rest: Iterable[Any], first: int) -> Iterator[tuple[int, Any]]:
+        key = block.live_setup_key if inherited else setup_key(fn)
+        return dask_for(
+            func,
+            rest,
+            client,
+            (key, fn),
+            chunk_size,
+            max_in_flight,
+            kwargs,
+            item_timeout=item_timeout,
+            on_lost=on_lost,
+            first_index=first,
+        )
 
-    def __init__(self, source: Iterator[Any], length: int):
-        self.source, self.length = source, length
-
-    def __len__(self) -> int:
-        return self.length
-
-    def __iter__(self) -> Iterator[Any]:
-        return self.source
+    return where.run(items, here, there, fn)
 
 
 def _task_errors(pairs: Iterator[tuple[int, Any]]) -> Iterator[tuple[int, Any]]:
@@ -270,26 +203,21 @@ def _task_errors(pairs: Iterator[tuple[int, Any]]) -> Iterator[tuple[int, Any]]:
     raise cause
 
 
-def add_note(exc: BaseException, note: str) -> None:
-    """Attach ``note`` to ``exc`` (:pep:`678`; tracebacks show it on Python 3.11 and later)."""
-    if hasattr(exc, "add_note"):
-        exc.add_note(note)
-    else:  # Python 3.10: kept where 3.11 keeps it, for code that reads __notes__
-        exc.__notes__ = [*getattr(exc, "__notes__", []), note]
+def _noted(call: Callable[[Any], Any]) -> Callable[[int, Any], Any]:
+    """``call`` of item ``index``; its failure is an ItemError naming the item."""
 
-
-def _apply(call: Callable[[Any], Any], start: int, items: Iterable[Any]) -> Iterator[Any]:
-    for offset, item in enumerate(items):
+    def noted(index: int, item: Any) -> Any:
         try:
-            result = call(item)
+            return call(item)
         except Exception as exc:
-            add_note(exc, f"espnet3: raised by item {start + offset} of the map")
+            add_note(exc, f"espnet3: raised by item {index} of the map")
             raise ItemError(
-                f"item {start + offset} failed: {type(exc).__name__}: {exc}",
-                index=start + offset,
+                f"item {index} failed: {type(exc).__name__}: {exc}",
+                index=index,
                 worker_traceback=traceback.format_exc(),
             ) from exc
-        yield result
+
+    return noted
 
 
 def with_timeout(call: Callable[[Any], Any], seconds: float | None) -> Callable[[Any], Any]:

@@ -21,7 +21,8 @@ import types
 from collections.abc import Mapping
 from typing import Any
 
-from espnet3.parallel.client import build_client, get_client, get_parallel_config, set_parallel
+from espnet3.parallel.client import build_client, get_client
+from espnet3.parallel.context import get_parallel_config, set_parallel
 from espnet3.parallel.mapping import parallel_for, parallel_map
 from espnet3.parallel.worker_env import wrap_func_with_worker_env
 from espnet3.parallel.worker_plugin import SetupPlugin as DictReturnWorkerPlugin

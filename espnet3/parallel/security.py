@@ -19,14 +19,14 @@ from typing import TYPE_CHECKING, Any
 from espnet3.errors import SetupError
 
 if TYPE_CHECKING:
-    from espnet3.parallel.config import ParallelConfig
+    from espnet3.parallel.schedulers.settings import ParallelSettings
 
 #: Where workers, scheduler and client talk when nothing else is asked for.
 LOOPBACK = "127.0.0.1"
 LOOPBACK_HOSTS = (LOOPBACK, "localhost", "::1")
 
 
-def wants_tls(config: ParallelConfig) -> bool:
+def wants_tls(config: ParallelSettings) -> bool:
     """Whether the cluster gets TLS: unless ``security: none``, always."""
     return config.security != "none"
 
@@ -38,7 +38,7 @@ def temporary_tls_options() -> dict[str, Any]:
     return {"security": Security.temporary(), "protocol": "tls://"}
 
 
-def check_exposure(cluster: Any, config: ParallelConfig) -> None:
+def check_exposure(cluster: Any, config: ParallelSettings) -> None:
     """Refuse a scheduler that does not talk TLS (unless ``security: none``).
 
     The decision before the start (:func:`wants_tls`) sets the options; this reads the

@@ -28,6 +28,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from espnet3.errors import ConfigError, Espnet3Error, ItemError
+from espnet3.parallel.context import open_client
 
 SetupFn = Callable[[], Mapping[str, Any]]
 
@@ -35,6 +36,7 @@ _ENVS: dict[str, Mapping[str, Any]] = {}
 _FAILURES: dict[str, Espnet3Error] = {}
 _LOCK = threading.Lock()
 _REFUSALS: list[Espnet3Error] = []  # why this worker must run no task (a wrong image)
+_REGISTERED: list[tuple[str, SetupFn]] = []  # setups of this worker's plugins, in order
 
 
 def build_env(setup_fn: SetupFn | None) -> Mapping[str, Any]:
@@ -194,15 +196,15 @@ def _current_env() -> Mapping[str, Any]:
     try:
         from distributed import get_worker
 
-        worker = get_worker()
+        get_worker()
     except (ImportError, ValueError):  # not on a worker
-        from espnet3.parallel.client import open_client
-
         block = open_client()
-        return block.env if block is not None else {}
-    from espnet3.parallel.worker_plugin import SetupPlugin
-
-    plugins = [p for p in worker.plugins.values() if isinstance(p, SetupPlugin)]
-    if not plugins:
+        return block.env or {} if block is not None else {}
+    if not _REGISTERED:
         return {}
-    return process_env(plugins[-1].key, plugins[-1].setup_fn)
+    return process_env(*_REGISTERED[-1])
+
+
+def register_setup(key: str, setup_fn: SetupFn) -> None:
+    """Record that this worker builds ``key``'s environment (the latest is the current one)."""
+    _REGISTERED.append((key, setup_fn))

@@ -18,7 +18,13 @@ from distributed.diagnostics.plugin import WorkerPlugin
 
 from espnet3.errors import Espnet3Error
 from espnet3.parallel.identity import identity_differences, mismatch_error, process_identity
-from espnet3.parallel.worker_env import SetupFn, process_env, refuse_tasks, setup_key
+from espnet3.parallel.worker_env import (
+    SetupFn,
+    process_env,
+    refuse_tasks,
+    register_setup,
+    setup_key,
+)
 
 
 class SetupPlugin(WorkerPlugin):
@@ -36,6 +42,7 @@ class SetupPlugin(WorkerPlugin):
         self.name = self.key
 
     async def setup(self, worker: Any) -> None:
+        register_setup(self.key, self.setup_fn)
         loop = asyncio.get_running_loop()
         with contextlib.suppress(Espnet3Error):
             await loop.run_in_executor(

@@ -35,18 +35,22 @@ from pathlib import Path
 from typing import Any
 
 from espnet3.errors import SetupError
-from espnet3.parallel.client import placement
+from espnet3.parallel.config import ParallelConfig
+from espnet3.parallel.placement import Placement
 from espnet3.runner import jobs_dir
-from espnet3.runner.class_path import class_paths, stable_hash
+from espnet3.runner.class_path import class_paths
 from espnet3.runner.outcomes import as_units
 from espnet3.runner.provider import plain_config
 from espnet3.runner.resharding import reuse_finished_results
+from espnet3.runner.runner_type import Runner
 from espnet3.runner.shard_dir import clear_done, holder
 from espnet3.runner.shard_plan import resolve_plan, shards_root, writable
 from espnet3.runner.shard_run import RESULTS, ShardWork
 from espnet3.runner.shard_spec import LATEST_FILE, CallFiles, ShardSpec, check_json, read_record
+from espnet3.runner.sharded import completed_dirs
 from espnet3.runner.submit import submit_shards
 from espnet3.utils.atomic import atomic_write_json
+from espnet3.utils.hashing import stable_hash
 
 log = logging.getLogger(__name__)
 
@@ -99,14 +103,14 @@ class AsyncSubmission(list):
     def merge(self) -> Any:
         """The runner's ``merge`` of the shard directories, once every shard is done: what the
         same call without ``async_mode`` returns."""
-        from espnet3.runner.sharded import completed_dirs
 
         return self.runner.merge(completed_dirs(self.files.root, jobs_dir.read_plan(self.files)))
 
 
-def submit_async(runner: Any, indices: Iterable[int]) -> AsyncSubmission:
-    """Plan ``runner(indices)``, write the specs of its shards and submit those that need to run."""
-    config = placement().config
+def submit_async(runner: Runner, indices: Iterable[int], where: Placement) -> AsyncSubmission:
+    """Plan ``runner(indices)``, write the specs of its shards and submit those that need to
+    run, on the scheduler of ``where``'s config (an open block's, else the process-wide one)."""
+    config = where.config
     config.scheduler.check_shards(config)  # before anything is written
     units = as_units(indices, runner.batch_size)
     planned = runner._plan_shards(units)
@@ -117,7 +121,7 @@ def submit_async(runner: Any, indices: Iterable[int]) -> AsyncSubmission:
     check_json("params", params)
     identity = (*class_paths(type(runner), type(provider)), provider_config, params)
     work = stable_hash(*identity, runner.batch_size)
-    files, base = _call_files(runner, planned, work)
+    files, base = _call_files(runner, planned, work, config)
     setting = "output_dir" if runner.output_dir is not None else "async_result_dir/async_specs_dir"
     with writable(files.root, setting):
         shards = resolve_plan(
@@ -186,10 +190,10 @@ def submit_async(runner: Any, indices: Iterable[int]) -> AsyncSubmission:
 
 
 def _call_files(
-    runner: Any, planned: list[dict[str, Any]], work: str
+    runner: Runner, planned: list[dict[str, Any]], work: str, config: ParallelConfig
 ) -> tuple[CallFiles, ShardWork]:
     """Where the call keeps its shards and specs, and the work every shard shares."""
-    item_timeout = runner.item_timeout or placement().config.item_timeout
+    item_timeout = runner.item_timeout or config.item_timeout
     if runner.output_dir is not None:  # the shards of the call without async_mode
         root = shards_root(runner.output_dir, runner.shard_subdir).resolve()
         files = CallFiles(root, root / "specs")
@@ -210,7 +214,7 @@ def _call_files(
         item_timeout=item_timeout,
         inject_output_dir=not guide,
         keep_results=guide,
-        overwrite_lock=placement().config.allow_overwrite_lock,
+        overwrite_lock=config.allow_overwrite_lock,
     )
     return files, base
 

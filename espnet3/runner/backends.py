@@ -6,7 +6,7 @@ runner with ``output_dir``, run its shards here or one task each on the cluster
 jobs (:mod:`espnet3.runner.async_backend`).
 A runner built with ``backend="name"`` uses that one; otherwise ``async_mode`` means
 ``async``, and whether the rest runs here or on a cluster is
-:func:`espnet3.parallel.client.placement`'s answer, the same one maps get. A new backend is one
+:func:`espnet3.parallel.placement.placement`'s answer, the same one maps get. A new backend is one
 module with a :class:`Backend` subclass and a :func:`register_backend` call.
 
 Example:
@@ -17,15 +17,14 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from espnet3.errors import ConfigError, did_you_mean
-from espnet3.parallel.client import Placement, placement
+from espnet3.parallel.placement import Placement, placement
+from espnet3.runner.async_backend import submit_async
+from espnet3.runner.runner_type import Runner
 from espnet3.runner.sharded import in_process, on_dask, run_sharded
 from espnet3.runner.sync_backend import Outcome, dask_outcomes, sequential_outcomes
-
-if TYPE_CHECKING:
-    from espnet3.runner.base_runner import BaseRunner
 
 
 class Backend:
@@ -39,7 +38,7 @@ class Backend:
     #: ``output_dir`` (:mod:`espnet3.runner.sharded`).
     run_shards: Callable[..., None] = staticmethod(in_process)
 
-    def call(self, runner: BaseRunner, indices: Iterable[int], where: Placement) -> Any:
+    def call(self, runner: Runner, indices: Iterable[int], where: Placement) -> Any:
         """Every result, in order, ``None`` left out; with ``output_dir``, the shards' merge."""
         if runner.output_dir is not None:
             return run_sharded(runner, indices, where, self.run_shards)
@@ -60,10 +59,9 @@ class Dask(Backend):
 class AsyncShards(Backend):
     name = "async"
 
-    def call(self, runner: BaseRunner, indices: Iterable[int], where: Placement) -> Any:
-        from espnet3.runner.async_backend import submit_async
+    def call(self, runner: Runner, indices: Iterable[int], where: Placement) -> Any:
 
-        return submit_async(runner, indices)
+        return submit_async(runner, indices, where)
 
 
 BACKENDS: dict[str, Backend] = {b.name: b for b in (Sequential(), Dask(), AsyncShards())}
@@ -77,7 +75,7 @@ def register_backend(backend: Backend) -> Backend:
     return backend
 
 
-def choose_backend(runner: BaseRunner, streaming: bool = False) -> tuple[Backend, Placement]:
+def choose_backend(runner: Runner, streaming: bool = False) -> tuple[Backend, Placement]:
     """The backend of a call of ``runner`` (of ``runner.iter`` when ``streaming``), and where
     the call runs.
 

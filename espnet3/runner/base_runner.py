@@ -50,6 +50,7 @@ from pathlib import Path
 from typing import Any
 
 from espnet3.errors import ConfigError
+from espnet3.parallel.placement import placement
 from espnet3.runner.backends import choose_backend
 from espnet3.runner.outcomes import ItemFailure, Unit, as_index
 from espnet3.runner.provider import EnvironmentProvider
@@ -57,7 +58,7 @@ from espnet3.runner.shard_dir import is_done, lock_path
 from espnet3.runner.shard_plan import plan_shards, shard_dir, shards_root
 from espnet3.runner.shard_run import call_hook
 from espnet3.utils.atomic import atomic_write_jsonl
-from espnet3.utils.config import check_error_policy, check_positive, check_seconds
+from espnet3.utils.checks import check_error_policy, check_positive, check_seconds
 from espnet3.utils.progress import progress
 
 log = logging.getLogger(__name__)
@@ -239,7 +240,6 @@ class BaseRunner:
         """The call's shards: of at most ``async_shard_size`` units for an async call that sets
         it; otherwise one shard in process, or one per worker (``parallel.n_workers``) on a
         cluster. Override it to plan otherwise (a subclass's plan is kept in the manifest)."""
-        from espnet3.parallel.client import placement
 
         if self.async_mode and self.async_shard_size:
             n_shards = math.ceil(len(items) / self.async_shard_size)

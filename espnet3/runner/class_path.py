@@ -18,9 +18,7 @@ Example:
 
 from __future__ import annotations
 
-import hashlib
 import importlib
-import json
 import sys
 from typing import Any
 
@@ -135,16 +133,3 @@ def load_class(path: str) -> type:
             f"module is installed or on PYTHONPATH in this process"
         ) from None
     return obj
-
-
-def stable_hash(*parts: Any) -> str:
-    """A short hex digest of JSON-like ``parts``, equal in every process and on every run.
-
-    Objects JSON cannot encode enter by ``repr``, which is stable within one process only.
-
-    Example:
-        >>> stable_hash({"b": 1, "a": 2}) == stable_hash({"a": 2, "b": 1})
-        True
-    """
-    text = json.dumps(parts, sort_keys=True, separators=(",", ":"), default=repr)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]

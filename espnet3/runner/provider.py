@@ -28,7 +28,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from espnet3.errors import ConfigError
-from espnet3.runner.class_path import class_ref, load_class, stable_hash
+from espnet3.runner.class_path import class_ref, load_class
+from espnet3.utils.hashing import stable_hash
 
 
 class EnvironmentProvider:

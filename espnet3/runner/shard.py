@@ -20,6 +20,7 @@ import traceback
 from pathlib import Path
 
 from espnet3.errors import ItemError
+from espnet3.parallel.context import use_parallel
 from espnet3.parallel.mapping import with_timeout
 from espnet3.runner.class_path import load_class
 from espnet3.runner.shard_dir import ShardClaim, ShardLocked, is_done
@@ -35,9 +36,6 @@ def run_spec(spec: ShardSpec) -> str:
 
         run_spec(ShardSpec.load("exp/specs/split.0.spec.json"))
     """
-    from espnet3.parallel import set_parallel
-
-    set_parallel(None)  # this job is the unit of parallelism: no cluster inside it
     work = spec.shard_work
     if is_done(work.shard_dir):
         return "already done"
@@ -45,7 +43,7 @@ def run_spec(spec: ShardSpec) -> str:
         claim = ShardClaim.take(work.shard_dir, work.overwrite_lock)
     except ShardLocked as err:
         return f"left to the run that holds it ({err})"
-    with claim:
+    with claim, use_parallel(None):  # this job is the unit of parallelism: no cluster in it
         if is_done(work.shard_dir):
             return "already done"
         provider = load_class(spec.provider)(spec.config, spec.params)

@@ -28,13 +28,8 @@ from dataclasses import replace
 from typing import Any
 
 from espnet3.errors import Espnet3Error
-from espnet3.parallel.dask_map import (
-    RUNNING_ITEMS,
-    WATCH_SECONDS,
-    check_loadable,
-    running_items,
-    stop_task,
-)
+from espnet3.parallel.chunk_task import RUNNING_ITEMS
+from espnet3.parallel.dask_map import WATCH_SECONDS, check_loadable, running_items_on, stop_task
 from espnet3.parallel.worker_env import SetupFn, process_env
 from espnet3.runner.outcomes import ItemFailure
 from espnet3.runner.shard_run import ShardWork, read_progress, run_shard
@@ -174,10 +169,7 @@ def _overdue(
     now = time.monotonic()
     if timeout is None or not any(now - since > timeout for _, since in running.values()):
         return []
-    at: dict[str, tuple[int, float]] = {}
-    with contextlib.suppress(Exception):  # a worker that does not answer names nothing
-        for items in client.run(running_items).values():
-            at.update(items)
+    at = running_items_on(client)
     return [
         (future, at[future.key][0])
         for future in running

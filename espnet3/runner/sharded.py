@@ -43,32 +43,28 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from espnet3.errors import IncompleteError
-from espnet3.parallel.client import DeferredCluster, Placement
 from espnet3.parallel.mapping import with_timeout
+from espnet3.parallel.placement import Placement
 from espnet3.runner.outcomes import ItemFailure, as_units, find_utt_id
 from espnet3.runner.provider import worker_setup_fn
+from espnet3.runner.runner_type import Runner
 from espnet3.runner.shard_dir import ShardClaim, is_done
 from espnet3.runner.shard_plan import resolve_plan, shard_dir, shards_root, writable
 from espnet3.runner.shard_run import ERRORS, ShardWork, run_shard
-
-if TYPE_CHECKING:
-    from espnet3.runner.base_runner import BaseRunner
 
 log = logging.getLogger(__name__)
 
 
 #: ``execute(runner, works, where)``: runs the claimed shards (:func:`in_process`, :func:`on_dask`).
-Execute = Callable[["BaseRunner", list[ShardWork], Placement], None]
+Execute = Callable[[Runner, list[ShardWork], Placement], None]
 
 
-def run_sharded(
-    runner: BaseRunner, indices: Iterable[Any], where: Placement, execute: Execute
-) -> Any:
+def run_sharded(runner: Runner, indices: Iterable[Any], where: Placement, execute: Execute) -> Any:
     """``runner(indices)`` for a runner with ``output_dir`` (see the module docstring); the
     pending shards run through ``execute``."""
     root = shards_root(runner.output_dir, runner.shard_subdir)
@@ -110,7 +106,7 @@ def completed_dirs(root: Path, shards: list[dict[str, Any]]) -> list[Path]:
     return dirs
 
 
-def shard_work(runner: BaseRunner, shard: dict[str, Any], item_timeout: float | None) -> ShardWork:
+def shard_work(runner: Runner, shard: dict[str, Any], item_timeout: float | None) -> ShardWork:
     """The :class:`ShardWork` of one planned shard of ``runner``'s call."""
     return ShardWork(
         shard_id=int(shard["shard_id"]),
@@ -148,58 +144,34 @@ def claim_pending(
     return claims
 
 
-def on_dask(runner: BaseRunner, works: list[ShardWork], where: Placement) -> None:
+def on_dask(runner: Runner, works: list[ShardWork], where: Placement) -> None:
     """Run the shards one task each on the cluster of ``where`` (started for the call when none
     is open; a cluster that starts when the work is worth it runs the first shards here)."""
-    from espnet3.parallel.client import get_client
 
-    if where.needs_cluster:
-        with get_client(where.config) as client:
-            _on_cluster(runner, works, client)
-        return
-    if where.deferred is not None:
-        works, remaining = _until_worth_a_cluster(runner, works, where.deferred)
-        if works:
-            _on_cluster(runner, works, where.deferred.start(remaining))
-        return
-    if where.client is None:
-        in_process(runner, works, where)
-        return
-    _on_cluster(runner, works, where.client)
+    def here() -> Callable[[int, ShardWork], None]:
+        env = runner.provider.build_env_local()
+        return lambda index, work: _run_here(runner, work, env)
+
+    def there(client: Any, rest: Iterable[ShardWork], first: int) -> Iterator[tuple[int, Any]]:
+        _on_cluster(runner, list(rest), client)
+        return iter(())
+
+    for _ in where.run(works, here, there):
+        pass
 
 
-def in_process(runner: BaseRunner, works: list[ShardWork], where: Placement) -> None:
+def in_process(runner: Runner, works: list[ShardWork], where: Placement) -> None:
     """Run the shards one after another in this process, with the provider's local environment."""
     env = runner.provider.build_env_local()
     for work in works:
         _run_here(runner, work, env)
 
 
-def _run_here(runner: BaseRunner, work: ShardWork, env: dict[str, Any]) -> None:
+def _run_here(runner: Runner, work: ShardWork, env: dict[str, Any]) -> None:
     run_shard(type(runner), work, env, wrap=lambda call: with_timeout(call, work.item_timeout))
 
 
-def _until_worth_a_cluster(
-    runner: BaseRunner, works: list[ShardWork], deferred: DeferredCluster
-) -> tuple[list[ShardWork], float]:
-    """Run shards here, timing them, while the rest is not worth starting the cluster; the
-    shards left for the cluster and the seconds they are estimated to take."""
-    from espnet3.parallel.client import WORTH_A_CLUSTER_SECONDS
-
-    env = runner.provider.build_env_local()
-    spent = 0.0
-    for done, work in enumerate(works):
-        remaining = spent / done * (len(works) - done) if done else 0.0
-        if remaining > WORTH_A_CLUSTER_SECONDS:
-            return works[done:], remaining
-        started = time.perf_counter()
-        _run_here(runner, work, env)
-        spent += time.perf_counter() - started
-    deferred.ran_here += spent
-    return [], 0.0
-
-
-def _on_cluster(runner: BaseRunner, works: list[ShardWork], client: Any) -> None:
+def _on_cluster(runner: Runner, works: list[ShardWork], client: Any) -> None:
     from espnet3.parallel.worker_env import setup_key
     from espnet3.runner.shard_dask import run_on_dask
 

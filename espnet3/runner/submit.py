@@ -22,8 +22,8 @@ from typing import Any
 
 from espnet3.parallel import ParallelConfig
 from espnet3.parallel.schedulers import ShardBatch, ShardTask
-from espnet3.runner.class_path import stable_hash
 from espnet3.runner.shard_spec import CallFiles
+from espnet3.utils.hashing import stable_hash
 
 
 def shard_command(spec: str | os.PathLike, python: Sequence[str] | None = None) -> list[str]:

@@ -7,7 +7,7 @@ provider's worker setup function. Which one runs is chosen in
 :mod:`espnet3.runner.backends`.
 
 Example:
-    >>> from espnet3.parallel.client import placement
+    >>> from espnet3.parallel.placement import placement
     >>> from espnet3.runner.provider import EnvironmentProvider
     >>> class Table(EnvironmentProvider):
     ...     def build_env(self):
@@ -25,9 +25,8 @@ import functools
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from espnet3.parallel import map_indexed
-from espnet3.parallel.client import Placement
-from espnet3.parallel.mapping import with_timeout
+from espnet3.parallel.mapping import map_on, with_timeout
+from espnet3.parallel.placement import Placement
 from espnet3.runner.outcomes import ItemFailure, Unit, find_utt_id, run_unit
 from espnet3.runner.provider import EnvironmentProvider, worker_setup_fn
 
@@ -67,10 +66,10 @@ def dask_outcomes(
     A unit that runs past ``item_timeout``, whose worker dies, or whose result cannot be sent
     back is a failure (found by retrying its chunk unit by unit).
     """
-    done = map_indexed(
+    done = map_on(
+        where,
         run_unit,
         units,
-        where.client,
         worker_setup_fn(provider),
         runner_forward=forward,
         item_timeout=item_timeout,

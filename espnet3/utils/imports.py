@@ -117,7 +117,7 @@ def instantiate(value: Any) -> Any:
         >>> instantiate("os.path.basename")("/a/b")
         'b'
     """
-    from espnet3.utils.config import to_plain
+    from espnet3.utils.checks import to_plain
 
     value = to_plain(value)
     if isinstance(value, str) and "." in value:

@@ -35,8 +35,10 @@ LOG_FORMAT = (
     "[%(hostname)s] %(asctime)s (%(filename)s:%(lineno)d) %(levelname)s:\t[%(stage)s] %(message)s"
 )
 DATE_FORMAT = "%Y-%m-%d %H:%M:%S %Z"
-#: Environment variables of batch schedulers and MPI, logged with each stage.
-CLUSTER_PREFIXES = ("SLURM_", "PBS_", "LSF_", "SGE_", "COBALT_", "OMPI_", "PMI_", "MPI_")
+#: Environment variables of MPI launchers, logged with each stage. Those of batch jobs are
+#: the caller's to give (``job_variables``: ``espnet3.parallel.schedulers.job_variables()``),
+#: as this layer knows no scheduler.
+MPI_PREFIXES = ("OMPI_", "PMI_", "MPI_")
 #: Environment variables that change how a run computes, logged with each stage.
 RUNTIME_PREFIXES = ("NCCL_", "CUDA_", "ROCM_", "OMP_", "MKL_", "OPENBLAS_", "UCX_", "NVIDIA_")
 RUNTIME_KEYS = (
@@ -176,8 +178,11 @@ def _writes_to(handler: logging.Handler, target: Path) -> bool:
 
 
 # ----- what a run was made of -------------------------------------------------------------
-def log_stage_metadata(logger: logging.Logger, system: Any, args: Any) -> None:
-    """Log the run (command, configs, git, environment) and the system's resolved configs."""
+def log_stage_metadata(
+    logger: logging.Logger, system: Any, args: Any, job_variables: Iterable[str] = ()
+) -> None:
+    """Log the run (command, configs, git, environment with ``job_variables``: names and
+    prefixes of batch-job variables) and the system's resolved configs."""
     configs = {
         name: getattr(args, f"{name.lower()}_config", None)
         for name in ("Training", "Inference", "Metrics")
@@ -188,7 +193,7 @@ def log_stage_metadata(logger: logging.Logger, system: Any, args: Any) -> None:
         configs={name: Path(path) if path else None for name, path in configs.items()},
         write_requirements=bool(getattr(args, "write_requirements", False)),
     )
-    log_env_metadata(logger)
+    log_env_metadata(logger, cluster_prefixes=(*MPI_PREFIXES, *job_variables))
     from omegaconf import OmegaConf
 
     for name in ("training", "inference", "metrics"):
@@ -280,11 +285,12 @@ def _write_requirements(logger: logging.Logger) -> None:
 
 def log_env_metadata(
     logger: logging.Logger,
-    cluster_prefixes: Iterable[str] = CLUSTER_PREFIXES,
+    cluster_prefixes: Iterable[str] = MPI_PREFIXES,
     runtime_prefixes: Iterable[str] = RUNTIME_PREFIXES,
     runtime_keys: Iterable[str] = RUNTIME_KEYS,
 ) -> None:
-    """Log the scheduler, MPI and runtime environment variables, and torch's build."""
+    """Log the cluster (``cluster_prefixes``: MPI's, and a caller's batch-job ones) and runtime
+    environment variables, and torch's build."""
     cluster = _environment(tuple(cluster_prefixes), ())
     runtime = _environment(tuple(runtime_prefixes), tuple(runtime_keys))
     logger.info("Cluster env:\n%s", cluster or "  (none)")

@@ -18,7 +18,7 @@ import yaml
 
 from espnet3.errors import ConfigError
 from espnet3.utils.atomic import atomic_write_text
-from espnet3.utils.config import to_plain
+from espnet3.utils.checks import to_plain
 from espnet3.utils.imports import import_object
 
 

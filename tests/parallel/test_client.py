@@ -18,6 +18,7 @@ from espnet3.parallel import (
     parallel_for,
     parallel_map,
     set_parallel,
+    use_parallel,
 )
 from tests.timing import python_start_seconds
 
@@ -187,18 +188,20 @@ def test_build_client_owns_its_cluster():
 def test_maps_and_runners_are_placed_by_one_rule():
     """An open block wins over the process-wide config; with none open, a configured cluster
     is started for the call."""
-    from espnet3.parallel.client import placement
+    from espnet3.parallel.placement import placement
 
-    set_parallel({"env": "local", "n_workers": 1})
-    try:
-        assert placement().needs_cluster and not placement().sequential
+    def kind() -> str:
+        return type(placement()).__name__
+
+    with use_parallel({"env": "local", "n_workers": 1}):
+        assert kind() == "ForTheCall" and not placement().sequential
         with get_client({"env": "none", "item_timeout": 5}):
-            where = placement()
-            assert where.sequential and not where.needs_cluster
-            assert where.config.item_timeout == 5
-    finally:
-        set_parallel(None)
-    assert placement().sequential and not placement().needs_cluster
+            assert kind() == "InProcess" and placement().config.item_timeout == 5
+        with get_client(LOCAL, start="when_worth_it"):
+            assert kind() == "WhenWorthIt"
+        with get_client(LOCAL) as client:
+            assert kind() == "OnCluster" and placement().client is client
+    assert kind() == "InProcess" and placement().sequential
 
 
 def _pid_after(index: int, seconds: float) -> tuple[int, int]:

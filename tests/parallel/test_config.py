@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import importlib.util
+import os
 
 import pytest
 from omegaconf import OmegaConf
@@ -11,6 +12,7 @@ from omegaconf import OmegaConf
 from espnet3.errors import ConfigError, SetupError
 from espnet3.parallel import ParallelConfig, get_parallel_config, set_parallel
 from espnet3.parallel.schedulers import scheduler_for, schedulers
+from espnet3.parallel.schedulers.batch import BatchScheduler
 
 
 @pytest.fixture(autouse=True)
@@ -103,7 +105,9 @@ def test_local_cuda_without_dask_cuda_names_the_package():
 
 
 def test_every_jobqueue_env_accepts_its_own_options():
-    for env in ("slurm", "pbs", "sge", "lsf", "htcondor", "oar", "moab"):
+    batch = [env for env, s in schedulers().items() if isinstance(s, BatchScheduler)]
+    assert len(batch) >= 7
+    for env in batch:
         cfg = ParallelConfig.from_any(
             {"env": env, "n_workers": 2, "options": {"cores": 1, "memory": "1GB"}}
         )
@@ -125,6 +129,18 @@ def test_defaults_and_sequential_aliases():
     assert ParallelConfig.from_any({"parallel": None}).is_sequential
     cfg = ParallelConfig.from_any({"env": "LOCAL", "n_workers": 2})
     assert (cfg.env, cfg.security, cfg.is_sequential) == ("local", "auto", False)
+
+
+def test_sequential_envs_are_those_whose_scheduler_says_so():
+    sequential = {env for env in schedulers() if ParallelConfig(env=env).is_sequential}
+    assert sequential == {"none", "sequential"}
+
+
+def test_the_default_number_of_workers_comes_from_the_scheduler():
+    assert ParallelConfig.from_any({"env": "local"}).n_workers == (os.cpu_count() or 1)
+    assert ParallelConfig.from_any({"env": "slurm"}).n_workers == 1
+    assert ParallelConfig.from_any({"env": "none"}).n_workers == 1
+    assert ParallelConfig.from_any({"env": "local", "n_workers": 3}).n_workers == 3
 
 
 def test_whole_recipe_config_and_yaml_file(tmp_path):

@@ -15,17 +15,19 @@ import pytest
 from espnet3.errors import ConfigError
 from espnet3.parallel.config import ParallelConfig
 from espnet3.parallel.container import ContainerSpec
+from espnet3.parallel.schedulers import scheduler_for
 
 FORWARD = (
-    "for v in $(env | grep -oE '^(CUDA_VISIBLE_DEVICES|SLURM_[A-Za-z0-9_]+|DASK_[A-Za-z0-9_]+|"
-    "MALLOC_[A-Z_]+)='); "
+    "for v in $(env | grep -oE '^(CUDA_VISIBLE_DEVICES|DASK_[A-Za-z0-9_]+|MALLOC_[A-Za-z0-9_]+"
+    "JOBS)='); "
     'do v=${v%=}; eval "export RUNTIMEENV_$v=\\"\\${$v}\\""; done; exec "$@"'
 )
 
 
-def forward(runtime: str) -> str:
-    """The sh wrapper that forwards job variables under ``runtime``'s prefix, spelled out."""
-    return FORWARD.replace("RUNTIME", runtime.upper())
+def forward(runtime: str, jobs: str = "") -> str:
+    """The sh wrapper that forwards the generic variables and ``jobs`` (a scheduler's, as an
+    ERE) under ``runtime``'s prefix, spelled out."""
+    return FORWARD.replace("RUNTIME", runtime.upper()).replace("JOBS", jobs and f"|{jobs}")
 
 
 @pytest.fixture
@@ -77,9 +79,20 @@ def test_worker_python_is_the_quoted_prefix_then_python(sif):
     assert shlex.split(s.worker_python()) == [*s.exec_prefix(), "python"]
 
 
+def test_the_config_forwards_its_schedulers_job_variables(sif):
+    for env in ("slurm", "lsf"):
+        container = ParallelConfig.from_any({"env": env, "container": {"image": sif}}).container
+        assert container.job_variables == scheduler_for(env).job_variables
+    slurm = ParallelConfig.from_any({"env": "slurm", "container": {"image": sif}})
+    assert slurm.container.exec_prefix()[2] == forward("apptainer", "SLURM_[A-Za-z0-9_]+")
+    with pytest.raises(ValueError, match="not an environment variable name"):
+        ContainerSpec.from_any({"image": sif}, job_variables=["X;rm"]).exec_prefix()
+
+
 def test_forwarding_exports_only_present_job_variables(sif):
     """Runs the real sh wrapper, with `env` standing in for apptainer (absent here)."""
-    wrapper = spec(image=sif).exec_prefix()[:4]
+    container = ParallelConfig.from_any({"env": "slurm", "container": {"image": sif}}).container
+    wrapper = container.exec_prefix()[:4]
     env = {
         "PATH": os.environ["PATH"],
         "SLURM_JOB_ID": "77",

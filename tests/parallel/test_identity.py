@@ -144,7 +144,7 @@ def test_get_client_refuses_workers_of_another_image(monkeypatch):
 
 def test_a_worker_joining_later_from_another_image_runs_no_task(monkeypatch):
     """A scale-up after the start (as a resubmitted batch job would be) is checked too."""
-    from espnet3.parallel.dask_map import run_chunk
+    from espnet3.parallel.chunk_task import run_chunk
 
     monkeypatch.setenv("ESPNET3_IMAGE_ID", IMAGE)
     with get_client(local_in_image(IMAGE)) as client:

@@ -1,14 +1,18 @@
 """Every batch scheduler's worker job script and shard array script, against golden files.
 
-The scripts are rendered by the real dask-jobqueue job classes and our scheduler objects; no
-scheduler runs. SLURM is also tested live (``test_slurm.py``, ``test_slurm_runner.py``).
-``ESPNET3_UPDATE_GOLDEN=1 pytest tests/parallel/test_schedulers.py`` rewrites the files; review
+The scripts are rendered by the real dask-jobqueue job classes and our scheduler objects, with
+each family's own ``example_options``; no scheduler runs. SLURM is also tested live
+(``test_slurm.py``, ``test_slurm_runner.py``). A new family needs nothing here but its golden
+files: ``ESPNET3_UPDATE_GOLDEN=1 pytest tests/parallel/test_schedulers.py`` writes them; review
 the diff before committing it.
 """
 
 from __future__ import annotations
 
+import doctest
+import importlib
 import os
+import pkgutil
 import subprocess
 from pathlib import Path
 
@@ -16,23 +20,28 @@ import pytest
 
 from espnet3.errors import ConfigError
 from espnet3.parallel import ParallelConfig
+from espnet3.parallel import schedulers as schedulers_package
 from espnet3.parallel.jobqueue import worker_job_options
-from espnet3.parallel.schedulers import ShardBatch, ShardTask, scheduler_for, schedulers
+from espnet3.parallel.schedulers import (
+    ShardBatch,
+    ShardTask,
+    job_here,
+    job_variables,
+    scheduler_for,
+    schedulers,
+)
 from espnet3.parallel.schedulers.batch import BatchScheduler
 
 GOLDEN = Path(__file__).parent / "golden"
 PYTHON = "/opt/espnet3/bin/python"
 RUNS = Path("/runs")
-#: One realistic ``parallel.options`` per family, in each scheduler's own option names.
-OPTIONS = {
-    "slurm": {"queue": "cpu", "account": "speech", "walltime": "04:00:00"},
-    "pbs": {"queue": "cpu", "account": "speech", "walltime": "04:00:00"},
-    "moab": {"queue": "cpu", "account": "speech", "walltime": "04:00:00"},
-    "sge": {"queue": "cpu.q", "project": "speech", "walltime": "04:00:00"},
-    "lsf": {"queue": "cpu", "project": "speech", "walltime": "04:00"},
-    "oar": {"queue": "default", "project": "speech", "walltime": "04:00:00"},
-    "htcondor": {"disk": "10GB"},
-}
+MODULES = [
+    schedulers_package.__name__,
+    *sorted(
+        f"{schedulers_package.__name__}.{info.name}"
+        for info in pkgutil.iter_modules(schedulers_package.__path__)
+    ),
+]
 BATCH_ENVS = sorted(env for env, s in schedulers().items() if isinstance(s, BatchScheduler))
 
 
@@ -47,7 +56,7 @@ def config(env: str) -> ParallelConfig:
                 "memory": "4GB",
                 "python": PYTHON,
                 "job_script_prologue": ["module load ffmpeg"],
-                **OPTIONS[env],
+                **scheduler_for(env).example_options,
             },
         }
     )
@@ -61,7 +70,7 @@ def check_golden(name: str, text: str) -> None:
     assert text == path.read_text(), f"{name} differs from its golden file"
 
 
-def test_every_dask_jobqueue_family_has_a_scheduler_and_options_here():
+def test_every_dask_jobqueue_family_has_a_scheduler_with_example_options():
     import dask_jobqueue
 
     families = {
@@ -69,7 +78,15 @@ def test_every_dask_jobqueue_family_has_a_scheduler_and_options_here():
         for name in dir(dask_jobqueue)
         if name.endswith("Cluster") and name not in ("JobQueueCluster",)
     }
-    assert families == set(BATCH_ENVS) == set(OPTIONS)
+    assert families == set(BATCH_ENVS)
+    assert all(scheduler_for(env).example_options for env in BATCH_ENVS)
+
+
+@pytest.mark.parametrize("module", MODULES)
+def test_the_examples_of_every_scheduler_module_hold(module):
+    """Each family's docstring examples (how it reads what its submit command prints, ...)."""
+    failed, _ = doctest.testmod(importlib.import_module(module), optionflags=doctest.ELLIPSIS)
+    assert failed == 0
 
 
 @pytest.mark.parametrize("env", BATCH_ENVS)
@@ -106,23 +123,6 @@ def test_shard_array_files_match_their_golden_files(env):
     assert script.rstrip().endswith(f'exec {PYTHON} -m espnet3.runner.shard "$spec"')
 
 
-@pytest.mark.parametrize(
-    ("env", "printed", "array", "third"),
-    [
-        ("slurm", "4211\n", "4211", "4211_2"),
-        ("pbs", "4211[].pbs01\n", "4211[].pbs01", "4211[2].pbs01"),
-        ("moab", "\n4211\n", "4211", "4211[2]"),
-        ("sge", "4211.1-3:1\n", "4211", "4211.3"),
-        ("lsf", "Job <4211> is submitted to queue <cpu>.\n", "4211", "4211[3]"),
-        ("oar", "OAR_JOB_ID=11\nOAR_JOB_ID=12\nOAR_JOB_ID=13\nOAR_ARRAY_ID=11\n", "11", "13"),
-        ("htcondor", "4211.0 - 4211.2\n", "4211", "4211.2"),
-    ],
-)
-def test_task_job_ids_come_from_what_the_submit_command_prints(env, printed, array, third):
-    got_array, ids = scheduler_for(env).parse_submission(printed, 3)
-    assert (got_array, len(ids), ids[2]) == (array, 3, third)
-
-
 def test_squeue_folded_pending_tasks_are_found():
     slurm = scheduler_for("slurm")
     answers = {"41_[3-5,9%2]": "pending-range", "41_1": "running"}
@@ -142,7 +142,7 @@ def test_each_array_task_runs_its_own_line_of_the_listing(env, tmp_path):
     batch = ShardBatch("x", [], ["echo", "running"], tmp_path, tmp_path / "logs", 2)
     (tmp_path / "logs").mkdir()
     cfg = ParallelConfig.from_any(
-        {"env": env, "options": {"cores": 1, "memory": "1GB", **OPTIONS[env]}}
+        {"env": env, "options": {"cores": 1, "memory": "1GB", **scheduler.example_options}}
     )
     script = tmp_path / "task.sh"
     script.write_text(scheduler.array_files(listing, 3, batch, cfg)[".sh"])
@@ -195,3 +195,41 @@ def test_dask_config_fallbacks_come_from_the_section_config_name_names():
     assert lifetime == "1020s"  # 20 min less the margin and stagger, not 1 h's 3180 s
     assert worker["job_script_prologue"][-1] == "module load mycluster"
     assert "module load mycluster" in array and "slurm-default" not in array
+
+
+@pytest.mark.parametrize("env", BATCH_ENVS)
+def test_a_job_is_known_by_the_variables_its_family_names(env, tmp_path):
+    """Each family's job id comes from its jobs' environment, and the variable holding it is
+    among those forwarded into a container and logged (its ``job_variables``)."""
+    scheduler = scheduler_for(env)
+    variable = scheduler.job_id_variable
+    if not variable:  # HTCondor: the job ad the job is given holds the id
+        ad = tmp_path / ".job.ad"
+        ad.write_text('ClusterId = 4211\nProcId = 3\nOwner = "me"\n')
+        variable, environ, expected = "_CONDOR_JOB_AD", {"_CONDOR_JOB_AD": str(ad)}, "4211.3"
+    else:
+        environ, expected = {variable: "4211"}, "4211"
+    assert scheduler.job_id(environ) == job_here(environ) == expected
+    assert any(
+        variable.startswith(v) if v.endswith("_") else variable == v
+        for v in scheduler.job_variables
+    )
+    assert set(scheduler.job_variables) <= set(job_variables())
+    assert job_here({}) == ""
+
+
+def test_stage_logs_show_the_job_variables_the_families_name(monkeypatch, caplog):
+    """``espnet3/utils`` knows no scheduler: the caller passes the families' variables in."""
+    import logging
+
+    from espnet3.utils.logging_utils import MPI_PREFIXES, log_env_metadata
+
+    monkeypatch.setenv("SLURM_JOB_ID", "4211")
+    monkeypatch.setenv("LSB_JOBID", "77")
+    with caplog.at_level(logging.INFO):
+        log_env_metadata(logging.getLogger("stage"), (*MPI_PREFIXES, *job_variables()))
+    assert "SLURM_JOB_ID=4211" in caplog.text and "LSB_JOBID=77" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.INFO):
+        log_env_metadata(logging.getLogger("stage"))
+    assert "SLURM_JOB_ID" not in caplog.text

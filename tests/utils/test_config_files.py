@@ -279,15 +279,45 @@ def test_merge_errors(tmp_path, recipe_package):
 # --- the upstream module name -----------------------------------------------------------
 
 
-def test_config_utils_is_this_module_and_survives_reloading(tmp_path):
+def test_config_utils_names_this_module_and_survives_reloading(tmp_path):
     import espnet3.utils.config_utils as config_utils
 
-    assert config_utils is config_files
+    assert config_utils.load_config_with_defaults is config_files.load_config_with_defaults
+    assert config_utils.OMEGACONF_ESPNET3_RESOLVER is config_files.OMEGACONF_ESPNET3_RESOLVER
+    assert {"_load_default_config", "load_and_merge_config"} <= set(dir(config_utils))
+    star: dict = {}
+    exec("from espnet3.utils.config_utils import *", star)
+    assert star["load_and_merge_config"] is config_files.load_and_merge_config
     importlib.reload(config_utils)
     importlib.reload(config_files)
+    assert config_utils.__name__ == "espnet3.utils.config_utils"
+    assert sys.modules["espnet3.utils.config_utils"] is config_utils
     write(tmp_path / "tokens.txt", "a\n")
     main = write(tmp_path / "main.yaml", "t: ${load_line:tokens.txt}\nn: ${self_name:}\n")
     assert plain(config_utils.load_config_with_defaults(main)) == {"t": ["a"], "n": "main"}
+    with pytest.raises(AttributeError, match="no_such_name"):
+        config_utils.no_such_name  # noqa: B018
+
+
+def test_patching_under_the_upstream_name_changes_what_the_loader_calls(tmp_path, monkeypatch):
+    """Upstream's tests replace the packaged defaults this way, then call the loader."""
+    from espnet3.utils.config_utils import load_and_merge_config as upstream_merge
+
+    original = config_files._load_default_config
+    calls = []
+
+    def defaults(config_name, default_package, bind_self_name=True):
+        calls.append((config_name, default_package))
+        return OmegaConf.create({"lr": 0.1, "name": "default"})
+
+    monkeypatch.setattr("espnet3.utils.config_utils._load_default_config", defaults)
+    assert config_files._load_default_config is defaults
+    user = write(tmp_path / "user.yaml", "name: user\n")
+    merged = upstream_merge(user, "training.yaml", default_package="any_recipe")
+    assert plain(merged) == {"lr": 0.1, "name": "user"}
+    assert calls == [("training.yaml", "any_recipe")]
+    monkeypatch.undo()
+    assert config_files._load_default_config is original
 
 
 def _laughs(levels: int = 9) -> str:

@@ -43,7 +43,7 @@ from espnet3.runner.shard_dir import clear_done
 from espnet3.runner.shard_plan import manifest_path
 from espnet3.runner.shard_spec import read_record
 from espnet3.utils.atomic import atomic_write_bytes, atomic_write_json, atomic_write_text
-from espnet3.utils.config import as_mapping, check_positive, to_plain
+from espnet3.utils.checks import as_mapping, check_positive, to_plain
 from espnet3.utils.imports import instantiate
 from espnet3.utils.task_utils import get_espnet_model
 
@@ -288,7 +288,7 @@ def collect_stats(
     preprocessor in training mode, so its random augmentation applies (off by default, as in
     ESPnet2).
     """
-    from espnet3.parallel import get_parallel_config, set_parallel
+    from espnet3.parallel import get_parallel_config, use_parallel
 
     loader = as_mapping(dataloader_config, "dataloader")
     if "multiple_iterator" in as_mapping(loader.get(mode), f"dataloader.{mode}"):
@@ -307,17 +307,12 @@ def collect_stats(
         "train_mode": train_mode,
     }
     params = {"write_collected_feats": write_collected_feats}
-    previous = get_parallel_config()
-    if parallel_config is not None:
-        set_parallel(parallel_config)
-    try:
+    with use_parallel(get_parallel_config() if parallel_config is None else parallel_config):
         runner = CollectStatsRunner(
             CollectStatsProvider(config, params), output_dir, mode, write_collected_feats
         )
         _forget_other_settings(out, {**config, **params, "plan": runner._plan_shards(batches)})
         totals = runner(batches) if batches else BatchStats()
-    finally:
-        set_parallel(previous)
     _write_sums(out, totals, "stats_keys")
 
 

@@ -46,7 +46,7 @@ from espnet3.components.data.dataset import (
 )
 from espnet3.components.data.dataset_module import instantiate_dataset_reference
 from espnet3.errors import ConfigError, ContractError, SetupError
-from espnet3.utils.config import as_mapping, check_keys, to_plain
+from espnet3.utils.checks import as_mapping, check_keys, to_plain
 from espnet3.utils.imports import import_object, instantiate
 from espnet3.utils.logging_utils import build_callable_name, build_qualified_name
 

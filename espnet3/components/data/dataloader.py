@@ -43,7 +43,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from espnet3.errors import ConfigError, ContractError, SetupError, did_you_mean
-from espnet3.utils.config import as_mapping
+from espnet3.utils.checks import as_mapping
 from espnet3.utils.imports import instantiate
 from espnet3.utils.logging_utils import build_qualified_name
 

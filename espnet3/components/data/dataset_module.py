@@ -39,7 +39,7 @@ from typing import Any
 import espnet3
 from espnet3.errors import ConfigError, ContractError, ModuleMissingError, did_you_mean
 from espnet3.utils import egs3_tree
-from espnet3.utils.config import as_mapping
+from espnet3.utils.checks import as_mapping
 from espnet3.utils.imports import import_package_from_dir, instantiate
 
 RECIPES_ENV = "ESPNET3_RECIPES"
@@ -168,10 +168,20 @@ def builder_class(module: ModuleType, data_src: str | None = None) -> type:
     Example:
         >>> import types
         >>> from espnet3.components.data.dataset_builder import DatasetBuilder
-        >>> builder_class(types.SimpleNamespace(DatasetBuilder=DatasetBuilder))
+        >>> module = types.ModuleType("egs3.my_corpus.asr.dataset")
+        >>> module.DatasetBuilder = DatasetBuilder
+        >>> builder_class(module)
         Traceback (most recent call last):
         ...
-        espnet3.errors.ConfigError: dataset module namespace() (data_src None) exports DatasetBuilder, the abstract base class itself: subclass it and implement is_source_prepared, prepare_source, is_built, build
+        espnet3.errors.ConfigError: dataset module egs3.my_corpus.asr.dataset (data_src None) exports DatasetBuilder, the abstract base class itself: subclass it and implement is_source_prepared, prepare_source, is_built, build
+        >>> class Builder(DatasetBuilder):
+        ...     def is_source_prepared(self, **kw): return True
+        ...     def prepare_source(self, **kw): pass
+        ...     def is_built(self, **kw): return True
+        ...     def build(self, **kw): pass
+        >>> module.DatasetBuilder = Builder
+        >>> builder_class(module) is Builder
+        True
     """
     from espnet3.components.data.dataset_builder import DatasetBuilder
 

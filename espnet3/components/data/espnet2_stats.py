@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from espnet3.errors import ConfigError, SetupError
-from espnet3.utils.config import to_plain
+from espnet3.utils.checks import to_plain
 from espnet3.utils.imports import instantiate
 from espnet3.utils.task_utils import get_espnet_model
 

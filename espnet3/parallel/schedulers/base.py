@@ -24,13 +24,11 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from espnet3.errors import ConfigError, SetupError, did_you_mean
-
-if TYPE_CHECKING:
-    from espnet3.parallel.config import ParallelConfig
-    from espnet3.parallel.jobs import JobState
+from espnet3.parallel.schedulers.job_state import JobState
+from espnet3.parallel.schedulers.settings import ParallelSettings
 
 #: Options espnet3 sets from top-level keys of ``parallel:``, and which key to use instead.
 MANAGED_OPTIONS = {"n_workers": "n_workers", "security": "security"}
@@ -63,9 +61,11 @@ class ShardBatch:
 
 
 class Scheduler:
-    """One scheduler family. Subclass it in a module of this package to add a new ``env``.
+    """One scheduler family. Subclass it in a module to add a new ``env``.
 
-    The module exposes ``SCHEDULERS = (MyScheduler(),)``; nothing else needs to change.
+    The module exposes ``SCHEDULERS = (MyScheduler(),)``; it is found by module discovery in
+    this package, or through an ``espnet3.schedulers`` entry point naming the module in another
+    distribution (see :mod:`espnet3.parallel.schedulers`). Nothing else needs to change.
     """
 
     #: The ``parallel.env`` names this object answers for; the first is its name.
@@ -86,10 +86,36 @@ class Scheduler:
     cancel_command: str = ""
     #: Reasons a pending job gives that no waiting clears, and what they mean.
     never_starts: Mapping[str, str] = {}
+    #: Whether work runs in this process, with no Dask at all.
+    sequential: bool = False
+    #: Environment variables its jobs are given, forwarded into a container and logged with
+    #: each stage: names, and prefixes (ending in ``_``) of names.
+    job_variables: tuple[str, ...] = ()
+    #: The variable that holds the id of the job a process runs in ("" when there is none).
+    job_id_variable: str = ""
+    #: The variable that holds a process's rank among the tasks of its job ("" when none).
+    rank_variable: str = ""
+    #: A realistic ``parallel.options`` of this family, in its own option names: its job
+    #: scripts are rendered with it for review (``tests/parallel/golden``).
+    example_options: Mapping[str, Any] = {}
 
     @property
     def name(self) -> str:
         return self.envs[0]
+
+    def default_workers(self) -> int:
+        """``parallel.n_workers`` when the config does not give it."""
+        return 1
+
+    def job_id(self, environ: Mapping[str, str]) -> str:
+        """The id of the job whose environment is ``environ`` ("" outside its jobs).
+
+        Example:
+            >>> from espnet3.parallel.schedulers import scheduler_for
+            >>> scheduler_for("slurm").job_id({"SLURM_JOB_ID": "4211"})
+            '4211'
+        """
+        return environ.get(self.job_id_variable, "") if self.job_id_variable else ""
 
     # ----- options -------------------------------------------------------------------------
     def load(self) -> Any:
@@ -151,21 +177,21 @@ class Scheduler:
         return dict(options)
 
     # ----- the Dask cluster ----------------------------------------------------------------
-    def cluster_options(self, config: ParallelConfig) -> dict[str, Any]:
+    def cluster_options(self, config: ParallelSettings) -> dict[str, Any]:
         """The keyword arguments the cluster class is given."""
         return dict(config.options)
 
-    def start_cluster(self, config: ParallelConfig) -> Any:
+    def start_cluster(self, config: ParallelSettings) -> Any:
         """Start the cluster of ``config`` with its workers (a context manager: closing it
         stops every worker and cancels every job it submitted)."""
         return self.load()(**self.cluster_options(config))
 
     @contextlib.contextmanager
-    def supervise(self, cluster: Any, client: Any, config: ParallelConfig) -> Iterator[bool]:
+    def supervise(self, cluster: Any, client: Any, config: ParallelSettings) -> Iterator[bool]:
         """Watch the cluster's jobs while the block runs; yields whether it waited for workers."""
         yield False
 
-    def python_command(self, config: ParallelConfig, binds: Sequence[str] = ()) -> str:
+    def python_command(self, config: ParallelSettings, binds: Sequence[str] = ()) -> str:
         """The shell command that runs Python in a worker or shard job; the one place it is
         chosen: the container's python (``binds`` bound into the image) when
         ``parallel.container`` is set, else ``options.python``, else this interpreter.
@@ -181,7 +207,7 @@ class Scheduler:
             return config.container.worker_python(binds)
         return config.options.get("python") or shlex.quote(sys.executable)
 
-    def log_dir(self, config: ParallelConfig, default: Path, per_run: bool = False) -> Path:
+    def log_dir(self, config: ParallelSettings, default: Path, per_run: bool = False) -> Path:
         """Where job logs go, created: ``options.log_directory`` as is, else under
         ``parallel.log_dir``, else ``default``; ``per_run`` adds a ``<time>-<pid>`` folder."""
         given = config.options.get("log_directory")
@@ -211,7 +237,7 @@ class Scheduler:
         return None
 
     # ----- async shards --------------------------------------------------------------------
-    def check_shards(self, config: ParallelConfig) -> None:
+    def check_shards(self, config: ParallelSettings) -> None:
         """Raise a :class:`ConfigError` unless ``async_mode`` shards can run on this env."""
         if not self.runs_shards:
             raise ConfigError(
@@ -220,7 +246,7 @@ class Scheduler:
                 "htcondor ...), or async_mode=False"
             )
 
-    def submit_shards(self, batch: ShardBatch, config: ParallelConfig) -> dict[str, Any]:
+    def submit_shards(self, batch: ShardBatch, config: ParallelSettings) -> dict[str, Any]:
         """Submit the batch and write each task's job record; returns a summary."""
         self.check_shards(config)
         raise NotImplementedError(f"{type(self).__name__}.submit_shards")

@@ -36,11 +36,11 @@ from espnet3.parallel.jobqueue import (
 )
 from espnet3.parallel.schedulers.base import Scheduler, ShardBatch, keyword_chain
 from espnet3.utils.atomic import atomic_write_json, atomic_write_text
-from espnet3.utils.config import check_positive
+from espnet3.utils.checks import check_positive
 
 if TYPE_CHECKING:
-    from espnet3.parallel.config import ParallelConfig
-    from espnet3.parallel.jobs import JobState
+    from espnet3.parallel.schedulers.job_state import JobState
+    from espnet3.parallel.schedulers.settings import ParallelSettings
 
 log = logging.getLogger(__name__)
 
@@ -98,16 +98,16 @@ class BatchScheduler(Scheduler):
     def cancel_command(self) -> str:  # type: ignore[override]
         return self.job_cls.cancel_command
 
-    def start_cluster(self, config: ParallelConfig) -> Any:
+    def start_cluster(self, config: ParallelSettings) -> Any:
         return start_jobqueue_cluster(config, self)
 
     @contextlib.contextmanager
-    def supervise(self, cluster: Any, client: Any, config: ParallelConfig) -> Iterator[bool]:
+    def supervise(self, cluster: Any, client: Any, config: ParallelSettings) -> Iterator[bool]:
         with supervise_jobs(cluster, client, config, self) as supervised:
             yield supervised
 
     # ----- job arrays ----------------------------------------------------------------------
-    def resource_directives(self, config: ParallelConfig) -> list[str]:
+    def resource_directives(self, config: ParallelSettings) -> list[str]:
         """The job header dask-jobqueue writes for these options (resources, queue, extras)."""
         skip = config.options.get("job_directives_skip") or []
         job = self.shard_job(
@@ -119,7 +119,7 @@ class BatchScheduler(Scheduler):
         )
         return (job.job_header or "").splitlines()
 
-    def shard_job(self, config: ParallelConfig, **overrides: Any) -> Any:
+    def shard_job(self, config: ParallelSettings, **overrides: Any) -> Any:
         """A dask-jobqueue job of the options that its job class takes (``overrides`` win),
         whose script espnet3 reads the resource lines from."""
         accepted = keyword_chain(self.job_cls)
@@ -133,13 +133,13 @@ class BatchScheduler(Scheduler):
             ) from None
 
     def array_directives(
-        self, n_tasks: int, config: ParallelConfig, log_stem: Path, max_running: int
+        self, n_tasks: int, config: ParallelSettings, log_stem: Path, max_running: int
     ) -> list[str]:
         """The lines that make the job an array of ``n_tasks`` (and throttle it)."""
         raise NotImplementedError
 
     def array_files(
-        self, listing: Path, n_tasks: int, batch: ShardBatch, config: ParallelConfig
+        self, listing: Path, n_tasks: int, batch: ShardBatch, config: ParallelSettings
     ) -> dict[str, str]:
         """The files one array is submitted with, by suffix; ``.sh`` is the batch script."""
         log_stem = batch.log_dir / listing.stem
@@ -180,7 +180,7 @@ class BatchScheduler(Scheduler):
     def task_log(self, log_stem: Path, task: int) -> Path:
         return Path(f"{log_stem}_{task}.log")
 
-    def submit_shards(self, batch: ShardBatch, config: ParallelConfig) -> dict[str, Any]:
+    def submit_shards(self, batch: ShardBatch, config: ParallelSettings) -> dict[str, Any]:
         """Submit the shards as job arrays of at most :attr:`max_array_size` tasks each,
         chained so that at most ``batch.max_running`` run at once; write each task's record."""
         batch.log_dir.mkdir(parents=True, exist_ok=True)

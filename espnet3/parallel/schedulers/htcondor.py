@@ -11,6 +11,7 @@ Example:
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -19,7 +20,7 @@ from espnet3.parallel.schedulers.base import ShardBatch
 from espnet3.parallel.schedulers.batch import SHARD_JOB_NAME, BatchScheduler
 
 if TYPE_CHECKING:
-    from espnet3.parallel.config import ParallelConfig
+    from espnet3.parallel.schedulers.settings import ParallelSettings
 
 
 class HTCondor(BatchScheduler):
@@ -28,9 +29,25 @@ class HTCondor(BatchScheduler):
     status_command = "condor_q"
     max_array_size = 100_000  # no chaining: HTCondor has no plain job dependencies
     redirects_output = False  # Output/Error in the description name each task's log
+    job_variables = ("_CONDOR_",)
+    example_options = {"disk": "10GB"}
+
+    def job_id(self, environ: Mapping[str, str]) -> str:
+        """``cluster.proc`` from the job ad HTCondor writes for each job (no variable holds it).
+
+        Example:
+            >>> HTCONDOR.job_id({})
+            ''
+        """
+        try:
+            ad = Path(environ["_CONDOR_JOB_AD"]).read_text()
+        except (KeyError, OSError):
+            return ""
+        fields = dict(re.findall(r"^(ClusterId|ProcId) = (\d+)$", ad, re.MULTILINE))
+        return ".".join(fields[k] for k in ("ClusterId", "ProcId") if k in fields)
 
     def array_files(
-        self, listing: Path, n_tasks: int, batch: ShardBatch, config: ParallelConfig
+        self, listing: Path, n_tasks: int, batch: ShardBatch, config: ParallelSettings
     ) -> dict[str, str]:
         script = super().array_files(listing, n_tasks, batch, config)[".sh"]
         log_stem = batch.log_dir / listing.stem
@@ -48,15 +65,15 @@ class HTCondor(BatchScheduler):
         ]
         return {".sh": script, ".sub": "\n".join(description)}
 
-    def resource_directives(self, config: ParallelConfig) -> list[str]:
+    def resource_directives(self, config: ParallelSettings) -> list[str]:
         return []  # they go into the description
 
     def array_directives(
-        self, n_tasks: int, config: ParallelConfig, log_stem: Path, max_running: int
+        self, n_tasks: int, config: ParallelSettings, log_stem: Path, max_running: int
     ) -> list[str]:
         return []
 
-    def _resources(self, config: ParallelConfig) -> list[str]:
+    def _resources(self, config: ParallelSettings) -> list[str]:
         """dask-jobqueue's resource lines (cpus, memory, disk), without its worker's own."""
         job = self.shard_job(config, job_extra_directives=[])  # they follow in the description
         keep = ("Request", "MY.DaskWorkerCores", "MY.DaskWorkerMemory", "MY.DaskWorkerDisk")

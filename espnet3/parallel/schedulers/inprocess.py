@@ -14,12 +14,13 @@ from espnet3.errors import ConfigError
 from espnet3.parallel.schedulers.base import Scheduler
 
 if TYPE_CHECKING:
-    from espnet3.parallel.config import ParallelConfig
+    from espnet3.parallel.schedulers.settings import ParallelSettings
 
 
 class InProcess(Scheduler):
     envs = ("none", "sequential")
     on_this_host = True
+    sequential = True
 
     def check_options(self, env: str, options: Mapping[str, Any]) -> dict[str, Any]:
         if options:
@@ -29,7 +30,7 @@ class InProcess(Scheduler):
             )
         return {}
 
-    def start_cluster(self, config: ParallelConfig) -> Any:
+    def start_cluster(self, config: ParallelSettings) -> Any:
         raise ConfigError(f"parallel.env '{config.env}' runs in process and starts no cluster")
 
 

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from espnet3.parallel.schedulers.base import Scheduler
 
 if TYPE_CHECKING:
-    from espnet3.parallel.config import ParallelConfig
+    from espnet3.parallel.schedulers.settings import ParallelSettings
 
 
 class Kube(Scheduler):
@@ -21,7 +21,7 @@ class Kube(Scheduler):
     package = "dask-kubernetes"
     temporary_tls = False
 
-    def start_cluster(self, config: ParallelConfig) -> Any:
+    def start_cluster(self, config: ParallelSettings) -> Any:
         cluster = super().start_cluster(config)
         cluster.scale(config.n_workers)
         return cluster

@@ -33,7 +33,7 @@ from espnet3.utils.logging_utils import logging_off
 from espnet3.utils.signals import deferred, raise_deferred
 
 if TYPE_CHECKING:
-    from espnet3.parallel.config import ParallelConfig
+    from espnet3.parallel.schedulers.settings import ParallelSettings
 
 
 class Local(Scheduler):
@@ -42,6 +42,10 @@ class Local(Scheduler):
     package = "distributed"
     on_this_host = True
     runs_shards = True
+
+    def default_workers(self) -> int:
+        """One worker per core of this machine."""
+        return os.cpu_count() or 1
 
     def extra_options(self, cluster_cls: type) -> set[str]:
         from distributed import Nanny, Worker  # **worker_kwargs build each Nanny and its Worker
@@ -53,7 +57,7 @@ class Local(Scheduler):
         listen_host(options)  # an interface this machine does not have fails here
         return options
 
-    def cluster_options(self, config: ParallelConfig) -> dict[str, Any]:
+    def cluster_options(self, config: ParallelSettings) -> dict[str, Any]:
         options = copy.deepcopy(dict(config.options))
         if "interface" not in options:  # distributed refuses host and interface together
             options.setdefault("host", LOOPBACK)
@@ -66,7 +70,7 @@ class Local(Scheduler):
             options.update(temporary_tls_options())
         return options
 
-    def start_cluster(self, config: ParallelConfig) -> Any:
+    def start_cluster(self, config: ParallelSettings) -> Any:
         with _environ_restored(), deferred() as caught, _spawned_ignoring_sigint():
             cluster = super().start_cluster(config)
         if caught:  # Ctrl-C or SIGTERM came while the workers started: stop them, then act
@@ -80,7 +84,7 @@ class Local(Scheduler):
     def stop_workers_now(self, cluster: Any) -> None:
         kill_worker_processes(cluster)
 
-    def submit_shards(self, batch: ShardBatch, config: ParallelConfig) -> dict[str, Any]:
+    def submit_shards(self, batch: ShardBatch, config: ParallelSettings) -> dict[str, Any]:
         """Start one detached launcher that runs the shards, ``max_running`` at a time.
 
         Returns once the launcher has recorded every shard, so a status query right after
@@ -130,6 +134,12 @@ class LocalCuda(Local):
     envs = ("local_cuda", "local_gpu")  # local_gpu: upstream's name
     cluster_class = "dask_cuda.LocalCUDACluster"
     package = "dask-cuda"
+
+    def default_workers(self) -> int:
+        """One worker per visible GPU, as ``LocalCUDACluster`` itself counts them."""
+        from dask_cuda.utils import get_n_gpus
+
+        return get_n_gpus()
 
 
 LOCAL = Local()

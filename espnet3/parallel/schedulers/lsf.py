@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from espnet3.parallel.schedulers.batch import SHARD_JOB_NAME, BatchScheduler, parse_job_id
 
 if TYPE_CHECKING:
-    from espnet3.parallel.config import ParallelConfig
+    from espnet3.parallel.schedulers.settings import ParallelSettings
 
 
 class Lsf(BatchScheduler):
@@ -23,10 +23,13 @@ class Lsf(BatchScheduler):
     task_variable = "LSB_JOBINDEX"
     first_task = 1
     status_command = "bjobs -A"
+    job_variables = ("LSB_", "LSF_")
+    job_id_variable = "LSB_JOBID"
+    example_options = {"queue": "cpu", "project": "speech", "walltime": "04:00"}
     skipped_directives = ("-J",)  # the array is named in its own -J
 
     def array_directives(
-        self, n_tasks: int, config: ParallelConfig, log_stem: Path, max_running: int
+        self, n_tasks: int, config: ParallelSettings, log_stem: Path, max_running: int
     ) -> list[str]:
         name = config.options.get("job_name") or SHARD_JOB_NAME
         return [f'#BSUB -J "{name}[1-{n_tasks}]%{max_running}"', f"#BSUB -o {log_stem}_%I.lsf"]

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from espnet3.parallel.schedulers.batch import BatchScheduler
 
 if TYPE_CHECKING:
-    from espnet3.parallel.config import ParallelConfig
+    from espnet3.parallel.schedulers.settings import ParallelSettings
 
 
 class Moab(BatchScheduler):
@@ -22,9 +22,12 @@ class Moab(BatchScheduler):
     cluster_class = "dask_jobqueue.MoabCluster"
     task_variable = "PBS_ARRAYID"
     status_command = "showq -u $USER"
+    job_variables = ("MOAB_", "PBS_")  # Torque runs the jobs Moab schedules
+    job_id_variable = "MOAB_JOBID"
+    example_options = {"queue": "cpu", "account": "speech", "walltime": "04:00:00"}
 
     def array_directives(
-        self, n_tasks: int, config: ParallelConfig, log_stem: Path, max_running: int
+        self, n_tasks: int, config: ParallelSettings, log_stem: Path, max_running: int
     ) -> list[str]:
         return [
             "#PBS -j oe",

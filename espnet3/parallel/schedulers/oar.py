@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from espnet3.parallel.schedulers.batch import BatchScheduler, parse_job_id
 
 if TYPE_CHECKING:
-    from espnet3.parallel.config import ParallelConfig
+    from espnet3.parallel.schedulers.settings import ParallelSettings
 
 log = logging.getLogger(__name__)
 
@@ -27,9 +27,12 @@ class Oar(BatchScheduler):
     task_variable = "OAR_ARRAY_INDEX"
     first_task = 1
     status_command = "oarstat -u"
+    job_variables = ("OAR_",)
+    job_id_variable = "OAR_JOB_ID"
+    example_options = {"queue": "default", "project": "speech", "walltime": "04:00:00"}
 
     def array_directives(
-        self, n_tasks: int, config: ParallelConfig, log_stem: Path, max_running: int
+        self, n_tasks: int, config: ParallelSettings, log_stem: Path, max_running: int
     ) -> list[str]:
         if max_running < n_tasks:
             log.warning(

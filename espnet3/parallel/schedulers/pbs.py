@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from espnet3.parallel.schedulers.batch import BatchScheduler
 
 if TYPE_CHECKING:
-    from espnet3.parallel.config import ParallelConfig
+    from espnet3.parallel.schedulers.settings import ParallelSettings
 
 
 class Pbs(BatchScheduler):
@@ -23,9 +23,12 @@ class Pbs(BatchScheduler):
     cluster_class = "dask_jobqueue.PBSCluster"
     task_variable = "PBS_ARRAY_INDEX"
     status_command = "qstat -t -u $USER"
+    job_variables = ("PBS_",)
+    job_id_variable = "PBS_JOBID"
+    example_options = {"queue": "cpu", "account": "speech", "walltime": "04:00:00"}
 
     def array_directives(
-        self, n_tasks: int, config: ParallelConfig, log_stem: Path, max_running: int
+        self, n_tasks: int, config: ParallelSettings, log_stem: Path, max_running: int
     ) -> list[str]:
         # PBS refuses an array of one subjob; that one runs as a plain job, as task 0.
         lines = ["#PBS -j oe", f"#PBS -o {log_stem.parent}/"]

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from espnet3.parallel.schedulers.batch import BatchScheduler
 
 if TYPE_CHECKING:
-    from espnet3.parallel.config import ParallelConfig
+    from espnet3.parallel.schedulers.settings import ParallelSettings
 
 
 class Sge(BatchScheduler):
@@ -23,9 +23,12 @@ class Sge(BatchScheduler):
     task_variable = "SGE_TASK_ID"
     first_task = 1
     status_command = "qstat -u $USER"
+    job_variables = ("SGE_", "JOB_ID", "JOB_NAME", "NSLOTS", "NHOSTS", "PE_HOSTFILE")
+    job_id_variable = "JOB_ID"
+    example_options = {"queue": "cpu.q", "project": "speech", "walltime": "04:00:00"}
 
     def array_directives(
-        self, n_tasks: int, config: ParallelConfig, log_stem: Path, max_running: int
+        self, n_tasks: int, config: ParallelSettings, log_stem: Path, max_running: int
     ) -> list[str]:
         return [  # dask-jobqueue's header already joins stderr to stdout (-j y)
             f"#$ -o {log_stem.parent}/",

@@ -16,11 +16,12 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from espnet3.parallel.jobs import UNKNOWN, JobState, run_quietly, state_word
+from espnet3.parallel.jobs import run_quietly
 from espnet3.parallel.schedulers.batch import BatchScheduler
+from espnet3.parallel.schedulers.job_state import UNKNOWN, JobState, state_word
 
 if TYPE_CHECKING:
-    from espnet3.parallel.config import ParallelConfig
+    from espnet3.parallel.schedulers.settings import ParallelSettings
 
 
 class Slurm(BatchScheduler):
@@ -28,6 +29,10 @@ class Slurm(BatchScheduler):
     cluster_class = "dask_jobqueue.SLURMCluster"
     task_variable = "SLURM_ARRAY_TASK_ID"
     status_command = "squeue --me"
+    job_variables = ("SLURM_",)
+    job_id_variable = "SLURM_JOB_ID"
+    rank_variable = "SLURM_PROCID"  # srun's task rank
+    example_options = {"queue": "cpu", "account": "speech", "walltime": "04:00:00"}
     max_array_size = 1000  # SLURM's default MaxArraySize is 1001: task ids 0..1000
     redirects_output = False  # --output names each task's log
     never_starts = {
@@ -40,7 +45,7 @@ class Slurm(BatchScheduler):
     }
 
     def array_directives(
-        self, n_tasks: int, config: ParallelConfig, log_stem: Path, max_running: int
+        self, n_tasks: int, config: ParallelSettings, log_stem: Path, max_running: int
     ) -> list[str]:
         return [
             f"#SBATCH --array=0-{n_tasks - 1}%{max_running}",

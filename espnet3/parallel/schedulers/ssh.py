@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from espnet3.parallel.schedulers.base import Scheduler, keywords
 
 if TYPE_CHECKING:
-    from espnet3.parallel.config import ParallelConfig
+    from espnet3.parallel.schedulers.settings import ParallelSettings
 
 
 class SSH(Scheduler):
@@ -31,7 +31,7 @@ class SSH(Scheduler):
 
         return keywords(SpecCluster)
 
-    def cluster_options(self, config: ParallelConfig) -> dict[str, Any]:
+    def cluster_options(self, config: ParallelSettings) -> dict[str, Any]:
         options = copy.deepcopy(dict(config.options))
         options.setdefault("scheduler_options", {}).setdefault("dashboard", False)
         return options

@@ -33,7 +33,7 @@ from espnet3.errors import SetupError
 from espnet3.systems.asr.tokenizers.sentencepiece import train_sentencepiece
 from espnet3.systems.base.system import BaseSystem
 from espnet3.utils.atomic import atomic_write_text
-from espnet3.utils.config import as_mapping
+from espnet3.utils.checks import as_mapping
 from espnet3.utils.imports import import_object
 
 log = logging.getLogger(__name__)

@@ -46,9 +46,9 @@ from espnet3.components.data.dataset_module import (
     parse_dataset_reference_config,
 )
 from espnet3.errors import ConfigError, Espnet3Error, OutsideScopeError, SetupError
-from espnet3.parallel import ParallelConfig, get_parallel_config, set_parallel
+from espnet3.parallel import ParallelConfig, use_parallel
 from espnet3.systems.base.training import train
-from espnet3.utils.config import as_mapping, to_plain
+from espnet3.utils.checks import as_mapping, to_plain
 from espnet3.utils.config_files import load_yaml
 from espnet3.utils.locking import file_lock
 
@@ -156,13 +156,8 @@ class BaseSystem:
             kwargs.setdefault("recipe_dir", str(self.recipe_dir))
         log.info("%s.create_dataset(): starting dataset creation process", type(self).__name__)
         start = time.perf_counter()
-        previous = get_parallel_config()
-        set_parallel(self.parallel)
-        try:
-            with self.stage_cluster():
-                report = [self._create_one(data_src, kwargs) for data_src in references]
-        finally:
-            set_parallel(previous)
+        with use_parallel(self.parallel), self.stage_cluster():
+            report = [self._create_one(data_src, kwargs) for data_src in references]
         log.info("Dataset creation completed in %.2fs", time.perf_counter() - start)
         return report
 
@@ -170,7 +165,8 @@ class BaseSystem:
     def stage_cluster(self) -> Iterator[None]:
         """Where a stage's maps and runners run: the open :func:`get_client` block, else one
         cluster of ``parallel:`` for the whole stage, started once its work is worth it."""
-        from espnet3.parallel.client import get_client, open_client
+        from espnet3.parallel.client import get_client
+        from espnet3.parallel.context import open_client
 
         if open_client() is not None or self.parallel.is_sequential:
             yield

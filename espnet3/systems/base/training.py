@@ -23,7 +23,7 @@ from typing import Any
 
 from espnet3.errors import OutsideScopeError
 from espnet3.parallel.parallel import set_parallel
-from espnet3.utils.config import as_mapping, to_plain
+from espnet3.utils.checks import as_mapping, to_plain
 from espnet3.utils.config_utils import get_required_config
 
 

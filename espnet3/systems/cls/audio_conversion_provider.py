@@ -15,7 +15,7 @@ from typing import Any
 
 from espnet3.errors import ConfigError
 from espnet3.runner.provider import EnvironmentProvider
-from espnet3.utils.config import check_positive
+from espnet3.utils.checks import check_positive
 
 
 class AudioConversionProvider(EnvironmentProvider):

@@ -26,7 +26,7 @@ from espnet3.components.data.create_token_list import create_token_list, transcr
 from espnet3.components.data.remove_long_short import remove_long_short
 from espnet3.errors import SetupError
 from espnet3.systems.base.system import BaseSystem
-from espnet3.utils.config import as_mapping
+from espnet3.utils.checks import as_mapping
 
 log = logging.getLogger(__name__)
 

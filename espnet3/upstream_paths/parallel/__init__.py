@@ -1,0 +1,1 @@
+"""The upstream ``espnet3.parallel`` modules that name the runner (see the package above)."""
