@@ -24,8 +24,8 @@ from espnet3.parallel.config import START_MODES, ParallelConfig
 from espnet3.parallel.context import OpenClient, get_parallel_config, opened
 from espnet3.parallel.identity import check_worker_identities, process_identity
 from espnet3.parallel.worker_env import SetupFn, build_env, setup_key
-from espnet3.utils.logging_utils import logging_off
 from espnet3.utils.progress import log as progress_log  # where work ran, beside progress
+from espnet3.utils.quiet import logging_off
 from espnet3.utils.signals import deferred, handled, raise_deferred
 
 log = logging.getLogger(__name__)

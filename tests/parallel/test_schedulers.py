@@ -219,17 +219,18 @@ def test_a_job_is_known_by_the_variables_its_family_names(env, tmp_path):
 
 
 def test_stage_logs_show_the_job_variables_the_families_name(monkeypatch, caplog):
-    """``espnet3/utils`` knows no scheduler: the caller passes the families' variables in."""
+    """Upstream's ``log_env_metadata(logger)`` logs every family's job variables by default;
+    given prefixes, only those."""
     import logging
 
-    from espnet3.utils.logging_utils import MPI_PREFIXES, log_env_metadata
+    from espnet3.utils.logging_utils import log_env_metadata
 
     monkeypatch.setenv("SLURM_JOB_ID", "4211")
     monkeypatch.setenv("LSB_JOBID", "77")
     with caplog.at_level(logging.INFO):
-        log_env_metadata(logging.getLogger("stage"), (*MPI_PREFIXES, *job_variables()))
+        log_env_metadata(logging.getLogger("stage"))
     assert "SLURM_JOB_ID=4211" in caplog.text and "LSB_JOBID=77" in caplog.text
     caplog.clear()
     with caplog.at_level(logging.INFO):
-        log_env_metadata(logging.getLogger("stage"))
-    assert "SLURM_JOB_ID" not in caplog.text
+        log_env_metadata(logging.getLogger("stage"), ("LSB_",))
+    assert "SLURM_JOB_ID" not in caplog.text and "LSB_JOBID=77" in caplog.text

@@ -29,7 +29,7 @@ from espnet3.errors import ConfigError, Espnet3Error
 from espnet3.parallel.schedulers.base import Scheduler, ShardBatch, keywords
 from espnet3.parallel.security import LOOPBACK, check_exposure, temporary_tls_options, wants_tls
 from espnet3.utils.atomic import atomic_write_json
-from espnet3.utils.logging_utils import logging_off
+from espnet3.utils.quiet import logging_off
 from espnet3.utils.signals import deferred, raise_deferred
 
 if TYPE_CHECKING:

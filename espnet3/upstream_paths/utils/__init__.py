@@ -1,1 +1,1 @@
-"""The upstream ``espnet3.utils`` modules that need a layer above ``utils`` (see the package above)."""
+"""The upstream ``espnet3.utils`` modules that need the schedulers (see the package above)."""

@@ -25,16 +25,21 @@ from pathlib import Path
 from typing import Any
 
 from espnet3.errors import Espnet3Error
-from espnet3.parallel.schedulers import job_variables as scheduler_job_variables
-from espnet3.parallel.schedulers import rank_variables as scheduler_rank_variables
+from espnet3.parallel.schedulers import rank_variables
 from espnet3.utils.logging_utils import log_stage, log_stage_metadata, set_stage_log_handler
 
 log = logging.getLogger(__name__)
 
 #: Environment variables that give a process its rank, in the order they are trusted: torch's,
-#: then the caller's batch-job ones (``rank_variables``), then MPI launchers'.
-TORCH_RANK_VARIABLES = ("RANK", "LOCAL_RANK")
-MPI_RANK_VARIABLES = ("OMPI_COMM_WORLD_RANK", "PMI_RANK", "MPI_RANK")
+#: then the batch schedulers' (each family names its own), then MPI launchers'.
+_RANK_ENV_KEYS = (
+    "RANK",
+    "LOCAL_RANK",
+    *rank_variables(),
+    "OMPI_COMM_WORLD_RANK",
+    "PMI_RANK",
+    "MPI_RANK",
+)
 #: How the ``train`` stage logs when several processes run it: ``rank0`` or ``per_rank``.
 STAGE_LOG_MODES = ("rank0", "per_rank")
 
@@ -60,20 +65,8 @@ def run_stages(
     stages_to_run: Sequence[str],
     args: argparse.Namespace | None = None,
     log: logging.Logger | None = None,
-    job_variables: Sequence[str] | None = None,
-    rank_variables: Sequence[str] | None = None,
 ) -> None:
-    """Run each stage of ``system`` in order (``args.dry_run``: only say what would run).
-
-    ``job_variables`` (names and prefixes) are logged with each stage, ``rank_variables``
-    give a ``train`` process its rank; by default every scheduler family's
-    (:func:`espnet3.parallel.schedulers.job_variables`, :func:`~espnet3.parallel.schedulers.
-    rank_variables`).
-    """
-    if job_variables is None:
-        job_variables = scheduler_job_variables()
-    if rank_variables is None:
-        rank_variables = scheduler_rank_variables()
+    """Run each stage of ``system`` in order (``args.dry_run``: only say what would run)."""
     log = log or logging.getLogger("espnet3")
     dry_run = bool(getattr(args, "dry_run", False))
     _one_line_errors()
@@ -85,9 +78,9 @@ def run_stages(
             if dry_run:
                 log.info("[DRY RUN] would run stage: %s", stage)
                 continue
-            log_dir, filename = _stage_log(system, stage, log, rank_variables)
+            log_dir, filename = _stage_log(system, stage, log)
             set_stage_log_handler(Path(log_dir) if log_dir else None, filename=filename)
-            log_stage_metadata(log, system=system, args=args, job_variables=job_variables)
+            log_stage_metadata(log, system=system, args=args)
             log.info("=== [START] stage: %s ===", stage)
             started = time.perf_counter()
             try:
@@ -108,9 +101,7 @@ def run_stages(
             log.info("=== [DONE] stage: %s (%.2fs) ===", stage, time.perf_counter() - started)
 
 
-def _stage_log(
-    system: Any, stage: str, log: logging.Logger, rank_variables: Sequence[str]
-) -> tuple[Any, str]:
+def _stage_log(system: Any, stage: str, log: logging.Logger) -> tuple[Any, str]:
     """Where the stage's log goes; ``train`` on a rank other than 0 logs per ``stage_log_mode``."""
     dirs = system.stage_log_dirs
     log_dir = dirs.get(stage) or dirs.get("default")
@@ -123,7 +114,7 @@ def _stage_log(
             mode,
         )
         mode = "rank0"
-    rank = _get_process_rank(rank_variables)
+    rank = _get_process_rank()
     if mode == "per_rank":
         return log_dir, f"train_rank{rank}.log"
     return (log_dir if rank == 0 else None), "train.log"
@@ -133,7 +124,7 @@ def _get_stage_log_mode(system: Any) -> str:
     return str(getattr(system.training_config, "stage_log_mode", "rank0")).lower()
 
 
-def _get_process_rank(rank_variables: Sequence[str] | None = None) -> int:
+def _get_process_rank() -> int:
     """This process's rank: ``torch.distributed``'s when it runs, else the environment's."""
     distributed = sys.modules.get("torch.distributed")
     if distributed is not None:
@@ -142,9 +133,7 @@ def _get_process_rank(rank_variables: Sequence[str] | None = None) -> int:
                 return int(distributed.get_rank())
         except Exception:  # a half-initialised process group: the environment says
             pass
-    if rank_variables is None:
-        rank_variables = scheduler_rank_variables()
-    for key in (*TORCH_RANK_VARIABLES, *rank_variables, *MPI_RANK_VARIABLES):
+    for key in _RANK_ENV_KEYS:
         value = os.environ.get(key, "")
         if value.isdigit():
             return int(value)

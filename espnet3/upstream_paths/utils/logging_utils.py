@@ -31,6 +31,8 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from espnet3.parallel.schedulers import job_variables
+
 LOG_FORMAT = (
     "[%(hostname)s] %(asctime)s (%(filename)s:%(lineno)d) %(levelname)s:\t[%(stage)s] %(message)s"
 )
@@ -69,22 +71,6 @@ class _RunFields(logging.Filter):
 
 
 _FIELDS = _RunFields()
-
-
-@contextlib.contextmanager
-def logging_off() -> Iterator[None]:
-    """No log records at all in the block (e.g. distributed's about a cluster closing).
-
-    Example:
-        >>> with logging_off():
-        ...     logging.getLogger("espnet3").error("not shown")
-    """
-    previous = logging.root.manager.disable
-    logging.disable(logging.CRITICAL)
-    try:
-        yield
-    finally:
-        logging.disable(previous)
 
 
 @contextlib.contextmanager
@@ -178,11 +164,8 @@ def _writes_to(handler: logging.Handler, target: Path) -> bool:
 
 
 # ----- what a run was made of -------------------------------------------------------------
-def log_stage_metadata(
-    logger: logging.Logger, system: Any, args: Any, job_variables: Iterable[str] = ()
-) -> None:
-    """Log the run (command, configs, git, environment with ``job_variables``: names and
-    prefixes of batch-job variables) and the system's resolved configs."""
+def log_stage_metadata(logger: logging.Logger, system: Any, args: Any) -> None:
+    """Log the run (command, configs, git, environment) and the system's resolved configs."""
     configs = {
         name: getattr(args, f"{name.lower()}_config", None)
         for name in ("Training", "Inference", "Metrics")
@@ -193,7 +176,7 @@ def log_stage_metadata(
         configs={name: Path(path) if path else None for name, path in configs.items()},
         write_requirements=bool(getattr(args, "write_requirements", False)),
     )
-    log_env_metadata(logger, cluster_prefixes=(*MPI_PREFIXES, *job_variables))
+    log_env_metadata(logger)
     from omegaconf import OmegaConf
 
     for name in ("training", "inference", "metrics"):
@@ -285,12 +268,14 @@ def _write_requirements(logger: logging.Logger) -> None:
 
 def log_env_metadata(
     logger: logging.Logger,
-    cluster_prefixes: Iterable[str] = MPI_PREFIXES,
+    cluster_prefixes: Iterable[str] | None = None,
     runtime_prefixes: Iterable[str] = RUNTIME_PREFIXES,
     runtime_keys: Iterable[str] = RUNTIME_KEYS,
 ) -> None:
-    """Log the cluster (``cluster_prefixes``: MPI's, and a caller's batch-job ones) and runtime
-    environment variables, and torch's build."""
+    """Log the cluster (``cluster_prefixes``; by default every scheduler family's job
+    variables and MPI's) and runtime environment variables, and torch's build."""
+    if cluster_prefixes is None:
+        cluster_prefixes = (*job_variables(), *MPI_PREFIXES)
     cluster = _environment(tuple(cluster_prefixes), ())
     runtime = _environment(tuple(runtime_prefixes), tuple(runtime_keys))
     logger.info("Cluster env:\n%s", cluster or "  (none)")
