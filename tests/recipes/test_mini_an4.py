@@ -70,6 +70,13 @@ def snapshot(data_dir: Path) -> dict:
     return {"manifests": manifests, "shapes": shapes}
 
 
+def finished_files(directory: Path) -> list[Path]:
+    """The files in ``directory`` that are in place (not ``.<name>.<...>.tmp`` being written)."""
+    if not directory.is_dir():
+        return []
+    return [p for p in directory.iterdir() if p.is_file() and not p.name.startswith(".")]
+
+
 def mtimes(directory: Path) -> dict[str, int]:
     return {str(p): p.stat().st_mtime_ns for p in sorted(directory.rglob("*")) if p.is_file()}
 
@@ -315,7 +322,7 @@ def test_sigint_during_features_then_rerun_completes_without_redoing_shards(
     ]  # fmt: skip
     proc = subprocess.Popen(cmd, cwd=REPO, stderr=subprocess.PIPE, text=True)
     shards = data_dir / "fbank" / "train" / "shards"
-    while proc.poll() is None and not (shards.is_dir() and len(list(shards.iterdir())) >= 2):
+    while proc.poll() is None and len(finished_files(shards)) < 2:  # not a temp being written
         time.sleep(0.05)
     proc.send_signal(signal.SIGINT)
     _, stderr = proc.communicate(timeout=120)
