@@ -29,7 +29,7 @@ import os
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from lhotse import CutSet, MonoCut
 
@@ -40,6 +40,14 @@ from espnet3.data.hf_open import (
     open_split,
     saved_location,
     select_split,
+)
+from espnet3.data.manifest_parts import (
+    ManifestParts,
+    decode_ids,
+    duplicate_digest,
+    id_digests,
+    ids_with_digest,
+    write_part,
 )
 from espnet3.data.row_cuts import (
     CACHE_ENV,
@@ -54,22 +62,39 @@ from espnet3.data.sharing import RowCutSet
 from espnet3.errors import ConfigError, Espnet3Error, ItemError
 from espnet3.utils.atomic import atomic_write_jsonl
 from espnet3.utils.checks import check_error_policy, check_positive
+from espnet3.utils.hashing import stable_hash
 
 log = logging.getLogger(__name__)
 
 #: Rows per task when not given: large enough to amortise Dask's per-task cost.
 DEFAULT_ROWS_PER_CHUNK = 200
 _ROWS_PER_READ = 50  # rows a worker reads from the dataset at once
+#: Above this many rows the cuts are written in parts and returned lazily unless asked
+#: otherwise: a cut held in memory costs about 2.4 KB.
+EAGER_MAX_ROWS = 100_000
 
 
 @dataclass(frozen=True)
 class _Chunk:
-    """Rows ``start..stop-1``: a slice of a dataset object, or a reference any worker opens."""
+    """Rows ``start..stop-1`` (chunk ``number``): a slice of a dataset object, or a reference
+    any worker opens."""
 
+    number: int
     start: int
     stop: int
     reference: Reference | None = None
     rows: Any = None
+
+
+class _Converted(NamedTuple):
+    """What one chunk gave: its cuts (``None`` once written to its part), its bad rows, how
+    many of its cuts read cached audio, and the digests of user-given ids (a part's only)."""
+
+    number: int
+    cuts: list[MonoCut] | None
+    failures: list[dict]
+    cached: int = 0
+    ids: bytes = b""
 
 
 def cutset_from_huggingface(
@@ -87,6 +112,8 @@ def cutset_from_huggingface(
     on_error: str = "raise",
     errors_path: str | os.PathLike | None = None,
     load_kwargs: Mapping[str, Any] | None = None,
+    manifest_dir: str | os.PathLike | None = None,
+    lazy: bool | None = None,
 ) -> RowCutSet:
     """Convert a Hugging Face dataset split into a ``CutSet``, one cut per row, in parallel.
 
@@ -126,6 +153,14 @@ def cutset_from_huggingface(
     directly, and ``cuts.to_file(path)`` copies that audio (encoded bytes unchanged) to a
     directory beside ``path`` so that Lhotse reads the manifest without espnet3.
 
+    Large corpora: with ``manifest_dir`` (or ``lazy=True``, or more than
+    :data:`EAGER_MAX_ROWS` rows unless ``lazy=False``) no process holds the cuts. Each worker
+    writes its chunk's cuts as a part, ``MANIFEST_DIR/parts/cuts.NNNNN.jsonl.gz``; the parts
+    are concatenated into ``MANIFEST_DIR/cuts.jsonl.gz``, and the result is a lazy set over it
+    (see :mod:`espnet3.data.manifest_parts`). A re-run converts only the chunks without a
+    whole part. Without ``manifest_dir`` the parts go under the cache
+    (:func:`~espnet3.data.row_cuts.audio_cache_root`, ``hf_cuts/``), named in a log line.
+
     Example:
         >>> with get_client({"env": "local", "n_workers": 2}) as client:   # doctest: +SKIP
         ...     cuts = cutset_from_huggingface(
@@ -148,13 +183,20 @@ def cutset_from_huggingface(
         "audio_format": audio_format,
     }
     where = f"{_describe(dataset_id)} split {split!r}"
-    chunks = _Chunks(source, rows_per_chunk or DEFAULT_ROWS_PER_CHUNK)
+    size = rows_per_chunk or DEFAULT_ROWS_PER_CHUNK
+    parts = None
+    if manifest_dir is not None or (lazy if lazy is not None else source.total > EAGER_MAX_ROWS):
+        settings = _settings(dataset_id, split, source, size, options, raw_audio, data_info)
+        parts = _parts(manifest_dir, settings)
+        options["parts_dir"] = str(parts.directory)
+    chunks = _Chunks(source, size, parts)
     by_chunk, failures = _convert(chunks, client, options, on_error, where)
     if errors_path is not None:
         atomic_write_jsonl(errors_path, failures)
-    cuts = _assemble(by_chunk)
-    if source.cache_dir is not None:
-        _report_cached(cuts, source.cache_dir, where)
+    cuts = _assemble(by_chunk) if parts is None else _combined(parts, by_chunk, chunks.count)
+    cached = sum(converted.cached for converted in by_chunk.values())
+    if cached:
+        _report_cached(cached, source.total, source.cache_dir, where)
     return cuts
 
 
@@ -221,36 +263,45 @@ class _Source:
 
 def _convert(
     chunks: _Chunks, client: Any, options: dict[str, Any], on_error: str, where: str
-) -> tuple[dict[int, list[MonoCut]], list[dict]]:
-    """Run :func:`convert_chunk` on every chunk; the cuts by chunk, and the bad rows in order.
+) -> tuple[dict[int, _Converted], list[dict]]:
+    """Run :func:`convert_chunk` on every chunk not done yet; what each chunk gave, by chunk
+    number, and the bad rows in order.
 
     Under ``on_error='raise'`` the first bad row is an :class:`ItemError`; chunks finish in any
     order, so it is named only once every row before it is known (the same error every run).
     """
     from espnet3.parallel import map_indexed
 
-    by_chunk: dict[int, list[MonoCut]] = {}
-    failures: list[dict] = []
-    first_bad = None  # lowest chunk with a bad row, when on_error='raise'
+    by_chunk: dict[int, _Converted] = dict(chunks.done)
+    bad = [n for n, converted in by_chunk.items() if converted.failures]
+    first_bad = min(bad) if on_error == "raise" and bad else None
+
+    def first_bad_known() -> bool:
+        """Whether a bad row stops the map: every row before the first bad one is known."""
+        return first_bad is not None and all(n in by_chunk for n in range(first_bad))
+
     try:
-        for position, (cuts, bad) in map_indexed(
-            convert_chunk, chunks, client, chunk_size=1, **options
-        ):
-            by_chunk[position] = cuts
-            failures.extend(bad)
-            if bad and on_error == "raise" and (first_bad is None or position < first_bad):
-                first_bad = position
-            if first_bad is not None and all(p in by_chunk for p in range(first_bad)):
-                first = min(failures, key=lambda e: e["index"])
-                raise ItemError(
-                    f"row {first['index']} (utt_id {first['utt_id']!r}) of {where}: "
-                    f"{first['error']} (on_error='skip' drops such rows)",
-                    index=first["index"],
-                )
+        if not first_bad_known():
+            for _, converted in map_indexed(convert_chunk, chunks, client, chunk_size=1, **options):
+                by_chunk[converted.number] = converted
+                if converted.failures and on_error == "raise":
+                    first_bad = min(
+                        converted.number, converted.number if first_bad is None else first_bad
+                    )
+                if first_bad_known():
+                    break
+        failures = [bad for n in sorted(by_chunk) for bad in by_chunk[n].failures]
+        if on_error == "raise" and failures:
+            first = failures[0]
+            raise ItemError(
+                f"row {first['index']} (utt_id {first['utt_id']!r}) of {where}: "
+                f"{first['error']} (on_error='skip' drops such rows)",
+                index=first["index"],
+            )
     except ItemError as exc:
         if exc.__cause__ is None:  # a bad row, named above
             raise
-        cause, start = exc.__cause__, exc.index * chunks.size
+        cause, start = exc.__cause__, chunks.numbers[exc.index] * chunks.size
         reason = (
             str(cause) if isinstance(cause, Espnet3Error) else f"{type(cause).__name__}: {cause}"
         )
@@ -259,7 +310,7 @@ def _convert(
             f"{reason}",
             index=start,
         ) from cause
-    return by_chunk, sorted(failures, key=lambda e: e["index"])
+    return by_chunk, failures
 
 
 def _row_locator(location: Reference | None) -> RowLocator | None:
@@ -270,46 +321,57 @@ def _row_locator(location: Reference | None) -> RowLocator | None:
     return RowLocator(location, dataset._fingerprint, frozenset(dataset.column_names))
 
 
-def _report_cached(cuts: CutSet, cache_dir: str, where: str) -> None:
+def _report_cached(cached: int, rows: int, cache_dir: str | None, where: str) -> None:
     """One log line when some audio went to the cache: where it is, and how to choose."""
-    inside = cache_dir + os.sep
-    cached = sum(
-        1 for cut in cuts if any(s.source.startswith(inside) for s in cut.recording.sources)
+    log.warning(
+        "wrote the audio of %d of %d rows of %s under %s (chosen by %s; rows whose audio "
+        "the dataset cannot hold for the cuts: in memory, changed samples, or SPHERE); the "
+        "cuts read it from there: pass audio_dir=... or set %s to choose another directory",
+        cached,
+        rows,
+        where,
+        cache_dir,
+        audio_cache_root()[1],
+        CACHE_ENV,
     )
-    if cached:
-        log.warning(
-            "wrote the audio of %d of %d rows of %s under %s (chosen by %s; rows whose audio "
-            "the dataset cannot hold for the cuts: in memory, changed samples, or SPHERE); the "
-            "cuts read it from there: pass audio_dir=... or set %s to choose another directory",
-            cached,
-            len(cuts),
-            where,
-            cache_dir,
-            audio_cache_root()[1],
-            CACHE_ENV,
-        )
 
 
 class _Chunks:
-    """The chunks of a source's rows, made on demand; the length lets map_indexed plan tasks.
+    """The chunks of a source's rows not done yet, made on demand; the length lets
+    map_indexed plan tasks, ``numbers`` maps a task's position to its chunk.
 
     A dataset object is sent as row slices (each task carries only its rows); a reference is
-    sent as is and each worker opens it.
+    sent as is and each worker opens it. With ``parts``, chunks whose part is whole are
+    ``done`` (what their records say) and not sent.
     """
 
-    def __init__(self, source: _Source, size: int):
+    def __init__(self, source: _Source, size: int, parts: ManifestParts | None):
         self.source, self.size, self.total = source, size, source.total
+        self.count = count = math.ceil(self.total / self.size)
+        self.done: dict[int, _Converted] = {}
+        if parts is not None:
+            for number in range(count):
+                record = parts.done(number)
+                if record is not None:
+                    self.done[number] = _Converted(
+                        number, None, record["failures"], record["cached"], decode_ids(record)
+                    )
+            if self.done:
+                log.info("%s: %d of %d parts are done", parts.directory, len(self.done), count)
+        self.numbers = [n for n in range(count) if n not in self.done]
 
-    def __iter__(self):
-        for start in range(0, self.total, self.size):
+    def __iter__(self) -> Iterator[_Chunk]:
+        for number in self.numbers:
+            start = number * self.size
             stop = min(start + self.size, self.total)
             if self.source.reference is not None:
-                yield _Chunk(start, stop, self.source.reference)
+                yield _Chunk(number, start, stop, self.source.reference)
             else:
-                yield _Chunk(start, stop, rows=self.source.dataset.select(range(start, stop)))
+                rows = self.source.dataset.select(range(start, stop))
+                yield _Chunk(number, start, stop, rows=rows)
 
     def __len__(self) -> int:
-        return math.ceil(self.total / self.size)
+        return len(self.numbers)
 
 
 def convert_chunk(
@@ -320,14 +382,17 @@ def convert_chunk(
     id_prefix: str,
     audio_format: str,
     cache_dir: str | None = None,
-) -> tuple[list[MonoCut], list[dict]]:
-    """Convert one chunk of rows on a worker; return its cuts and its bad rows."""
+    parts_dir: str | None = None,
+) -> _Converted:
+    """Convert one chunk of rows on a worker: its cuts (written as its part when given
+    ``parts_dir``) and its bad rows."""
     rows = chunk.rows
     if chunk.reference is not None:
         dataset = open_reference(chunk.reference)
         if chunk.start >= len(dataset):  # dataset_length was larger than the dataset
-            return [], []
-        rows = dataset.select(range(chunk.start, min(chunk.stop, len(dataset))))
+            rows = dataset.select([])
+        else:
+            rows = dataset.select(range(chunk.start, min(chunk.stop, len(dataset))))
     cuts, bad = [], []
     for index, row in enumerate(_iter_rows(rows), start=chunk.start):
         try:
@@ -352,7 +417,20 @@ def convert_chunk(
                     "error": message,
                 }
             )
-    return cuts, bad
+    cached = _count_cached(cuts, cache_dir)
+    if parts_dir is None:
+        return _Converted(chunk.number, cuts, bad, cached)
+    ids = id_digests(cut.id for cut in cuts) if "id" in fields else b""
+    write_part(parts_dir, chunk.number, cuts, rows=len(rows), failures=bad, cached=cached, ids=ids)
+    return _Converted(chunk.number, None, bad, cached, ids)
+
+
+def _count_cached(cuts: list[MonoCut], cache_dir: str | None) -> int:
+    """How many of ``cuts`` read their audio from the cache directory."""
+    if cache_dir is None:
+        return 0
+    inside = cache_dir + os.sep
+    return sum(1 for cut in cuts if any(s.source.startswith(inside) for s in cut.recording.sources))
 
 
 def _iter_rows(rows: Any) -> Iterator[dict]:
@@ -374,17 +452,90 @@ def _safe_id(row: Any, index: int, fields: Mapping[str, Callable], id_prefix: st
         return None
 
 
-def _assemble(by_chunk: dict[int, list[MonoCut]]) -> RowCutSet:
-    cuts = [cut for position in sorted(by_chunk) for cut in by_chunk[position]]
+def _assemble(by_chunk: dict[int, _Converted]) -> RowCutSet:
+    """The cuts the chunks returned, in row order, as one eager set."""
+    cuts = [cut for number in sorted(by_chunk) for cut in by_chunk[number].cuts or ()]
     seen: set[str] = set()
     for cut in cuts:
         if cut.id in seen:
-            raise Espnet3Error(
-                f"utterance id {cut.id!r} occurs more than once: make data_info['id'] unique "
-                "or drop it to use row numbers"
-            )
+            raise _duplicate(cut.id)
         seen.add(cut.id)
     return RowCutSet(cuts)
+
+
+def _combined(parts: ManifestParts, by_chunk: dict[int, _Converted], count: int) -> RowCutSet:
+    """The parts concatenated into one manifest, and a lazy set over it; ids are checked for
+    duplicates by their 8-byte digests (each one seen twice is confirmed by its text)."""
+    path = parts.combine(count)
+    cuts = RowCutSet(CutSet.from_jsonl_lazy(path))
+    digest = duplicate_digest(by_chunk[n].ids for n in sorted(by_chunk))
+    if digest is not None:
+        seen: set[str] = set()
+        for cut_id in ids_with_digest(cuts, digest):
+            if cut_id in seen:
+                raise _duplicate(cut_id)
+            seen.add(cut_id)
+    return cuts
+
+
+def _duplicate(cut_id: str) -> Espnet3Error:
+    return Espnet3Error(
+        f"utterance id {cut_id!r} occurs more than once: make data_info['id'] unique "
+        "or drop it to use row numbers"
+    )
+
+
+def _parts(manifest_dir: str | os.PathLike | None, settings: dict[str, Any]) -> ManifestParts:
+    """The parts directory: under ``manifest_dir``, else under the cache (named in a log)."""
+    if manifest_dir is None:
+        manifest_dir = audio_cache_root()[0] / "hf_cuts" / stable_hash(settings)
+        log.warning(
+            "writing the cuts of %s split %r in parts under %s (no manifest_dir given; chosen "
+            "by %s): pass manifest_dir=... to choose where",
+            settings["dataset"],
+            settings["split"],
+            manifest_dir,
+            audio_cache_root()[1],
+        )
+    return ManifestParts(manifest_dir, settings)
+
+
+def _settings(
+    dataset_id: Any,
+    split: str | None,
+    source: _Source,
+    size: int,
+    options: Mapping[str, Any],
+    raw_audio: bool,
+    data_info: Mapping[str, Any] | None,
+) -> dict[str, Any]:
+    """What a conversion's parts depend on, as JSON values: parts of other settings are not
+    reused."""
+    if isinstance(dataset_id, (str, os.PathLike)) and source.reference is not None:
+        dataset = source.reference.path
+    else:
+        dataset = f"fingerprint {source.dataset._fingerprint}"
+    return {
+        "dataset": dataset,
+        "split": split,
+        "rows": source.total,
+        "rows_per_chunk": size,
+        "raw_audio": raw_audio,
+        "data_info": {name: _identity(how) for name, how in (data_info or {}).items()},
+        **{k: options[k] for k in ("audio_dir", "id_prefix", "audio_format")},
+    }
+
+
+def _identity(how: Any) -> str:
+    """A column name, or a function by its name and a digest of its code (equal across runs;
+    other callables by ``repr``, which may not be)."""
+    if isinstance(how, str):
+        return how
+    code = getattr(how, "__code__", None)
+    name = f"{getattr(how, '__module__', '')}.{getattr(how, '__qualname__', repr(how))}"
+    if code is None:
+        return repr(how)
+    return f"{name}:{stable_hash(code.co_code.hex(), repr(code.co_consts), code.co_names)}"
 
 
 def _describe(dataset_id: Any) -> str:

@@ -12,6 +12,7 @@ Example:
 
 from __future__ import annotations
 
+import gzip
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -24,13 +25,12 @@ from espnet3.data.fields import plain
 from espnet3.data.hdf5_store import HDF5Store, is_hdf5_file
 from espnet3.data.hf_open import open_split
 from espnet3.data.kaldi_feats import FEATS_SCP, KaldiFeats, is_feats_dir
+from espnet3.data.manifest_parts import LHOTSE_CUTS, whole_parts
 from espnet3.data.manifests import is_kaldi_dir, read_manifest
 from espnet3.data.row_items import convert_to_dataset
 from espnet3.data.row_source import install_for
 from espnet3.errors import ConfigError
 
-#: The file a directory of Lhotse cuts holds.
-LHOTSE_CUTS = "cuts.jsonl.gz"
 _MANIFEST_INFO = {"audio": "audio", "text": "text", "id": "utt_id"}
 
 
@@ -66,27 +66,76 @@ class CutReader:
         return len(self.cuts)
 
     def __getitem__(self, index: int) -> dict[str, Any]:
-        cut = self.cuts[index]
-        install_for(cut)  # here, not at __init__: a DataLoader worker may get the reader pickled
-        audio = cut.load_audio()
-        speech = audio[0] if audio.shape[0] == 1 else audio.T
-        supervisions = cut.supervisions
-        item = {
-            "utt_id": cut.id,
-            "speech": np.ascontiguousarray(speech, dtype=np.float32),
-            "sampling_rate": cut.sampling_rate,
-            "text": " ".join(s.text for s in supervisions if s.text),
-        }
-        first = supervisions[0] if supervisions else None
-        for name in ("speaker", "language"):
-            value = getattr(first, name, None)
-            if value is not None:
-                item[name] = value
-        item.update(plain(dict(cut.custom or {})))
-        return item
+        return cut_item(self.cuts[index])
 
     def uids(self) -> list[str]:
         return list(self.cuts.ids)
+
+
+def cut_item(cut: Any) -> dict[str, Any]:
+    """The item of one cut: its audio, text, speaker, language and custom fields."""
+    install_for(cut)  # here, not at open: a DataLoader worker may get the reader pickled
+    audio = cut.load_audio()
+    speech = audio[0] if audio.shape[0] == 1 else audio.T
+    supervisions = cut.supervisions
+    item = {
+        "utt_id": cut.id,
+        "speech": np.ascontiguousarray(speech, dtype=np.float32),
+        "sampling_rate": cut.sampling_rate,
+        "text": " ".join(s.text for s in supervisions if s.text),
+    }
+    first = supervisions[0] if supervisions else None
+    for name in ("speaker", "language"):
+        value = getattr(first, name, None)
+        if value is not None:
+            item[name] = value
+    item.update(plain(dict(cut.custom or {})))
+    return item
+
+
+class PartsReader:
+    """Cuts written in parts (:mod:`espnet3.data.manifest_parts`), read lazily: only the
+    number of cuts per part is held, and the part an item is in is decompressed when asked
+    (the last one is kept), so a corpus of any size opens at once in little memory.
+    """
+
+    def __init__(self, parts: list[tuple[Path, int]]):
+        self.paths = [path for path, _ in parts]
+        self.ends = np.cumsum([count for _, count in parts], dtype=np.int64)
+        self._lines: tuple[int, list[bytes]] | None = None  # the part read last
+
+    def __len__(self) -> int:
+        return int(self.ends[-1])
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        from lhotse.serialization import deserialize_item
+
+        part = int(np.searchsorted(self.ends, index, side="right"))
+        first = int(self.ends[part - 1]) if part else 0
+        return cut_item(deserialize_item(json.loads(self._part(part)[index - first])))
+
+    def _part(self, part: int) -> list[bytes]:
+        if self._lines is None or self._lines[0] != part:
+            with gzip.open(self.paths[part], "rb") as f:
+                self._lines = (part, f.read().splitlines())
+        return self._lines[1]
+
+    def uids(self) -> list[str]:
+        ids = []
+        for path in self.paths:
+            with gzip.open(path, "rt", encoding="utf-8") as f:
+                ids.extend(json.loads(line)["id"] for line in f)
+        return ids
+
+    def __getstate__(self) -> dict[str, Any]:  # a DataLoader worker reads its own parts
+        return {**self.__dict__, "_lines": None}
+
+
+def _open_cuts(cuts: Any) -> Reader:
+    """A lazy set read from a manifest combined from parts is read by part; others eagerly."""
+    path = getattr(cuts.data, "path", None) if cuts.is_lazy else None
+    parts = whole_parts(Path(path).parent) if path and Path(path).name == LHOTSE_CUTS else None
+    return PartsReader(parts) if parts else CutReader(cuts)
 
 
 class HuggingFaceReader:
@@ -169,14 +218,15 @@ def _is_feats(path: Path) -> bool:
     return path.is_dir() and is_feats_dir(path) and not (path / "wav.scp").is_file()
 
 
-def _cuts_from(path: Path) -> CutReader:
+def _cuts_from(path: Path) -> Reader:
     from lhotse import CutSet
 
-    return CutReader(CutSet.from_file(path))
+    parts = whole_parts(path.parent) if path.name == LHOTSE_CUTS else None
+    return PartsReader(parts) if parts else CutReader(CutSet.from_file(path))
 
 
 INPUT_KINDS: list[InputKind] = [
-    InputKind("cutset", "a lhotse CutSet", _is_cutset, lambda s, split, info: CutReader(s)),
+    InputKind("cutset", "a lhotse CutSet", _is_cutset, lambda s, split, info: _open_cuts(s)),
     InputKind(
         "huggingface",
         "a datasets.Dataset or DatasetDict",

@@ -29,7 +29,7 @@ import logging
 import os
 import re
 import shutil
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -127,6 +127,23 @@ class _AudioCopier:
             converted.append(fastcopy(cut, recording=self.recordings[cut.recording_id]))
         return CutSet.from_cuts(converted)
 
+    def streamed(self, cuts: Iterable[Cut], beside: Path) -> Iterator[Cut]:
+        """``cuts`` with dataset-row sources replaced by files, converted as they are read
+        (a recording is copied once per run of consecutive cuts of it); the names of the
+        entries in ``beside`` that file sources lie under are collected in ``used``."""
+        self.used: set[str] = set()
+        inside = f"{beside}{os.sep}"
+        last: Recording | None = None
+        for position, cut in enumerate(cuts):
+            if last is None or last.id != cut.recording_id:
+                last = self.native(cut.recording, position)
+                self.used.update(
+                    s.source[len(inside) :].split(os.sep, 1)[0]
+                    for s in last.sources
+                    if s.type == "file" and s.source.startswith(inside)
+                )
+            yield fastcopy(cut, recording=last)
+
     def native(self, recording: Recording, position: int) -> Recording:
         """``recording`` with each of its dataset-row sources replaced by a copied file."""
         if not any(names_row(source) for source in recording.sources):
@@ -211,7 +228,7 @@ class RowCutSet(CutSet):
         staging.mkdir()
         try:
             audio = _AudioCopier(staging / AUDIO_DIR, final)
-            cuts = audio.cuts(self)
+            cuts = CutSet(audio.streamed(self, target.parent))  # lazy: converted as written
             write(cuts, staging / target.name)  # the same name: Lhotse picks the format by it
             _fsync(staging / target.name)
             os.rename(staging / AUDIO_DIR, final)
@@ -222,7 +239,7 @@ class RowCutSet(CutSet):
                 raise
         finally:
             shutil.rmtree(staging, ignore_errors=True)
-        _remove_earlier_audio(target, _audio_dirs_used(target, cuts))
+        _remove_earlier_audio(target, audio.used)
         log.info("%s: copied the audio of %d recordings to %s", target, audio.copied, final)
 
 
@@ -246,17 +263,6 @@ def _fsync(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
-
-
-def _audio_dirs_used(target: Path, cuts: CutSet) -> set[str]:
-    """Names of the entries beside ``target`` that file sources of ``cuts`` lie under."""
-    inside = f"{target.parent}{os.sep}"
-    return {
-        s.source[len(inside) :].split(os.sep, 1)[0]
-        for cut in cuts
-        for s in cut.recording.sources
-        if s.type == "file" and s.source.startswith(inside)
-    }
 
 
 def _remove_earlier_audio(target: Path, used: set[str]) -> None:
