@@ -14,6 +14,7 @@ Example:
 from __future__ import annotations
 
 import argparse
+import array
 import contextlib
 import sys
 from collections.abc import Iterator
@@ -63,8 +64,8 @@ def _describe(args: argparse.Namespace) -> int:
             print(f"\n{split}:")
             cuts.describe()
     if args.plot:
-        durations = {
-            split: [duration for duration, _, _ in utterances(path)]
+        durations = {  # 8 bytes per utterance
+            split: array.array("d", (duration for duration, _, _ in utterances(path)))
             for split, path in find_splits(data_dir).items()
         }
         title = f"utterance durations of {data_dir}"

@@ -23,7 +23,7 @@ import json
 import os
 import shutil
 import zlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -57,50 +57,66 @@ def find_splits(data_dir: str | os.PathLike) -> dict[str, Path]:
 
 
 def load_splits(data_dir: str | os.PathLike) -> dict[str, Any]:
-    """``{split: CutSet}`` of ``data_dir`` (Lhotse cuts built from manifests where needed)."""
+    """``{split: CutSet}`` of ``data_dir``: cut manifests lazily (read as they are iterated),
+    Lhotse cuts built from manifests where needed."""
     from lhotse import CutSet
 
     splits = {}
     for split, path in find_splits(data_dir).items():
         with _damaged_names(path):
-            splits[split] = CutSet.from_file(path) if _is_cuts(path) else _cuts_of_manifest(path)
+            splits[split] = (
+                CutSet.from_jsonl_lazy(path) if _is_cuts(path) else _cuts_of_manifest(path)
+            )
     return splits
 
 
-def utterances(path: Path) -> list[tuple[float, str | None, str]]:
-    """``(duration, speaker, text)`` of every utterance of one split, read without Lhotse
-    (cut lines as JSON; manifests through their audio headers), so describing is quick."""
+def utterances(path: Path) -> Iterator[tuple[float, str | None, str]]:
+    """``(duration, speaker, text)`` of every utterance of one split, streamed and read
+    without Lhotse (cut lines as JSON; manifests through their audio headers), so describing
+    is quick and holds one line at a time."""
     if _is_cuts(path):
         with _damaged_names(path), gzip.open(path, "rt", encoding="utf-8") as f:
-            cuts = [json.loads(line) for line in f if line.strip()]
-        return [
-            (
-                cut["duration"],
-                (cut.get("supervisions") or [{}])[0].get("speaker"),
-                " ".join(s.get("text") or "" for s in cut.get("supervisions") or []),
-            )
-            for cut in cuts
-        ]
+            for line in f:
+                if line.strip():
+                    cut = json.loads(line)
+                    supervisions = cut.get("supervisions") or []
+                    yield (
+                        cut["duration"],
+                        (supervisions or [{}])[0].get("speaker"),
+                        " ".join(s.get("text") or "" for s in supervisions),
+                    )
+        return
     import soundfile
 
     from espnet3.data.manifests import read_manifest
 
-    return [
-        (soundfile.info(row["audio"]).duration, row.get("speaker"), row["text"])
-        for row in read_manifest(path)
-    ]
+    for row in read_manifest(path):
+        yield soundfile.info(row["audio"]).duration, row.get("speaker"), row["text"]
 
 
-def summarize(rows: list[tuple[float, str | None, str]]) -> dict[str, Any]:
+def summarize(
+    rows: Iterable[tuple[float, str | None, str]], durations: list[float] | None = None
+) -> dict[str, Any]:
     """Utterances, total hours, mean seconds, speakers and vocabulary size (distinct words)
-    of :func:`utterances`' rows."""
-    durations = [duration for duration, _, _ in rows]
+    of :func:`utterances`' rows, read once; each duration is also appended to ``durations``
+    when given (for a histogram). Only distinct speakers and words are held."""
+    count, seconds = 0, 0.0
+    speakers: set[str] = set()
+    words: set[str] = set()
+    for duration, speaker, text in rows:
+        count += 1
+        seconds += duration
+        if speaker:
+            speakers.add(speaker)
+        words.update(text.split())
+        if durations is not None:
+            durations.append(duration)
     return {
-        "utterances": len(rows),
-        "hours": round(sum(durations) / 3600, 4),
-        "mean_seconds": round(sum(durations) / len(durations), 2) if durations else 0.0,
-        "speakers": len({speaker for _, speaker, _ in rows if speaker}),
-        "vocabulary": len({word for _, _, text in rows for word in text.split()}),
+        "utterances": count,
+        "hours": round(seconds / 3600, 4),
+        "mean_seconds": round(seconds / count, 2) if count else 0.0,
+        "speakers": len(speakers),
+        "vocabulary": len(words),
     }
 
 
@@ -193,6 +209,11 @@ def export_kaldi(data_dir: str | os.PathLike, out_dir: str | os.PathLike) -> lis
 
     Every utterance needs a speaker, and (Kaldi's rule) its id must start with it.
 
+    The cuts are streamed (read twice, never held): the recordings and supervisions go to
+    lazy manifests beside the output, which Lhotse's export reads; sorting the Kaldi files
+    holds their keys and values (about 8 bytes per utterance are also kept to check that
+    recordings are not shared).
+
     Example:
         >>> import tempfile, pathlib, numpy as np, soundfile as sf
         >>> d = pathlib.Path(tempfile.mkdtemp())
@@ -214,26 +235,18 @@ def export_kaldi(data_dir: str | os.PathLike, out_dir: str | os.PathLike) -> lis
     out.mkdir(parents=True, exist_ok=True)
     written = []
     for split, cuts in load_splits(data_dir).items():
-        _check_kaldi_ids(split, cuts)
-        recordings, supervisions, _ = cuts.decompose()
-        whole = _whole_recordings(recordings, supervisions)
-        if whole:
-            recordings, supervisions = _keyed_by_utterance(recordings, supervisions)
+        whole = _check_cuts(split, cuts)
         # os.mkdir, not mkdtemp: the directory gets the umask's mode, as the files in it do.
         staging = Path(temp_name(out / split))
         os.mkdir(staging)
         try:
+            recordings, supervisions = _decomposed(cuts, whole, staging / "manifests")
             export_to_kaldi(recordings, supervisions, staging)
+            shutil.rmtree(staging / "manifests")
             if whole:
                 (staging / "segments").unlink()
                 (staging / "reco2dur").unlink()
-            speakers: dict[str, list[str]] = {}
-            for sup in sorted(supervisions, key=lambda s: s.id):
-                speakers.setdefault(sup.speaker, []).append(sup.id)
-            atomic_write_text(
-                staging / "spk2utt",
-                "".join(f"{spk} {' '.join(utts)}\n" for spk, utts in sorted(speakers.items())),
-            )
+            _write_spk2utt(staging)
             target = out / split
             if target.exists():
                 shutil.rmtree(target)
@@ -244,48 +257,85 @@ def export_kaldi(data_dir: str | os.PathLike, out_dir: str | os.PathLike) -> lis
     return written
 
 
-def _whole_recordings(recordings: Any, supervisions: Any) -> bool:
-    """Whether every utterance is all of its single-channel recording (one per recording,
-    from 0 to within a sample of its end)."""
-    per_recording: dict[str, list[Any]] = {}
-    for sup in supervisions:
-        per_recording.setdefault(sup.recording_id, []).append(sup)
-    for recording in recordings:
-        sups = per_recording.get(recording.id, [])
-        if recording.num_channels != 1 or len(sups) != 1:
-            return False
-        sample = 1 / recording.sampling_rate
-        if sups[0].start >= sample or abs(sups[0].duration - recording.duration) >= sample:
-            return False
-    return True
+def _check_cuts(split: str, cuts: Any) -> bool:
+    """Check every utterance's speaker and id (streaming the cuts); whether every utterance is
+    all of its single-channel recording (one per recording, from 0 to within a sample of its
+    end), so ``wav.scp`` can be keyed by utterance."""
+    from espnet3.data.manifest_parts import duplicate_digest, id_digests
+
+    whole, recordings = True, []
+    for cut in _data_cuts(cuts):
+        for sup in cut.supervisions:
+            _check_kaldi_id(split, sup)
+        if whole:
+            recording, sups = cut.recording, cut.supervisions
+            sample = 1 / recording.sampling_rate
+            whole = (
+                recording.num_channels == 1
+                and len(sups) == 1
+                and cut.start + sups[0].start < sample
+                and abs(sups[0].duration - recording.duration) < sample
+            )
+            recordings.append(id_digests([recording.id]))
+    return whole and duplicate_digest(recordings) is None
 
 
-def _keyed_by_utterance(recordings: Any, supervisions: Any) -> tuple[Any, Any]:
-    """Recordings renamed to their (only) utterance's id, so ``wav.scp`` is keyed by it."""
+def _decomposed(cuts: Any, whole: bool, directory: Path) -> tuple[Any, Any]:
+    """The cuts' recordings and supervisions written to lazy manifests in ``directory`` (each
+    recording once, consecutive repeats skipped; renamed to their utterance when ``whole``)."""
     from lhotse import RecordingSet, SupervisionSet
     from lhotse.utils import fastcopy
 
-    utterance_of = {sup.recording_id: sup.id for sup in supervisions}
-    return (
-        RecordingSet.from_recordings(fastcopy(r, id=utterance_of[r.id]) for r in recordings),
-        SupervisionSet.from_segments(fastcopy(s, recording_id=s.id) for s in supervisions),
+    directory.mkdir()
+    paths = directory / "recordings.jsonl.gz", directory / "supervisions.jsonl.gz"
+    last = None
+    with RecordingSet.open_writer(paths[0]) as recs, SupervisionSet.open_writer(paths[1]) as sups:
+        for cut in _data_cuts(cuts):
+            for sup in cut.supervisions:
+                sup = sup.with_offset(cut.start)  # from the cut's start to the recording's
+                sups.write(fastcopy(sup, recording_id=sup.id) if whole else sup)
+            if whole:
+                recs.write(fastcopy(cut.recording, id=cut.supervisions[0].id))
+            elif cut.recording_id != last:
+                recs.write(cut.recording)
+            last = cut.recording_id
+    return RecordingSet.from_jsonl_lazy(paths[0]), SupervisionSet.from_jsonl_lazy(paths[1])
+
+
+def _data_cuts(cuts: Any) -> Iterator[Any]:
+    """The cuts that hold a recording: each cut, or each track of a mixed one."""
+    for cut in cuts:
+        if hasattr(cut, "tracks"):
+            yield from (track.cut for track in cut.tracks if hasattr(track.cut, "recording"))
+        else:
+            yield cut
+
+
+def _write_spk2utt(directory: Path) -> None:
+    """``spk2utt`` from the sorted ``utt2spk`` Lhotse wrote."""
+    speakers: dict[str, list[str]] = {}
+    with open(directory / "utt2spk", encoding="utf-8") as f:
+        for line in f:
+            utterance, speaker = line.split()
+            speakers.setdefault(speaker, []).append(utterance)
+    atomic_write_text(
+        directory / "spk2utt",
+        "".join(f"{spk} {' '.join(utts)}\n" for spk, utts in sorted(speakers.items())),
     )
 
 
-def _check_kaldi_ids(split: str, cuts: Any) -> None:
-    for cut in cuts:
-        for sup in cut.supervisions:
-            if not sup.speaker:
-                raise ConfigError(
-                    f"utterance {sup.id} of split {split} has no speaker, which utt2spk needs: "
-                    "record speakers in the data (manifest column 4, utt2spk, or supervisions)"
-                )
-            if not sup.id.startswith(sup.speaker):
-                raise ConfigError(
-                    f"utterance id {sup.id} of split {split} does not start with its speaker "
-                    f"{sup.speaker!r}, so Kaldi's sorted files disagree: name utterances "
-                    "<speaker>-<rest>"
-                )
+def _check_kaldi_id(split: str, sup: Any) -> None:
+    if not sup.speaker:
+        raise ConfigError(
+            f"utterance {sup.id} of split {split} has no speaker, which utt2spk needs: "
+            "record speakers in the data (manifest column 4, utt2spk, or supervisions)"
+        )
+    if not sup.id.startswith(sup.speaker):
+        raise ConfigError(
+            f"utterance id {sup.id} of split {split} does not start with its speaker "
+            f"{sup.speaker!r}, so Kaldi's sorted files disagree: name utterances "
+            "<speaker>-<rest>"
+        )
 
 
 @contextlib.contextmanager
