@@ -33,6 +33,7 @@ ORDER = [
     "hf_cutset",
     "combined_dataset",
     "mini_an4",
+    "scale",
     "slurm_startup",
 ]
 
