@@ -200,3 +200,49 @@ def test_the_lazy_result_is_shared_by_streaming_its_audio_beside_the_manifest(ut
     assert {c.recording.sources[0].type for c in shared} == {"file"}
     assert [c.id for c in shared] == [u["utt_id"] for u in utterances]
     assert_same_audio(shared, utterances)
+
+
+KILLED_SCRIPT = """
+import sys, time
+from espnet3.data.hf_to_lhotse import cutset_from_huggingface
+
+def text(row):
+    time.sleep(0.003)
+    return row["text"]
+
+cuts = cutset_from_huggingface(
+    {"audio": "audio", "text": text}, None, sys.argv[1], None,
+    manifest_dir=sys.argv[2], rows_per_chunk=10,
+)
+print(sum(1 for _ in cuts))
+"""
+
+
+def test_a_killed_conversion_resumes_from_its_whole_parts(utterances, tmp_path):
+    import signal
+    import time
+
+    import datasets
+
+    rows = datasets.concatenate_datasets([hf_dataset(utterances, "bytes")] * 30)
+    rows.save_to_disk(tmp_path / "rows")
+    script = tmp_path / "convert.py"
+    script.write_text(KILLED_SCRIPT)
+    target, parts = tmp_path / "m", tmp_path / "m" / "parts"
+    command = [sys.executable, str(script), str(tmp_path / "rows")]
+    killed = subprocess.Popen([*command, str(target)], stdout=subprocess.PIPE)
+    while len(list(parts.glob("cuts.*.json"))) < 3 and killed.poll() is None:
+        time.sleep(0.01)
+    killed.send_signal(signal.SIGKILL)
+    killed.wait()
+    assert not (target / "cuts.jsonl.gz").exists()  # it died before the end
+    kept = {p.name: p.stat().st_mtime_ns for p in parts.glob("cuts.*.json")}
+    assert 3 <= len(kept) < len(rows) // 10
+
+    resumed = subprocess.run([*command, str(target)], capture_output=True, text=True)
+    clean = subprocess.run([*command, str(tmp_path / "clean")], capture_output=True, text=True)
+    assert resumed.returncode == 0 and clean.returncode == 0, resumed.stderr + clean.stderr
+    assert int(resumed.stdout) == int(clean.stdout) == len(rows)
+    assert {n: parts.joinpath(n).stat().st_mtime_ns for n in kept} == kept  # not redone
+    read = lambda d: [c.to_dict() for c in CutSet.from_jsonl_lazy(d / "cuts.jsonl.gz")]  # noqa: E731
+    assert read(target) == read(tmp_path / "clean")
