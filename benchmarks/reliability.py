@@ -824,6 +824,59 @@ def killed_shard(tmp: Path) -> Row:
     )
 
 
+CONVERT_SCRIPT = """
+import sys, time
+from espnet3.data.hf_to_lhotse import cutset_from_huggingface
+
+def text(row):
+    time.sleep(0.003)
+    return row["text"]
+
+cuts = cutset_from_huggingface(
+    {"audio": "audio", "text": text}, None, sys.argv[1], None,
+    manifest_dir=sys.argv[2], rows_per_chunk=10,
+)
+print(sum(1 for _ in cuts))
+"""
+
+
+@case(
+    "D11",
+    "tests/data/test_manifest_parts.py::test_a_killed_conversion_resumes_from_its_whole_parts",
+)
+def killed_conversion(tmp: Path) -> Row:
+    """`cutset_from_huggingface(..., manifest_dir=...)` over 600 rows, killed (SIGKILL) once
+    three of its 60 parts are in place, then the same call again."""
+    from lhotse import CutSet
+
+    from benchmarks.bench_scale import make_dataset
+
+    rows = make_dataset(600, tmp / "rows")
+    script = tmp / "convert.py"
+    script.write_text(CONVERT_SCRIPT)
+    target, parts = tmp / "m", tmp / "m" / "parts"
+    command = [sys.executable, str(script), str(rows), str(target)]
+    victim = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _wait_for(lambda: len(list(parts.glob("cuts.*.json"))) >= 3)
+    victim.send_signal(signal.SIGKILL)
+    victim.wait()
+    kept = {p.name: p.stat().st_mtime_ns for p in parts.glob("cuts.*.json")}
+    with Clock() as clock:
+        again = subprocess.run(command, capture_output=True, text=True)
+    assert again.returncode == 0, again.stderr
+    untouched = sum(parts.joinpath(n).stat().st_mtime_ns == t for n, t in kept.items())
+    ids = [int(c.id) for c in CutSet.from_jsonl_lazy(target / "cuts.jsonl.gz")]
+    lost, dup = count_lost_and_duplicated(ids, list(range(600)))
+    assert untouched == len(kept) and lost == dup == 0
+    return Row(
+        f"the {len(kept)} parts written before the kill are kept as they are and the other "
+        f"{60 - len(kept)} converted; cuts.jsonl.gz is written once, at the end",
+        f"{clock.s:.1f} (rerun)",
+        lost=str(lost),
+        duplicated=str(dup),
+    )
+
+
 @case("D5", "tests/runner/test_async_local.py::test_truncated_results_are_never_complete")
 def truncated_results(tmp: Path) -> Row:
     """A finished shard's results file loses a line in the middle (its `done` records the
