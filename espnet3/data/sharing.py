@@ -76,11 +76,13 @@ def save_lhotse(cuts: Any, directory: str | os.PathLike) -> None:
 
     Audio that only espnet3 reads (a source naming a Hugging Face dataset row, see
     :mod:`espnet3.data.row_source`) is copied, its encoded bytes unchanged, to
-    ``<directory>/audio/<recording // 1000>/<recording id>.<ext>``, and the manifests point at
-    those files by absolute path (read them where they were written, e.g. on a shared file
+    ``<directory>/audio/<cut position // 1000>/<recording id>.<ext>``, and the manifests point
+    at those files by absolute path (read them where they were written, e.g. on a shared file
     system); other audio (files, URLs) is referenced where it is. So the saved cuts load, and
     pass ``lhotse.validate(cuts, read_data=True)``, in a process that never imported espnet3.
     The cuts passed in keep their sources. :func:`save_huggingface` embeds the audio instead.
+    The cuts are streamed: a lazy set is written without being held, each recording once per
+    run of consecutive cuts of it.
 
     Example:
         >>> import tempfile, pathlib, numpy as np, soundfile as sf
@@ -93,17 +95,23 @@ def save_lhotse(cuts: Any, directory: str | os.PathLike) -> None:
         0.1
     """
     target = Path(directory).resolve()  # the manifests name the audio by absolute path
-    cuts = cuts.to_eager()
     with _staged(target) as staging:
         staging.mkdir()
         # Written into the staging directory, named where they will be once it is renamed.
         audio = _AudioCopier(staging / AUDIO_DIR, target / AUDIO_DIR)
-        cuts = audio.cuts(cuts)
-        supervisions = SupervisionSet.from_segments(s for c in cuts for s in c.supervisions)
-        recordings = RecordingSet.from_recordings(audio.recordings.values())
-        recordings.to_file(staging / "recordings.jsonl.gz")
-        supervisions.to_file(staging / "supervisions.jsonl.gz")
-        cuts.to_file(staging / LHOTSE_CUTS)
+        with (
+            RecordingSet.open_writer(staging / "recordings.jsonl.gz") as recordings,
+            SupervisionSet.open_writer(staging / "supervisions.jsonl.gz") as supervisions,
+            CutSet.open_writer(staging / LHOTSE_CUTS) as written,
+        ):
+            last = None
+            for cut in audio.streamed(cuts, target):  # streamed: a lazy set stays lazy
+                if cut.recording_id != last:
+                    recordings.write(cut.recording)
+                    last = cut.recording_id
+                for supervision in cut.supervisions:  # from the cut's start to the recording's
+                    supervisions.write(supervision.with_offset(cut.start))
+                written.write(cut)
     if audio.copied:
         log.info("save_lhotse: copied the audio of %d recordings to %s", audio.copied, audio.final)
 
@@ -116,16 +124,6 @@ class _AudioCopier:
 
     def __init__(self, staging: Path, final: Path):
         self.staging, self.final, self.copied = staging, final, 0
-        self.recordings: dict[str, Recording] = {}  # by id: each recording is copied once
-
-    def cuts(self, cuts: Iterable[Cut]) -> CutSet:
-        """``cuts`` (eager) with their recordings' dataset-row sources replaced by files."""
-        converted = []
-        for cut in cuts:
-            if cut.recording_id not in self.recordings:
-                self.recordings[cut.recording_id] = self.native(cut.recording, len(self.recordings))
-            converted.append(fastcopy(cut, recording=self.recordings[cut.recording_id]))
-        return CutSet.from_cuts(converted)
 
     def streamed(self, cuts: Iterable[Cut], beside: Path) -> Iterator[Cut]:
         """``cuts`` with dataset-row sources replaced by files, converted as they are read
