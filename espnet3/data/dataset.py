@@ -13,7 +13,9 @@ Sources:
   :func:`~espnet3.data.row_items.convert_to_dataset`;
 - a Lhotse ``CutSet`` (lazy ones are made eager), or a path to a cut manifest
   (``*.jsonl.gz``/``*.jsonl`` written by ``CutSet.to_file``, or a directory holding
-  ``cuts.jsonl.gz``);
+  ``cuts.jsonl.gz``); cuts written in parts (:mod:`espnet3.data.manifest_parts`: a
+  ``manifest_dir``, or the lazy set ``cutset_from_huggingface`` returns over it) are read one
+  part at a time instead, whatever their number;
 - a ``save_to_disk`` directory;
 - a JSONL/TSV manifest or a Kaldi data directory with ``wav.scp`` (see
   :mod:`espnet3.data.manifests`);
