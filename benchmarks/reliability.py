@@ -1003,7 +1003,7 @@ def killed_runs_temps(tmp: Path) -> Row:
         left_by(gone, data_dir / "source", directory=True),
         left_by(gone, data_dir / "wav" / "train" / "x.wav"),
         left_by(gone, data_dir / "fbank" / "train" / "00000000.h5"),
-        left_by(gone, data_dir / "fbank" / "train" / "shards" / "00000.jsonl"),
+        left_by(gone, data_dir / "fbank" / "train" / "shards" / "00000.jsonl.gz"),
         left_by(gone, data_dir / "fbank" / "cuts_train.jsonl.gz"),
     ]
     live = left_by(str(os.getpid()), data_dir / "wav" / "train" / "y.wav")
@@ -1204,14 +1204,12 @@ def _create_dataset_cmd(archive: Path, data_dir: Path, *extra: str) -> list[str]
 
 
 def _interrupt(cmd: list[str], shards: Path, group: bool) -> tuple[float, int, list[str]]:
-    """Start ``cmd``; SIGINT once 2 shards exist; seconds to exit, exit code, stderr lines."""
+    """Start ``cmd``; SIGINT once 2 shards are finished (their counts file, written last, is
+    in place); seconds to exit, exit code, stderr lines."""
     proc = subprocess.Popen(
         cmd, cwd=ROOT, stderr=subprocess.PIPE, text=True, start_new_session=group
     )
-    _wait_for(
-        lambda: proc.poll() is not None or (shards.is_dir() and len(list(shards.iterdir())) >= 2),
-        600,
-    )
+    _wait_for(lambda: proc.poll() is not None or len(list(shards.glob("*.counts.json"))) >= 2, 600)
     t0 = time.perf_counter()
     if group:
         os.killpg(proc.pid, signal.SIGINT)
@@ -1219,6 +1217,12 @@ def _interrupt(cmd: list[str], shards: Path, group: bool) -> tuple[float, int, l
         proc.send_signal(signal.SIGINT)
     _, stderr = proc.communicate(timeout=120)
     return time.perf_counter() - t0, proc.returncode, stderr.splitlines()
+
+
+def _finished_shards(shards: Path) -> list[Path]:
+    """The files of the feature shards whose counts file (written last) is in place."""
+    done = {p.name.split(".")[0] for p in shards.glob("*.counts.json")} if shards.is_dir() else ()
+    return [p for p in shards.glob("[0-9]*") if p.name.split(".")[0] in done]
 
 
 @case(
@@ -1428,7 +1432,7 @@ def sigint_then_rerun(tmp: Path) -> Row:
     shards = data_dir / "fbank" / "train" / "shards"
     cmd = _create_dataset_cmd(archive, data_dir)
     seconds, code, _ = _interrupt(cmd, shards, group=False)
-    kept = {p: p.stat().st_mtime_ns for p in shards.iterdir()}
+    kept = {p: p.stat().st_mtime_ns for p in _finished_shards(shards)}
     subprocess.run(cmd, cwd=ROOT, check=True, capture_output=True)
     redone = sum(p.stat().st_mtime_ns != m for p, m in kept.items())
     import gzip
@@ -1438,7 +1442,8 @@ def sigint_then_rerun(tmp: Path) -> Row:
     lost, dup = len(set(range(4 + 5 * 200))) - len(set(ids)), len(ids) - len(set(ids))
     assert code == 130 and redone == 0 and lost == dup == 0
     return Row(
-        f"exit 130; the rerun keeps the {len(kept)} finished shards ({redone} redone) and "
+        f"exit 130; the rerun keeps the {len(kept) // 2} finished shards ({redone} files "
+        "redone) and "
         f"completes {len(ids)} cuts",
         f"{seconds:.2f} (to exit)",
         lost=str(lost),

@@ -79,12 +79,7 @@ def write_part(
     its cuts read audio from the cache, and ``ids`` the :func:`id_digests` of user-given ids.
     """
     path = Path(directory) / part_name(number)
-    count = 0
-    with atomic_open(path, "wb", durable=False) as raw:
-        with gzip.GzipFile(fileobj=raw, mode="wb", mtime=0, compresslevel=COMPRESS_LEVEL) as gz:
-            for cut in cuts:
-                gz.write((json.dumps(cut.to_dict(), ensure_ascii=False) + "\n").encode())
-                count += 1
+    count = write_jsonl_gz(path, (cut.to_dict() for cut in cuts))
     record = {
         "number": number,
         "rows": rows,
@@ -97,6 +92,40 @@ def write_part(
     with atomic_open(_record_path(directory, number), durable=False) as f:
         json.dump(record, f)
     return record
+
+
+def write_jsonl_gz(path: str | os.PathLike, records: Iterable[Any]) -> int:
+    """Write ``records`` as JSON lines in one gzip member, atomically (not flushed to disk by
+    itself: a rerun rewrites it); how many. Neither a time nor a file name goes into the gzip
+    header, so equal records give equal bytes, and such files joined byte for byte
+    (:func:`concatenate`) are one gzip file.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> path = pathlib.Path(tempfile.mkdtemp()) / "a.jsonl.gz"
+        >>> write_jsonl_gz(path, [{"id": "a"}]), gzip.decompress(path.read_bytes())
+        (1, b'{"id": "a"}\\n')
+    """
+    count = 0
+    with (
+        atomic_open(path, "wb", durable=False) as raw,
+        gzip.GzipFile(
+            filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=COMPRESS_LEVEL
+        ) as gz,
+    ):
+        for record in records:
+            gz.write((json.dumps(record, ensure_ascii=False) + "\n").encode())
+            count += 1
+    return count
+
+
+def concatenate(target: str | os.PathLike, parts: Iterable[str | os.PathLike]) -> None:
+    """Write ``target`` atomically as the bytes of ``parts`` one after the other: gzip files
+    joined so are one gzip file (nothing is decoded)."""
+    with atomic_open(target, "wb") as out:
+        for path in parts:
+            with open(path, "rb") as part:
+                shutil.copyfileobj(part, out, _COPY_BYTES)
 
 
 def id_digests(ids: Iterable[str]) -> bytes:
@@ -158,10 +187,7 @@ class ManifestParts:
     def combine(self, count: int) -> Path:
         """Write ``DIR/cuts.jsonl.gz``: parts ``0..count-1`` concatenated, renamed into place."""
         target = self.root / LHOTSE_CUTS
-        with atomic_open(target, "wb") as out:
-            for path in self.paths(count):
-                with open(path, "rb") as part:
-                    shutil.copyfileobj(part, out, _COPY_BYTES)
+        concatenate(target, self.paths(count))
         return target
 
 

@@ -77,6 +77,11 @@ def finished_files(directory: Path) -> list[Path]:
     return [p for p in directory.iterdir() if p.is_file() and not p.name.startswith(".")]
 
 
+def finished_shards(directory: Path) -> list[Path]:
+    """The counts files in ``directory``: one per shard whose files are all in place."""
+    return [p for p in finished_files(directory) if p.name.endswith(".counts.json")]
+
+
 def mtimes(directory: Path) -> dict[str, int]:
     return {str(p): p.stat().st_mtime_ns for p in sorted(directory.rglob("*")) if p.is_file()}
 
@@ -322,18 +327,20 @@ def test_sigint_during_features_then_rerun_completes_without_redoing_shards(
     ]  # fmt: skip
     proc = subprocess.Popen(cmd, cwd=REPO, stderr=subprocess.PIPE, text=True)
     shards = data_dir / "fbank" / "train" / "shards"
-    while proc.poll() is None and len(finished_files(shards)) < 2:  # not a temp being written
+    while proc.poll() is None and len(finished_shards(shards)) < 2:
         time.sleep(0.05)
     proc.send_signal(signal.SIGINT)
     _, stderr = proc.communicate(timeout=120)
     assert proc.returncode == 130, stderr
     assert "interrupted" in stderr
-    finished = mtimes(shards)
+    done = finished_shards(shards)  # each one's part was renamed into place before it
+    parts = [counts.with_name(counts.name.replace(".counts.json", ".jsonl.gz")) for counts in done]
+    finished = {str(p): p.stat().st_mtime_ns for p in done + parts}
     n_shards = -(-(4 + 5 * 200) // 10)
-    assert 2 <= len(finished) < n_shards
+    assert 2 <= len(done) < n_shards
     subprocess.run(cmd, cwd=REPO, check=True, capture_output=True)
     after = mtimes(shards)
-    assert len(after) == n_shards
+    assert len(finished_shards(shards)) == n_shards and len(after) == 2 * n_shards
     assert {p: after[p] for p in finished} == finished
     summary = json.loads((data_dir / "fbank" / "summary.json").read_text())
     assert summary["splits"]["train"]["kept"] == 4 + 5 * 200
@@ -377,7 +384,7 @@ def test_ctrl_c_on_local_workers_prints_one_line_quickly(mini_an4_archive, tmp_p
     assert "cluster started: 2 local worker(s) (parallel.start: now)" in said[0]
     assert re.fullmatch(
         r"espnet3: interrupted; finished work is kept, run again to resume "
-        r"\(FbankRunner: \d+ of \d+ items done\)",
+        r"\(FbankShardRunner: \d+ of \d+ items done\)",
         last,
     ), stderr
     _, alive = psutil.wait_procs(children, timeout=2 * baseline)
@@ -544,7 +551,8 @@ def test_a_run_removes_what_killed_runs_left_and_keeps_a_live_writers_files(
         left_by(gone, data_dir / "source", directory=True),
         left_by(gone, data_dir / "wav" / "train" / "fash-an253-b.wav"),
         left_by(gone, data_dir / "fbank" / "train" / "00000000.h5"),
-        left_by(gone, data_dir / "fbank" / "train" / "shards" / "00000.jsonl"),
+        left_by(gone, data_dir / "fbank" / "train" / "shards" / "00000.jsonl.gz"),
+        left_by(gone, data_dir / "fbank" / "train" / "shards" / "00000.counts.json"),
         left_by(gone, data_dir / "fbank" / "cuts_train.jsonl.gz"),
     ]
     live = left_by(str(os.getpid()), data_dir / "wav" / "train" / "other.wav")
@@ -580,7 +588,7 @@ def test_a_batch_log_shows_progress_and_where_the_work_ran(mini_an4_archive, tmp
         for line in where
     ), where  # fmt: skip
     ended = [line for line in lines if re.fullmatch(r"espnet3: INFO: \w+: (\d+)/\1 items .*", line)]
-    assert {line.split(":")[2].strip() for line in ended} >= {"FbankRunner"}, text
+    assert {line.split(":")[2].strip() for line in ended} >= {"FbankShardRunner"}, text
 
 
 def test_shards_hold_about_shard_seconds_of_audio(mini_an4_archive, tmp_path):
@@ -594,6 +602,6 @@ def test_shards_hold_about_shard_seconds_of_audio(mini_an4_archive, tmp_path):
     assert summary["settings"]["shard_seconds"] == 300 and summary["settings"]["shard_size"] is None
     train = summary["splits"]["train"]
     seconds = train["frames"] / 100  # 10 ms frames
-    files = sorted((data_dir / "fbank" / "train" / "shards").glob("*.jsonl"))
+    files = sorted((data_dir / "fbank" / "train" / "shards").glob("*.jsonl.gz"))
     assert abs(len(files) - seconds / 300) <= 1, (len(files), seconds)
     assert 1 < len(files) < train["utterances"] / 10

@@ -14,7 +14,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from .manifest import read_manifest
+from .manifest import ManifestEntry, read_manifest
 
 
 class Dataset:
@@ -37,13 +37,17 @@ class Dataset:
         return [entry.utt_id for entry in self.entries]
 
     def __getitem__(self, idx: int) -> dict[str, Any]:
-        import soundfile
+        return read_item(self.data_dir, self.entries[idx])
 
-        entry = self.entries[idx]
-        speech, _ = soundfile.read(self.data_dir / entry.wav, dtype="float32")
-        return {
-            "utt_id": entry.utt_id,
-            "speech": speech,
-            "text": entry.text,
-            "speaker": entry.speaker,
-        }
+
+def read_item(data_dir: Path, entry: ManifestEntry) -> dict[str, Any]:
+    """The item of one manifest entry, its audio read now."""
+    import soundfile
+
+    speech, _ = soundfile.read(data_dir / entry.wav, dtype="float32")
+    return {
+        "utt_id": entry.utt_id,
+        "speech": speech,
+        "text": entry.text,
+        "speaker": entry.speaker,
+    }
