@@ -1,10 +1,16 @@
 """A map on a Dask cluster: adaptive chunks, a bounded number in flight, failures per item.
 
-Dask costs about a millisecond per task, so items are sent in chunks. Unless a ``chunk_size``
-is given, the chunk size adapts: the first chunks hold one item each, and from their measured
-run time later chunks are sized to last about :data:`TARGET_TASK_SECONDS`, capped so that the
-last chunks still spread over every worker. Only a bounded number of chunks is in flight, so a
-million items never become a million futures.
+Dask costs the parent milliseconds per task, so items are sent in chunks. Unless a
+``chunk_size`` is given, the chunk size adapts. The first chunks are sent before any per-item
+cost is known, one per worker thread with an equal share of the items (up to
+:data:`PROBE_ITEMS` items and about :data:`PROBE_BYTES`); their workers stop starting items
+once :data:`TARGET_TASK_SECONDS` have passed, and the items they did not reach are sent again.
+Cheap items are thus all done by the first chunks, without a round trip spent measuring, and
+costly ones cost no more than a chunk's usual time. From the measured run time later chunks
+are sized to last about
+:data:`TARGET_TASK_SECONDS`, capped so that the last chunks still spread over every worker.
+Only a bounded number of chunks is in flight, so a million items never become a million
+futures.
 
 An item that raises is reported by its chunk as that item (the exception travels back as a
 value). A chunk that fails in any other way (its worker died, a result could not be sent back)
@@ -36,7 +42,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, NamedTuple
 
 from espnet3.errors import ConfigError, Espnet3Error, ItemError
-from espnet3.parallel.chunk_task import ItemRaised, run_chunk, running_items
+from espnet3.parallel.chunk_task import ItemRaised, Items, run_chunk, running_items
 from espnet3.parallel.worker_env import SetupFn
 
 log = logging.getLogger(__name__)
@@ -48,6 +54,11 @@ TARGET_TASK_SECONDS = 0.5
 MIN_TASK_SECONDS = 0.05
 #: Upper bound on items per chunk, whatever the per-item cost.
 MAX_CHUNK_SIZE = 10_000
+#: Upper bounds on the items of a chunk sent before the per-item cost is known: in number,
+#: and in bytes as the first item pickles (items its worker does not reach are sent twice).
+PROBE_ITEMS, PROBE_BYTES = MAX_CHUNK_SIZE, 1 << 20
+#: Longest wait of a message from the client to the scheduler while a map runs (seconds).
+SEND_INTERVAL = 0.002
 #: A chunk is named in a stall warning after this many seconds and this many times its usual.
 STALL_SECONDS, STALL_FACTOR = 60.0, 10.0
 #: How often the parent looks at chunks still running (seconds).
@@ -56,9 +67,15 @@ WATCH_SECONDS = 1.0
 #: What ``on_lost(index, item, reason)`` returns is yielded for an item that was lost.
 OnLost = Callable[[int, Any, str], Any]
 
+_END = object()  # marks an iterator's end
+
 
 class ChunkSizer:
     """Chooses the next chunk size from the per-item cost measured so far.
+
+    Before a measurement, a chunk holds ``probe_items`` items, or fewer so that one chunk per
+    slot shares the whole input: cheap items are then done in one chunk per worker thread, as
+    a process pool's ``map`` does them.
 
     Example:
         >>> sizer = ChunkSizer(None, slots=2, total=1000)
@@ -67,13 +84,22 @@ class ChunkSizer:
         >>> sizer.observe(1, 0.01)             # 10 ms per item: 50 items last 0.5 s
         >>> sizer.next_size()
         50
+        >>> ChunkSizer(None, slots=2, total=1000, probe_items=10_000).next_size()
+        500
     """
 
-    def __init__(self, fixed: int | None, slots: int, total: int | None):
+    def __init__(self, fixed: int | None, slots: int, total: int | None, probe_items: int = 1):
         self.fixed = fixed
         self.slots = slots
         self.remaining = total
         self.per_item: float | None = None
+        share = probe_items if total is None else math.ceil(total / slots)
+        self.probe_items = max(1, min(probe_items, share))
+
+    @property
+    def measured(self) -> bool:
+        """Whether chunk sizes follow a measured per-item cost (or are fixed)."""
+        return self.fixed is not None or self.per_item is not None
 
     def observe(self, n_items: int, seconds: float) -> None:
         """Record that a chunk of ``n_items`` took ``seconds`` on a worker."""
@@ -85,7 +111,7 @@ class ChunkSizer:
         if self.fixed is not None:
             size = self.fixed
         elif self.per_item is None:
-            size = 1
+            size = self.probe_items
         else:
             per_item = max(self.per_item, 1e-7)
             size = int(TARGET_TASK_SECONDS / per_item)
@@ -96,6 +122,11 @@ class ChunkSizer:
         if self.remaining is not None:
             self.remaining = max(self.remaining - size, 0)
         return size
+
+    def give_back(self, n_items: int) -> None:
+        """Count ``n_items`` that were sent but not run as still to send."""
+        if self.remaining is not None:
+            self.remaining += n_items
 
 
 _LOADABLE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # client -> checked digests
@@ -151,10 +182,16 @@ class _Chunk(NamedTuple):
     start: int
     items: list[Any]
     attempt: int = 0  # > 0: a lone item retried after its chunk failed
+    budget: float | None = None  # seconds after which its worker starts no more items
 
     @property
     def span(self) -> str:
         return f"items {self.start}..{self.start + len(self.items) - 1}"
+
+    def longest(self, per_item: float) -> float:
+        """The longest it should run when each item takes up to ``per_item`` seconds."""
+        whole = per_item * len(self.items)
+        return whole if self.budget is None else min(whole, self.budget + per_item)
 
 
 #: Attempts of a lone item before it is lost: a worker can also die of something else (the
@@ -166,6 +203,12 @@ class _Running(NamedTuple):
     chunk: _Chunk
     since: float
     warned: bool
+
+
+class _Failed(NamedTuple):
+    """A chunk's task that failed as a task (its worker died, its result could not be sent)."""
+
+    error: Exception
 
 
 def dask_for(
@@ -226,22 +269,41 @@ class ChunkedMap:
         self.func, self.client, self.setup, self.kwargs = func, client, setup, kwargs
         self.item_timeout, self.on_lost = item_timeout, on_lost
         slots = max(sum(client.nthreads().values()), 1)
+        send_promptly(client)
         total = len(items) if hasattr(items, "__len__") else None
-        self.sizer = ChunkSizer(chunk_size, slots, total)
-        self.max_in_flight = max_in_flight or max(2 * slots, 4)
         self.source: Iterator[Any] | None = iter(items)  # None once it is used up
+        probe = self._probe_items() if chunk_size is None else 1
+        self.sizer = ChunkSizer(chunk_size, slots, total, probe)
+        self.max_in_flight = max_in_flight or max(2 * slots, 4)
         self.first_index = self.next_index = first_index
         self.run_id = uuid.uuid4().hex[:8]  # keeps its task keys apart from other maps'
         self.running: dict[Any, _Running] = {}  # future -> its chunk
         self.retries: deque[_Chunk] = deque()  # the items of failed chunks, one by one
+        self.pending: deque[_Chunk] = deque()  # items sent once but not reached, to send again
+
+    def _probe_items(self) -> int:
+        """Items a chunk may hold before any is measured: :data:`PROBE_ITEMS`, fewer when the
+        first item pickles to more than a share of :data:`PROBE_BYTES`."""
+        from distributed.protocol import pickle
+
+        first = next(self.source, _END)
+        if first is _END:
+            return 1
+        self.source = itertools.chain([first], self.source)
+        try:
+            size = len(pickle.dumps(first))
+        except Exception:  # submit names the cause
+            return 1
+        return max(1, min(PROBE_ITEMS, PROBE_BYTES // max(size, 1)))
 
     def run(self) -> Iterator[tuple[int, Any]]:
         """Yield ``(index, result)`` as chunks complete; what is still out is cancelled when
         the map stops early (an error, an abandoned generator)."""
         try:
             while self._submit_more():
-                for future in self._wait():
-                    yield from self._settle(future, self.running.pop(future).chunk)
+                done = list(self._wait())
+                for future, outcome in zip(done, self._fetch(done), strict=True):
+                    yield from self._settle(self.running.pop(future).chunk, outcome)
                 for future, culprit in self._overdue():
                     yield from self._stop(future, culprit)
         except (KeyboardInterrupt, SystemExit):
@@ -259,42 +321,73 @@ class ChunkedMap:
         # cluster is one worker short (a dead worker's replacement is still starting).
         isolating = self.retries or any(e.chunk.attempt for e in self.running.values())
         bound = 1 if isolating else self.max_in_flight
-        while len(self.running) < bound and (chunk := self._next_chunk()) is not None:
-            self._submit(chunk)
+        chunks: list[_Chunk] = []
+        while len(self.running) + len(chunks) < bound and (chunk := self._next_chunk()):
+            chunks.append(chunk)
+        if chunks:
+            self._submit(chunks)
         return bool(self.running)
 
     def _next_chunk(self) -> _Chunk | None:
-        """An item to retry alone, else the next items of the source; None when all are sent."""
+        """An item to retry alone, else items sent before that their chunk did not reach,
+        else the next items of the source; None when all are sent."""
         if self.retries:
             return self.retries.popleft()
+        budget = None if self.sizer.measured else TARGET_TASK_SECONDS
+        if self.pending:
+            head, size = self.pending.popleft(), self.sizer.next_size()
+            if size < len(head.items):
+                self.pending.appendleft(_Chunk(head.start + size, head.items[size:]))
+            self.sizer.give_back(max(size - len(head.items), 0))
+            return _Chunk(head.start, head.items[:size], budget=budget)
         if self.source is None:
             return None
         batch = list(itertools.islice(self.source, self.sizer.next_size()))
         if not batch:
             self.source = None
             return None
-        chunk = _Chunk(self.next_index, batch)
+        chunk = _Chunk(self.next_index, batch, budget=budget)
         self.next_index += len(batch)
         return chunk
 
-    def _submit(self, chunk: _Chunk) -> None:
-        if chunk.start == self.first_index and not chunk.attempt:
+    def _submit(self, chunks: list[_Chunk]) -> None:
+        """Send ``chunks`` in one message: the client batches what it sends to the scheduler,
+        and chunks sent one by one would wait for its next batch, their workers with them."""
+        if any(c.start == self.first_index and not c.attempt for c in chunks):
             from espnet3.parallel.recipe_imports import share_recipe_packages
 
             share_recipe_packages(self.client)
             check_loadable(self.client, (self.func, self.setup, self.kwargs))
-        key = f"espnet3-chunk-{self.run_id}-{chunk.start}-{len(chunk.items)}-{chunk.attempt}"
-        args = (run_chunk, self.func, chunk.start, chunk.items, self.setup, self.kwargs)
-        try:
-            future = self.client.submit(*args, key=key, pure=False)
-        except Exception as exc:  # the task is serialised here: pickling errors of all kinds
+        n = len(chunks)
+        try:  # the tasks are serialised here: pickling errors of all kinds
+            futures = self.client.map(
+                run_chunk,
+                [self.func] * n,
+                [c.start for c in chunks],
+                [Items(c.items) for c in chunks],
+                [self.setup] * n,
+                [self.kwargs] * n,
+                [c.budget for c in chunks],
+                key=[
+                    f"espnet3-chunk-{self.run_id}-{c.start}-{len(c.items)}-{c.attempt}"
+                    for c in chunks
+                ],
+                pure=False,
+            )
+        except Exception as exc:
+            if n > 1:  # one by one, to name the chunk at fault
+                for chunk in chunks:
+                    self._submit([chunk])
+                return
             cause = exc.__cause__ or exc
             raise ConfigError(
-                f"{chunk.span} cannot be sent to the workers: {type(cause).__name__}: {cause}: "
-                "the function, its keyword arguments and the items must pickle; build objects "
-                "that do not (models, open files, locks) in setup_fn, once per worker"
+                f"{chunks[0].span} cannot be sent to the workers: {type(cause).__name__}: "
+                f"{cause}: the function, its keyword arguments and the items must pickle; build "
+                "objects that do not (models, open files, locks) in setup_fn, once per worker"
             ) from exc
-        self.running[future] = _Running(chunk, time.monotonic(), False)
+        now = time.monotonic()
+        for future, chunk in zip(futures, chunks, strict=True):
+            self.running[future] = _Running(chunk, now, False)
 
     def _wait(self) -> Iterable[Any]:
         """The futures that complete within :data:`WATCH_SECONDS` (perhaps none)."""
@@ -305,15 +398,28 @@ class ChunkedMap:
         except TimeoutError:  # nothing finished in this look: see what overran
             return ()
 
-    def _settle(self, future: Any, chunk: _Chunk) -> Iterable[tuple[int, Any]]:
+    def _fetch(self, futures: list[Any]) -> list[Any]:
+        """What each completed future holds, in one request when all succeeded; a future that
+        failed gives a :class:`_Failed`."""
+        if all(future.status == "finished" for future in futures):
+            with contextlib.suppress(Exception):  # then future by future, to tell which failed
+                return self.client.gather(futures)
+        outcomes: list[Any] = []
+        for future in futures:
+            try:
+                outcomes.append(future.result())
+            except Exception as exc:
+                outcomes.append(_Failed(exc))
+        return outcomes
+
+    def _settle(self, chunk: _Chunk, outcome: Any) -> Iterable[tuple[int, Any]]:
         """The pairs a completed chunk yields; raises the :class:`ItemError` of an item that
-        raised."""
-        try:
-            outcome = future.result()
-        except Espnet3Error:  # the worker already said what failed (its setup, its arguments)
-            raise
-        except Exception as exc:  # the worker died, or a result could not be sent back
-            return self._lost(chunk, f"{type(exc).__name__}: {exc}")
+        raised. Items that a chunk with a budget did not reach are sent again."""
+        if isinstance(outcome, _Failed):
+            if isinstance(outcome.error, Espnet3Error):  # the worker said what failed (setup)
+                raise outcome.error
+            # the worker died, or a result could not be sent back
+            return self._lost(chunk, f"{type(outcome.error).__name__}: {outcome.error}")
         if isinstance(outcome, ItemRaised):
             raise ItemError(
                 f"item {outcome.index} failed: {outcome.description}",
@@ -322,6 +428,9 @@ class ChunkedMap:
             ) from outcome.error
         results, seconds = outcome
         self.sizer.observe(len(results), seconds)
+        if len(results) < len(chunk.items):
+            self.pending.append(_Chunk(chunk.start + len(results), chunk.items[len(results) :]))
+            self.sizer.give_back(len(chunk.items) - len(results))
         return enumerate(results, chunk.start)
 
     def _lost(self, chunk: _Chunk, reason: str) -> list[tuple[int, Any]]:
@@ -353,7 +462,7 @@ class ChunkedMap:
         offset = culprit - chunk.start
         before, after = chunk.items[:offset], chunk.items[offset + 1 :]
         self.retries.extend(
-            _Chunk(start, part, chunk.attempt)
+            chunk._replace(start=start, items=part)
             for start, part in ((chunk.start, before), (culprit + 1, after))
             if part
         )
@@ -369,13 +478,13 @@ class ChunkedMap:
         timeout, per_item = self.item_timeout, self.sizer.per_item
         now, late, suspects, stalled = time.monotonic(), [], [], []
         for future, entry in self.running.items():
-            elapsed, n = now - entry.since, len(entry.chunk.items)
+            elapsed, chunk = now - entry.since, entry.chunk
             if timeout is not None and elapsed > timeout:
                 # The clock starts at submission: allow for one usual chunk queued ahead.
-                ahead = (per_item or 0.0) * n + TARGET_TASK_SECONDS
-                (late if elapsed > timeout * n + ahead else suspects).append(future)
+                ahead = chunk.longest(per_item or 0.0) + TARGET_TASK_SECONDS
+                (late if elapsed > chunk.longest(timeout) + ahead else suspects).append(future)
             elif not entry.warned and per_item is not None:
-                usual = max(per_item * n, TARGET_TASK_SECONDS)
+                usual = max(chunk.longest(per_item), TARGET_TASK_SECONDS)
                 if elapsed > max(STALL_SECONDS, STALL_FACTOR * usual):
                     stalled.append((future, elapsed, usual))
         at = running_items_on(self.client) if late or suspects or stalled else {}
@@ -391,6 +500,19 @@ class ChunkedMap:
         return [(f, at[f.key][0] if f.key in at else None) for f in late] + [
             (f, at[f.key][0]) for f in suspects if f.key in at and at[f.key][1] > timeout
         ]
+
+
+def send_promptly(client: Any) -> None:
+    """Let ``client`` send its messages to the scheduler every :data:`SEND_INTERVAL`.
+
+    Dask's client sends at most once every 10 ms, so chunks submitted just after any other
+    message (the release of the previous map's last results) wait up to 10 ms, and their
+    workers with them. A map sends a few messages per chunk, so the shorter interval (the one
+    the scheduler uses towards clients) costs nothing measurable.
+    """
+    comm = getattr(client, "scheduler_comm", None)
+    if getattr(comm, "interval", 0) > SEND_INTERVAL:
+        comm.interval = SEND_INTERVAL
 
 
 def running_items_on(client: Any) -> dict[str, tuple[int, float]]:
