@@ -1,9 +1,12 @@
-"""Cost growth: parent wall time and peak RSS of one runner call for 10^3 ... 10^6 items.
+"""Cost growth: parent wall time and peak RSS of one runner call for 10^3 ... 10^7 items.
 
 Each size runs in a fresh subprocess (so its peak RSS is its own) on a 2-worker LocalCluster
 with near-free items, which exposes the per-item cost of the machinery itself. A least-squares
-line through (items, seconds) gives the per-item cost; the ratio of the largest size's time
-per item to the line's slope says whether growth is linear.
+line through (items, seconds) gives the per-item cost and says whether time grows linearly;
+the peak RSS above the smallest run's, per item, says whether memory grows with the items
+(it should not: the runner streams, holding only what is in flight).
+
+The full run writes the ``growth`` section of RESULTS.md; ``--quick`` (up to 10^5) only prints.
 
     python benchmarks/bench_growth.py [--quick]
 """
@@ -52,7 +55,7 @@ def main() -> None:
     if args.child:
         print(json.dumps(one_size(args.child)))
         return
-    sizes = [10**3, 10**4, 10**5] if args.quick else [10**3, 10**4, 10**5, 10**6]
+    sizes = [10**3, 10**4, 10**5] if args.quick else [10**3, 10**4, 10**5, 10**6, 10**7]
     points = []
     for n in sizes:
         out = subprocess.run(
@@ -69,24 +72,36 @@ def main() -> None:
     ys = np.array([p["seconds"] for p in points])
     slope, intercept = np.polyfit(xs, ys, 1)
     r2 = float(np.corrcoef(xs, ys)[0, 1] ** 2)
+    baseline = points[0]["peak_rss_mb"]
     rows = [
         [
             f"{p['items']:,}",
             f"{p['seconds']:.2f}",
             f"{1e6 * p['seconds'] / p['items']:.1f}",
             f"{p['peak_rss_mb']:.0f}",
+            f"{bytes_per_item(p, baseline):.1f}",
         ]
         for p in points
     ]
-    write_section(
-        "growth",
+    header = ["items", "wall (s)", "µs per item", "parent peak RSS (MB)", "RSS bytes per item"]
+    text = (
         "## Cost growth (runner on local x2, near-free items, parent process)\n\n"
-        + table(["items", "wall (s)", "µs per item", "parent peak RSS (MB)"], rows)
+        + table(header, rows)
         + f"\n\nLeast-squares fit: {1e6 * slope:.1f} µs per item + {intercept:.2f} s fixed, "
         f"R² = {r2:.4f} ({'linear' if r2 > 0.99 else 'not linear'}). Peak RSS is the whole "
         f"parent process: interpreter, Dask and espnet3 imports included (the smallest run, "
-        f"{points[0]['peak_rss_mb']:.0f} MB, is about that baseline).",
+        f"{baseline:.0f} MB, is about that baseline). RSS bytes per item is the peak above that "
+        "baseline divided by the items: constant means memory grows with the items, falling "
+        "towards 0 means it does not."
     )
+    print(text)
+    if not args.quick:
+        write_section("growth", text)
+
+
+def bytes_per_item(point: dict, baseline_mb: float) -> float:
+    """Parent peak RSS above ``baseline_mb``, in bytes per item of ``point``."""
+    return (point["peak_rss_mb"] - baseline_mb) * 2**20 / point["items"]
 
 
 if __name__ == "__main__":

@@ -16,6 +16,11 @@ watchdog ticks every 20 ms and the system monitor every 0.5 s. On a 2-core machi
 CPU taken from the tasks (benchmarks/RESULTS.md). espnet3 turns the profiler off and slows the
 other two; with them, the idle cost is about 4 % of a core.
 
+**Message log.** Each connection keeps its last batches of messages for debugging
+(``distributed.admin.low-level-log-length``, 1000 by default), and those batches hold the
+tasks' arguments: a map's chunks of items stayed alive in the parent, about 45 bytes per item
+of a 10^7-item map (benchmarks/RESULTS.md, growth). espnet3 keeps the last 50.
+
 **Failed tasks.** A task whose worker dies is not retried by Dask (it would be, three times,
 each time killing another worker): espnet3 retries each item of that chunk alone instead,
 which finds the item at fault (:mod:`espnet3.parallel.dask_map`).
@@ -45,6 +50,7 @@ DEFAULTS = {
     "distributed.admin.tick.interval": "1s",
     "distributed.admin.system-monitor.interval": "2s",
     "distributed.scheduler.allowed-failures": 0,
+    "distributed.admin.low-level-log-length": 50,
 }
 
 
