@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import time
@@ -28,7 +27,7 @@ os.environ["PYTHONPATH"] = os.pathsep.join(
     filter(None, [str(HERE.parent), os.environ.get("PYTHONPATH")])
 )
 
-from benchmarks.common import table, write_section  # noqa: E402
+from benchmarks.common import peak_rss_mb, table, write_section  # noqa: E402
 
 
 def one_size(n: int) -> dict:
@@ -43,7 +42,7 @@ def one_size(n: int) -> dict:
         count = sum(1 for _ in runner.iter(range(n)))
         seconds = time.perf_counter() - t0
     assert count == n, f"expected {n} results, got {count}"
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak_mb = peak_rss_mb()
     return {"items": n, "seconds": seconds, "peak_rss_mb": peak_mb}
 
 

@@ -27,7 +27,6 @@ import argparse
 import io
 import json
 import os
-import resource
 import shutil
 import subprocess
 import sys
@@ -38,7 +37,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from benchmarks.common import machine, table, write_section  # noqa: E402
+from benchmarks.common import machine, peak_rss_mb, table, write_section  # noqa: E402
 
 SIZES = (10**4, 10**5, 10**6)
 QUICK_SIZES = (2000, 10**4)
@@ -119,7 +118,7 @@ def run_espnet3(n: int, data: Path, out: Path) -> dict:
 
     with get_client({"env": "local", "n_workers": 2}) as client:
         cutset_from_huggingface(INFO, 400, str(data), None, client, manifest_dir=out / "warm")
-        before = _rss_mb()
+        before = peak_rss_mb()
         t0 = time.perf_counter()
         first = FirstFile(
             out / "run" / "parts", "cuts.", ".json", t0
@@ -147,7 +146,7 @@ def run_lhotse(n: int, data: Path, out: Path) -> dict:
     from lhotse import CutSet
 
     dataset = datasets.load_from_disk(str(data)).select(range(n))
-    before = _rss_mb()
+    before = peak_rss_mb()
     t0 = time.perf_counter()
     first: list[float] = []
 
@@ -163,10 +162,6 @@ def run_lhotse(n: int, data: Path, out: Path) -> dict:
     return {"seconds": seconds, "first": first[0], "manifest": None, "rss_before_mb": before}
 
 
-def _rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
 def child(method: str, n: int, data: Path, out: Path) -> dict:
     if method == "features":
         from benchmarks.scale_features import feature_stage_point
@@ -179,7 +174,7 @@ def child(method: str, n: int, data: Path, out: Path) -> dict:
             "peak_rss_mb": point["peak_rss_mb"],
         }
     result = {"espnet3": run_espnet3, "lhotse": run_lhotse}[method](n, data, out)
-    return {**result, "peak_rss_mb": _rss_mb()}
+    return {**result, "peak_rss_mb": peak_rss_mb()}
 
 
 def measure(method: str, n: int, data: Path, workdir: Path) -> dict:
@@ -208,7 +203,7 @@ def slope(points: list[dict]) -> float:
     return float(np.polyfit(xs, ys, 1)[0])
 
 
-def report(points: list[dict], quick: bool, generate_seconds: float) -> str:
+def report(points: list[dict], quick: bool) -> str:
     names = {
         "espnet3": "espnet3 cutset_from_huggingface, manifest_dir, 2 workers",
         "lhotse": "lhotse from_huggingface_dataset -> to_shar, 1 process",
@@ -222,6 +217,7 @@ def report(points: list[dict], quick: bool, generate_seconds: float) -> str:
                 f"{p['n']:,}",
                 f"{p['seconds']:.1f}",
                 f"{p['n'] / p['seconds']:,.0f}",
+                "-" if p.get("rss_before_mb") is None else f"{p['rss_before_mb']:.0f}",
                 f"{p['peak_rss_mb']:.0f}",
                 "-" if p.get("first") is None else f"{p['first']:.2f}",
                 "with the conversion" if p.get("manifest") is None else f"{p['manifest']:.2f}",
@@ -246,13 +242,18 @@ def report(points: list[dict], quick: bool, generate_seconds: float) -> str:
             "",
             f"{'Quick smoke run' if quick else 'Measured'} {when} on {machine()}; one run per "
             "size, each in a fresh process (peak RSS is that process's; Dask workers are "
-            "others). Rows are 0.1-s 16 kHz WAVs in a `save_to_disk` dataset (made in "
-            f"{generate_seconds:.0f} s, not timed). espnet3's workers write the manifest parts "
+            "others). Rows are 0.1-s 16 kHz WAVs in a `save_to_disk` dataset of "
+            f"{max(p['n'] for p in points):,} rows (made once per work directory, not timed), "
+            "of which each run converts the first n. espnet3's workers write the manifest parts "
             "and the parent concatenates them (the manifest column times that concatenation "
             "alone; the audio stays in the dataset rows). Lhotse's conversion runs in one "
             "process and writes its audio too (Shar), so its rows/s is not the same work; its "
             f"largest size is {LHOTSE_MAX:,} (about 1 ms per row here). Time to first result: "
-            "a part's record on disk (espnet3), the first cut streamed out (Lhotse).",
+            "a part's record on disk (espnet3), the first cut streamed out (Lhotse). Peak RSS "
+            "is `VmHWM` (resident pages, file-backed ones included): the RSS before the call "
+            "holds the pages of the memory-mapped dataset that opening it touched, and the "
+            "imports (the feature stage's parent opens no dataset), and a growth smaller than "
+            "the pages a run touches after it stays hidden under it.",
             "",
             table(
                 [
@@ -260,6 +261,7 @@ def report(points: list[dict], quick: bool, generate_seconds: float) -> str:
                     "rows",
                     "seconds",
                     "rows/s",
+                    "RSS before the call (MB)",
                     "peak RSS (MB)",
                     "first result (s)",
                     "manifest write (s)",
@@ -286,9 +288,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     sizes = QUICK_SIZES if args.quick else SIZES
     args.workdir.mkdir(parents=True, exist_ok=True)
-    t0 = time.perf_counter()
     data = make_dataset(max(sizes), args.workdir / f"dataset-{max(sizes)}")
-    generate_seconds = time.perf_counter() - t0
     methods = args.only or ["espnet3", "lhotse", "features"]
     points = [
         measure(method, n, data, args.workdir)
@@ -296,7 +296,7 @@ def main(argv: list[str] | None = None) -> int:
         for n in sizes
         if method != "lhotse" or n <= LHOTSE_MAX
     ]
-    text = report(points, args.quick, generate_seconds)
+    text = report(points, args.quick)
     print(text)
     if not args.quick and not args.only:
         write_section("scale", text)

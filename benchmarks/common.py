@@ -88,6 +88,20 @@ def repeat_on_local_cluster(
         return startup, repeat(fn, repeats)
 
 
+def peak_rss_mb() -> float:
+    """This process's peak resident memory (MB), counted from its ``exec``.
+
+    ``/proc/self/status`` ``VmHWM`` belongs to the address space, which ``exec`` replaces;
+    ``ru_maxrss`` is carried over from the process that forked it, so a child of a large
+    parent would report the parent's peak.
+    """
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmHWM in /proc/self/status")
+
+
 def machine() -> str:
     """One line naming the machine: cores, memory, Python, OS."""
     mem_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30

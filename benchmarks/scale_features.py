@@ -36,21 +36,22 @@ TINY_START_SECONDS = 0.5
 
 #: Run in a fresh process: ``compute_features`` on a 2-worker LocalCluster; prints the point.
 STAGE = """
-import importlib, json, resource, sys, time
+import importlib, json, sys, time
 from pathlib import Path
 sys.path.insert(0, sys.argv[1])
+from benchmarks.common import peak_rss_mb
 from espnet3.components.data.dataset_module import load_dataset_module
 from espnet3.parallel import set_parallel
 
 features = importlib.import_module(load_dataset_module("mini_an4/asr").__name__ + ".features")
-join, joining = features._join_parts, []
+join, joining = features.concatenate, []
 
 def timed_join(*args, **kwargs):
     started = time.perf_counter()
     join(*args, **kwargs)
     joining.append(time.perf_counter() - started)
 
-features._join_parts = timed_join
+features.concatenate = timed_join
 set_parallel({"env": "local", "n_workers": 2})
 data_dir, out_dir = Path(sys.argv[2]), Path(sys.argv[3])
 started = time.time()
@@ -60,7 +61,7 @@ parts = (out_dir / "train" / "shards").glob("*.jsonl.gz")
 print(json.dumps({
     "kept": summary["splits"]["train"]["kept"],
     "seconds": seconds,
-    "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    "peak_rss_mb": peak_rss_mb(),
     "manifest_seconds": sum(joining),
     "first_part_seconds": min(p.stat().st_mtime for p in parts) - started,
 }))
