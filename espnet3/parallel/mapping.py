@@ -145,6 +145,7 @@ def map_on(
     func: Callable,
     items: Iterable[Any],
     setup_fn: SetupFn | None = None,
+    /,
     *,
     chunk_size: int | None = None,
     max_in_flight: int | None = None,
@@ -154,7 +155,8 @@ def map_on(
 ) -> Iterator[tuple[int, Any]]:
     """:func:`map_indexed` where ``where`` (a :func:`~espnet3.parallel.placement.placement`
     answer) says; a map under an open block without a ``setup_fn`` of its own uses the
-    block's.
+    block's. The first four are positional-only, so the function's own keyword arguments may
+    use their names (``where=...``).
 
     Example:
         >>> from espnet3.parallel.placement import placement

@@ -108,6 +108,15 @@ def test_error_cancels_the_remaining_items(backend, tmp_path):
     assert len(started) < 60
 
 
+def placed(x, where):
+    return f"{where}/{x}"
+
+
+def test_a_keyword_named_where_reaches_the_function(backend):
+    """``where`` also names where a map runs, inside espnet3: it must not be taken for it."""
+    assert parallel_map(placed, [1, 2], where="out") == ["out/1", "out/2"]
+
+
 def test_unpicklable_argument_is_a_clear_error(backend, parallel_env):
     import threading
 
